@@ -1,0 +1,109 @@
+"""The engine factory survives dropped connections (a real TCP proxy between baysync and PostgreSQL)."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from sync_core import db, migrate
+from tests.support.env import test_settings
+from tests.support.proxy import FaultProxy
+
+
+def _proxy_for(url: str) -> FaultProxy:
+    u = make_url(url)
+    host = u.query.get("host") or u.host
+    return FaultProxy(host if isinstance(host, str) else host[0], int(u.query.get("port") or u.port or 5432))
+
+
+def test_engine_options(tmp_path, db_url):
+    s = test_settings(tmp_path, db_url)
+    eng = db.make_engine(s, "worker")
+    with eng.connect() as c:
+        assert c.execute(sa.text("show application_name")).scalar() == "baysync/worker"
+        assert c.execute(sa.text("show statement_timeout")).scalar() == "2min"
+        assert c.execute(sa.text("show lock_timeout")).scalar() == "10s"
+    assert eng.pool.size() == 5 and eng.pool._max_overflow == 5 and eng.pool._pre_ping
+    eng.dispose()
+    m = db.make_engine(s, "migrate")
+    with m.connect() as c:
+        assert c.execute(sa.text("show statement_timeout")).scalar() == "0"
+    m.dispose()
+
+
+async def test_writes_survive_dropped_connections(tmp_path, db_url):
+    s = test_settings(tmp_path, db_url)
+    with _proxy_for(db_url) as proxy:
+        url = proxy.url_for(make_url(db_url).database)
+        eng = db.make_async_engine(s, "worker", url)
+        async with eng.begin() as c:
+            await c.execute(sa.text("create table t_writes (id int primary key)"))
+        committed = []
+
+        async def write(i: int) -> None:
+            async def unit():
+                async with eng.begin() as c:
+                    await c.execute(sa.text("insert into t_writes values (:i) on conflict do nothing"), {"i": i})
+            await db.run_retrying(s, "write", unit, attempts=10)
+            committed.append(i)
+
+        stop = threading.Event()
+
+        def chaos():
+            while not stop.is_set():
+                time.sleep(0.05)
+                proxy.drop_all()
+
+        t = threading.Thread(target=chaos)
+        t.start()
+        try:
+            for i in range(200):
+                await write(i)
+        finally:
+            stop.set()
+            t.join()
+        assert proxy.drops > 3
+        async with eng.connect() as c:
+            got = set((await c.execute(sa.text("select id from t_writes"))).scalars())
+        await eng.dispose()
+    assert set(committed) <= got and len(committed) == 200
+
+
+def test_fatal_errors_fail_fast(tmp_path, db_url):
+    bad = make_url(db_url).set(database="no_such_db_xyz").render_as_string(hide_password=False)
+    s = test_settings(tmp_path, bad, BAYSYNC_DB_RETRY_INITIAL_S="2", BAYSYNC_DB_RETRY_MAX_S="8")
+    t0 = time.monotonic()
+    with pytest.raises(db.DatabaseFatal) as ei:
+        db.check_connect(s)
+    assert time.monotonic() - t0 < 3
+    assert "no_such_db_xyz" in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_unreachable_is_retried_then_reported(tmp_path):
+    s = test_settings(tmp_path, "postgresql://postgres@127.0.0.1:1/x", BAYSYNC_DB_CONNECT_TIMEOUT_S="1")
+    with pytest.raises(db.DatabaseUnavailable, match="unreachable"):
+        db.check_connect(s)
+
+
+def test_migrate_through_dropping_proxy(tmp_path, empty_db_url):
+    """Connections dropped during migrate: retries, then success; never half-applied."""
+    s = test_settings(tmp_path, empty_db_url, BAYSYNC_DB_RETRY_ATTEMPTS="10")
+    with _proxy_for(empty_db_url) as proxy:
+        url = proxy.url_for(make_url(empty_db_url).database)
+        dropped = []
+
+        def say(msg: str) -> None:
+            if msg.startswith("applying") and not dropped:
+                dropped.append(msg)
+                proxy.drop_all()
+
+        r = migrate.migrate(s, say, url=url)
+    assert dropped and r.revision == migrate.head()
+    eng = sa.create_engine(empty_db_url)
+    with eng.connect() as c:
+        assert migrate.current_revision(c) == migrate.head()
+        assert c.execute(sa.text("select count(*) from migration_log")).scalar() == len(migrate.pending_revisions(None))
+    eng.dispose()

@@ -1,0 +1,88 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from sync_core import migrate, tables
+from tests.support.env import test_settings
+
+
+def test_single_linear_head():
+    assert len(migrate.heads()) == 1
+    seen = set()
+    for rev in migrate.script().walk_revisions():
+        assert not rev.is_merge_point, f"{rev.revision} is a merge"
+        assert rev.revision not in seen
+        seen.add(rev.revision)
+
+
+def test_upgrade_downgrade_upgrade(tmp_path, empty_db_url):
+    s = test_settings(tmp_path, empty_db_url)
+    out = []
+    r = migrate.migrate(s, out.append)
+    assert r.revision == migrate.head() and r.applied
+    assert any(line.startswith("applying") for line in out) and any("applied" in line for line in out)
+    migrate.downgrade(s, "base", say=out.append)
+    eng = sa.create_engine(empty_db_url)
+    with eng.connect() as c:
+        assert migrate.current_revision(c) is None
+        assert c.execute(sa.text("select to_regclass('sync_state')")).scalar() is None
+    r = migrate.migrate(s, out.append)
+    assert r.revision == migrate.head()
+    with eng.connect() as c:
+        log = migrate.history(c)
+        assert log and log[0]["revision"] == migrate.head() and log[0]["duration_ms"] >= 0
+    eng.dispose()
+
+
+def test_migrated_schema_matches_table_definitions(db_url):
+    eng = sa.create_engine(db_url)
+    with eng.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c), tables.metadata)
+    eng.dispose()
+    # Stream tables are defined with their streams; only compare the ops tables here.
+    ops = set(tables.metadata.tables)
+    relevant = [d for d in diff if not (d[0] == "remove_table" and d[1].name not in ops)
+                and not (d[0] in ("remove_index",) and d[1].table.name not in ops)]
+    assert relevant == []
+
+
+def test_schema_gate(tmp_path, empty_db_url, db_url):
+    with pytest.raises(migrate.SchemaMismatch) as ei:
+        migrate.check_schema(test_settings(tmp_path, empty_db_url))
+    assert "run baysync migrate" in str(ei.value) and migrate.head() in str(ei.value)
+    assert migrate.check_schema(test_settings(tmp_path, db_url)) == migrate.head()
+
+
+def test_four_concurrent_migrates(tmp_path, empty_db_url):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAYSYNC_")}
+    env.update(BAYSYNC_HOME=str(tmp_path), BAYSYNC_DATABASE_URL=empty_db_url, PYTHONUNBUFFERED="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "console.cli", "migrate"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outs
+    applied = [o for o, _ in outs if "applying" in o]
+    at_head = [o for o, _ in outs if "already at head" in o]
+    assert len(applied) == 1 and len(at_head) == 3, outs
+    eng = sa.create_engine(empty_db_url)
+    with eng.connect() as c:
+        n = c.execute(sa.text("select count(*) from migration_log")).scalar()
+    eng.dispose()
+    assert n == len(migrate.pending_revisions(None))
+
+
+def test_failed_revision_leaves_nothing_half_applied(tmp_path, empty_db_url):
+    eng = sa.create_engine(empty_db_url)
+    with eng.begin() as c:  # make the first revision fail midway: a table it creates already exists
+        c.execute(sa.text("create table workers (x int)"))
+    s = test_settings(tmp_path, empty_db_url)
+    with pytest.raises(Exception):
+        migrate.migrate(s, lambda m: None)
+    with eng.connect() as c:
+        assert migrate.current_revision(c) is None
+        assert c.execute(sa.text("select to_regclass('accounts')")).scalar() is None
+    eng.dispose()
