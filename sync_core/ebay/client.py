@@ -1,0 +1,576 @@
+"""The eBay REST client: auth headers, retries, 401 refresh, rate budget, events, paging per endpoint.
+
+Usage::
+
+    http = make_http_client(settings)            # one per process, shared by every EbayClient
+    tokens = RefreshingTokenSource(http, settings, refresh_token, scopes, on_refresh=save)
+    client = EbayClient(settings, http=http, tokens=tokens, account="seller1", on_event=events.append)
+    async for page in client.get_orders(t0, t1, resume_url=checkpoint):
+        store(page.records); checkpoint = page.next_url
+
+Every request attempt:
+
+* takes one call from the :class:`~sync_core.ebay.ratelimit.RateBudget` (if any; it may wait, visibly),
+* sends ``Authorization: Bearer <tokens.access_token()>`` and ``X-EBAY-C-MARKETPLACE-ID`` -- only to the
+  configured api/apiz hosts (a ``next``/resume URL on another host is re-based onto the configured one),
+* emits ``{"type": "http", "method", "host", "path", "query", "status", "duration_ms", "bytes",
+  "records", "attempt", "api", "op", "account"}`` (+ ``"error"`` for transport failures) through
+  ``on_event``, redacted; ``query`` has secret-looking parameters removed.
+
+Retries (tenacity): 429 (Retry-After honoured, capped by ``api_retry_max_s``), 500/502/503/504, timeouts
+and connection errors; exponential backoff from ``api_retry_initial_s`` with jitter, capped by
+``api_retry_max_s``; at most ``api_retry_attempts`` attempts.  POST is retried only when the request
+surely did not reach eBay (connect errors) or on 429.  Other 4xx raise at once.  401 -> one forced
+token refresh and one more try; a second 401 (or invalid_grant on the refresh) raises ReauthNeeded.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+import time
+from datetime import datetime
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence
+from urllib.parse import quote
+
+import httpx
+import orjson
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+from .errors import (
+    EbayAuthError,
+    EbayError,
+    EbayRateLimited,
+    EbayRequestError,
+    EbayServerError,
+    EbayTransportError,
+    ReauthNeeded,
+    error_from_response,
+    parse_error_envelope,
+)
+from .feed_report import (
+    ReportFormatError,
+    parse_active_inventory_report,
+    parse_active_inventory_report_async,
+)
+from .oauth import RefreshingTokenSource, StaticTokenSource, TokenSource
+from .paging import (
+    MAX_WINDOW_DAYS,
+    Page,
+    build_url,
+    check_window,
+    computed_next_url,
+    format_ts,
+    query_int,
+    range_filter,
+)
+from .ratelimit import RateBudget
+from .redact import redact, strip_secret_params
+
+__all__ = [
+    "EbayClient", "Page", "make_http_client", "emit_event", "backoff_delay", "format_ts",
+    "parse_active_inventory_report", "parse_active_inventory_report_async", "ReportFormatError",
+    "TokenSource", "RefreshingTokenSource", "StaticTokenSource", "RateBudget",
+    "ORDERS_MAX_LIMIT", "DISPUTES_MAX_LIMIT", "FINANCES_MAX_LIMIT", "MESSAGES_MAX_LIMIT",
+    "INVENTORY_MAX_LIMIT", "OFFERS_LIMIT",
+]
+
+log = logging.getLogger(__name__)
+
+# Maximum page sizes (FACTS.md).
+ORDERS_MAX_LIMIT = 200
+DISPUTES_MAX_LIMIT = 200
+FINANCES_MAX_LIMIT = 200
+MESSAGES_MAX_LIMIT = 50
+INVENTORY_MAX_LIMIT = 200
+OFFERS_LIMIT = 100  # spec: default 100, no documented maximum
+FEED_TASKS_MAX_LIMIT = 500
+
+CONVERSATION_TYPES = ("FROM_EBAY", "FROM_MEMBERS")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+P_ORDERS = "/sell/fulfillment/v1/order"
+P_DISPUTES = "/sell/fulfillment/v1/payment_dispute_summary"
+P_DISPUTE = "/sell/fulfillment/v1/payment_dispute"
+P_TRANSACTIONS = "/sell/finances/v1/transaction"
+P_PAYOUTS = "/sell/finances/v1/payout"
+P_CONVERSATIONS = "/commerce/message/v1/conversation"
+P_INVENTORY = "/sell/inventory/v1/inventory_item"
+P_OFFERS = "/sell/inventory/v1/offer"
+P_FEED_INV_TASK = "/sell/feed/v1/inventory_task"
+P_FEED_TASK = "/sell/feed/v1/task"
+P_RATE_LIMITS = "/developer/analytics/v1_beta/rate_limit/"
+P_USER_RATE_LIMITS = "/developer/analytics/v1_beta/user_rate_limit/"
+
+
+# ---------------------------------------------------------------- module helpers
+
+
+def make_http_client(settings: Any, *, transport: httpx.AsyncBaseTransport | None = None,
+                     max_connections: int = 64, **kw: Any) -> httpx.AsyncClient:
+    """The process-wide httpx client for eBay: gzip, timeouts from ``api_timeout_s``, pooled connections.
+
+    ``transport`` lets tests plug in ``httpx.ASGITransport(app=simulator.app)`` or a mock transport.
+    """
+    t = float(settings.api_timeout_s)
+    from sync_core import __version__
+
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(t, connect=min(t, 10.0), pool=t),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(20, max_connections),
+                            keepalive_expiry=30.0),
+        headers={"Accept-Encoding": "gzip, deflate", "User-Agent": f"baysync/{__version__}"},
+        follow_redirects=False,
+        transport=transport,
+        **kw,
+    )
+
+
+def emit_event(on_event: Callable[[dict], None] | None, event: dict[str, Any]) -> None:
+    """Send a redacted event to ``on_event``; a failing callback is logged, never raised."""
+    if on_event is None:
+        return
+    try:
+        on_event(redact(event))
+    except Exception as e:  # the sync must not die because a metrics sink did
+        log.warning("eBay event callback raised %s", type(e).__name__)
+
+
+def backoff_delay(settings: Any, attempt: int, exc: BaseException | None = None) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1-based).
+
+    429 with Retry-After: that value, capped by ``api_retry_max_s``.  Otherwise exponential from
+    ``api_retry_initial_s`` (x2 per attempt) capped by ``api_retry_max_s``, with "equal jitter"
+    (uniform in [d/2, d]).
+    """
+    cap = float(settings.api_retry_max_s)
+    if isinstance(exc, EbayRateLimited) and exc.retry_after is not None:
+        return max(0.0, min(float(exc.retry_after), cap))
+    d = min(cap, float(settings.api_retry_initial_s) * (2 ** max(0, attempt - 1)))
+    return random.uniform(d / 2, d) if d > 0 else 0.0
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
+# ---------------------------------------------------------------- client
+
+
+class _Result:
+    __slots__ = ("response", "data", "url")
+
+    def __init__(self, response: httpx.Response, data: Any, url: str):
+        self.response, self.data, self.url = response, data, url
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+
+class EbayClient:
+    """One seller account's view of the eBay REST APIs.  See the module docstring."""
+
+    def __init__(self, settings: Any, *, http: httpx.AsyncClient | None = None, tokens: TokenSource, account: str,
+                 on_event: Callable[[dict], None] | None = None, budget: RateBudget | None = None):
+        self.settings = settings
+        self.account = account
+        self._owns_http = http is None
+        self._http = http if http is not None else make_http_client(settings)
+        self._tokens = tokens
+        self._on_event = on_event
+        self._budget = budget
+        self._accepts_rejected: bool | None = None
+        self.api_base = settings.ebay_api_base_url.rstrip("/")
+        self.apiz_base = settings.ebay_apiz_base_url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"EbayClient(account={self.account!r}, api={self.api_base!r})"
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> "EbayClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------ URLs
+
+    def resolve_url(self, url: str, base: str) -> str:
+        """An absolute URL on ``base``'s origin for a ``next``/resume URL (absolute or relative).
+
+        A URL on a different origin is re-based (path + query kept) so the bearer token only ever goes to
+        the configured eBay hosts.
+        """
+        b = httpx.URL(base)
+        u = httpx.URL(url)
+        raw = u.raw_path.decode("ascii")  # path + query, encoding preserved
+        if u.is_absolute_url and _origin(u) == _origin(b):
+            return str(u.copy_with(fragment=None))
+        prefix = b.raw_path.decode("ascii").rstrip("/")
+        if not raw.startswith("/"):
+            raw = "/" + raw
+        if prefix and not raw.startswith(prefix + "/"):
+            raw = prefix + raw
+        return f"{b.scheme}://{b.netloc.decode('ascii')}{raw}"
+
+    # ------------------------------------------------------------ the request core
+
+    def _retryable(self, method: str) -> Callable[[BaseException], bool]:
+        idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+
+        def pred(exc: BaseException) -> bool:
+            if isinstance(exc, EbayRateLimited):
+                return True
+            if isinstance(exc, EbayServerError):
+                return idempotent and exc.status in RETRY_STATUSES
+            if isinstance(exc, EbayTransportError):
+                return idempotent or bool(getattr(exc, "not_sent", False))
+            return False
+
+        return pred
+
+    def _wait(self, retry_state: Any) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        return backoff_delay(self.settings, retry_state.attempt_number, exc)
+
+    async def _request(self, method: str, url: str, *, api: str, op: str, records_key: str | None = None,
+                       json_body: Any = None, ok: Sequence[int] = (200,), empty: Sequence[int] = (),
+                       binary: bool = False) -> _Result:
+        """Send with retries + the 401 refresh dance.  Statuses in ``empty`` are returned, not raised."""
+        counter: list[Any] = [0, None]  # attempts so far, last token sent
+        refreshed = False
+        while True:
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(max(1, int(self.settings.api_retry_attempts))),
+                    wait=self._wait,
+                    retry=retry_if_exception(self._retryable(method)),
+                    reraise=True,
+                ):
+                    with attempt:
+                        return await self._attempt(method, url, api=api, op=op, records_key=records_key,
+                                                   json_body=json_body, ok=ok, empty=empty, binary=binary,
+                                                   counter=counter)
+            except ReauthNeeded as e:
+                e.account = self.account
+                raise
+            except EbayAuthError as e:
+                if e.status != 401:
+                    raise
+                if refreshed:
+                    raise ReauthNeeded(401, e.error_id, e.category,
+                                       "eBay rejected a freshly refreshed access token (401); the seller must consent again",
+                                       domain=e.domain, errors=e.errors, method=e.method, path=e.path, api=api,
+                                       account=self.account) from None
+                refreshed = True
+                try:
+                    await self._force_refresh(counter[1])
+                except ReauthNeeded as re:
+                    re.account = self.account
+                    raise
+
+    async def _force_refresh(self, rejected: str | None) -> None:
+        if self._accepts_rejected is None:
+            try:
+                params = inspect.signature(self._tokens.access_token).parameters
+                self._accepts_rejected = "rejected" in params
+            except (TypeError, ValueError):
+                self._accepts_rejected = False
+        if self._accepts_rejected:
+            await self._tokens.access_token(force_refresh=True, rejected=rejected)  # type: ignore[call-arg]
+        else:
+            await self._tokens.access_token(force_refresh=True)
+
+    async def _attempt(self, method: str, url: str, *, api: str, op: str, records_key: str | None, json_body: Any,
+                       ok: Sequence[int], empty: Sequence[int], binary: bool, counter: list[int]) -> _Result:
+        counter[0] += 1
+        attempt = counter[0]
+        token = await self._tokens.access_token()
+        counter[1] = token
+        if self._budget is not None:
+            await self._budget.acquire(self.account, api, on_event=self._on_event)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-EBAY-C-MARKETPLACE-ID": self.settings.ebay_marketplace_id,
+            "Accept": "*/*" if binary else "application/json",
+        }
+        content = None
+        if json_body is not None:
+            content = orjson.dumps(json_body)
+            headers["Content-Type"] = "application/json"
+        u = httpx.URL(url)
+        event: dict[str, Any] = {
+            "type": "http", "method": method, "host": u.host, "path": u.path,
+            "query": strip_secret_params(u.query), "status": None, "duration_ms": None, "bytes": 0,
+            "records": None, "attempt": attempt, "api": api, "op": op, "account": self.account,
+        }
+        t0 = time.monotonic()
+        try:
+            resp = await self._http.request(method, u, headers=headers, content=content)
+        except httpx.HTTPError as e:
+            event["duration_ms"] = round((time.monotonic() - t0) * 1000, 1)
+            event["error"] = type(e).__name__
+            emit_event(self._on_event, event)
+            kind = "timeout" if isinstance(e, httpx.TimeoutException) else "connection error"
+            err = EbayTransportError(None, None, None, f"{kind} ({type(e).__name__})", method=method, path=u.path,
+                                     api=api, account=self.account)
+            err.not_sent = isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))  # type: ignore[attr-defined]
+            raise err from None
+        event["duration_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        event["status"] = resp.status_code
+        body = resp.content
+        event["bytes"] = len(body)
+        data: Any = None
+        status = resp.status_code
+        if status in ok and not binary and body:
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                event["error"] = "InvalidJSON"
+                emit_event(self._on_event, event)
+                raise EbayTransportError(status, None, None, "eBay sent a body that is not valid JSON",
+                                         method=method, path=u.path, api=api, account=self.account) from None
+            if records_key is not None and isinstance(data, dict):
+                recs = data.get(records_key) if records_key else data
+                event["records"] = (len(recs) if isinstance(recs, list) else 0) if records_key else 1
+        elif status in empty:
+            event["records"] = 0
+        emit_event(self._on_event, event)
+        if status in ok or status in empty:
+            return _Result(resp, data, str(u))
+        err = error_from_response(resp, api=api, account=self.account)
+        if isinstance(err, EbayRateLimited) and self._budget is not None:
+            self._budget.note_throttled(self.account, api, err.retry_after)
+        raise err
+
+    # ------------------------------------------------------------ generic paging
+
+    async def _pages(self, *, api: str, op: str, base: str, first_url: str, records_key: str,
+                     resume_url: str | None, page_index: bool = False, empty: Sequence[int] = (204,)) -> AsyncIterator[Page]:
+        url: str | None = self.resolve_url(resume_url, base) if resume_url else first_url
+        seen: set[str] = set()
+        while url:
+            seen.add(url)
+            res = await self._request("GET", url, api=api, op=op, records_key=records_key, empty=empty)
+            if res.status in empty or not isinstance(res.data, dict):
+                yield Page(records=[], total=0, url=url, next_url=None, offset=query_int(url, "offset"),
+                           limit=query_int(url, "limit"), status=res.status)
+                return
+            data: dict[str, Any] = res.data
+            records = data.get(records_key) or []
+            if not isinstance(records, list):
+                records = []
+            nxt = data.get("next")
+            next_url = self.resolve_url(nxt, base) if isinstance(nxt, str) and nxt else \
+                computed_next_url(url, data, len(records), page_index=page_index)
+            if next_url is not None and (next_url in seen or not records):
+                next_url = None  # a loop or an empty page: stop rather than spin
+            total = data.get("total")
+            yield Page(
+                records=records,
+                total=total if isinstance(total, int) else None,
+                url=url,
+                next_url=next_url,
+                offset=data.get("offset") if isinstance(data.get("offset"), int) else query_int(url, "offset"),
+                limit=data.get("limit") if isinstance(data.get("limit"), int) else query_int(url, "limit"),
+                status=res.status,
+                warnings=parse_error_envelope({"errors": data.get("warnings")}) if data.get("warnings") else [],
+                raw={k: v for k, v in data.items() if k != records_key},
+            )
+            url = next_url
+
+    async def _get_json(self, base: str, path: str, *, api: str, op: str, params: Any = None) -> dict[str, Any]:
+        res = await self._request("GET", build_url(base, path, params), api=api, op=op, records_key="")
+        return res.data if isinstance(res.data, dict) else {}
+
+    @staticmethod
+    def _limit(limit: int, maximum: int) -> int:
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= maximum:
+            raise ValueError(f"limit must be an integer between 1 and {maximum}, got {limit!r}")
+        return limit
+
+    @staticmethod
+    def _seg(value: str) -> str:
+        if not value:
+            raise ValueError("empty id")
+        return quote(str(value), safe="")
+
+    # ------------------------------------------------------------ orders (Fulfillment, api host)
+
+    def get_orders(self, modified_from: datetime, modified_to: datetime | None, limit: int = ORDERS_MAX_LIMIT, *,
+                   resume_url: str | None = None) -> AsyncIterator[Page]:
+        """Orders with ``lastmodifieddate`` in [modified_from..modified_to] (inclusive; to=None: open end)."""
+        check_window(modified_from, modified_to, max_days=None, what="orders window")
+        url = build_url(self.api_base, P_ORDERS, [
+            ("filter", range_filter("lastmodifieddate", modified_from, modified_to)),
+            ("limit", self._limit(limit, ORDERS_MAX_LIMIT)), ("offset", 0)])
+        return self._pages(api="fulfillment", op="getOrders", base=self.api_base, first_url=url,
+                           records_key="orders", resume_url=resume_url)
+
+    async def get_order(self, order_id: str) -> dict[str, Any]:
+        return await self._get_json(self.api_base, f"{P_ORDERS}/{self._seg(order_id)}", api="fulfillment", op="getOrder")
+
+    # ------------------------------------------------------------ payment disputes (Fulfillment, apiz host)
+
+    def get_payment_dispute_summaries(self, open_from: datetime, open_to: datetime, limit: int = DISPUTES_MAX_LIMIT,
+                                      *, resume_url: str | None = None) -> AsyncIterator[Page]:
+        """Dispute summaries opened in [open_from..open_to]; ValueError if the window exceeds 90 days."""
+        if open_to is None:
+            raise ValueError("disputes window: open_to is required (max 90 days after open_from)")
+        check_window(open_from, open_to, max_days=MAX_WINDOW_DAYS, what="payment disputes window")
+        url = build_url(self.apiz_base, P_DISPUTES, [
+            ("open_date_from", format_ts(open_from)), ("open_date_to", format_ts(open_to)),
+            ("limit", self._limit(limit, DISPUTES_MAX_LIMIT)), ("offset", 0)])
+        return self._pages(api="fulfillment", op="getPaymentDisputeSummaries", base=self.apiz_base, first_url=url,
+                           records_key="paymentDisputeSummaries", resume_url=resume_url)
+
+    async def get_payment_dispute(self, payment_dispute_id: str) -> dict[str, Any]:
+        return await self._get_json(self.apiz_base, f"{P_DISPUTE}/{self._seg(payment_dispute_id)}",
+                                    api="fulfillment", op="getPaymentDispute")
+
+    # ------------------------------------------------------------ finances (apiz host)
+
+    def _finances(self, path: str, field_name: str, records_key: str, op: str, date_from: datetime,
+                  date_to: datetime, limit: int, extra_filters: Iterable[str], resume_url: str | None) -> AsyncIterator[Page]:
+        if date_to is None:
+            raise ValueError(f"{op}: date_to is required (windows of at most 90 days)")
+        check_window(date_from, date_to, max_days=MAX_WINDOW_DAYS, what=f"{op} window")
+        flt = ",".join([range_filter(field_name, date_from, date_to), *extra_filters])
+        url = build_url(self.apiz_base, path, [("filter", flt), ("limit", self._limit(limit, FINANCES_MAX_LIMIT)),
+                                               ("offset", 0)])
+        return self._pages(api="finances", op=op, base=self.apiz_base, first_url=url, records_key=records_key,
+                           resume_url=resume_url, empty=(204,))
+
+    def get_transactions(self, date_from: datetime, date_to: datetime, limit: int = FINANCES_MAX_LIMIT, *,
+                         extra_filters: Iterable[str] = (), resume_url: str | None = None) -> AsyncIterator[Page]:
+        """Transactions with transactionDate in [date_from..date_to] (<= 90 days).  No match (HTTP 204)
+        yields one empty page.  ``extra_filters`` e.g. ``["transactionType:{SALE|REFUND}"]``."""
+        return self._finances(P_TRANSACTIONS, "transactionDate", "transactions", "getTransactions", date_from,
+                              date_to, limit, extra_filters, resume_url)
+
+    def get_payouts(self, date_from: datetime, date_to: datetime, limit: int = FINANCES_MAX_LIMIT, *,
+                    extra_filters: Iterable[str] = (), resume_url: str | None = None) -> AsyncIterator[Page]:
+        """Payouts with payoutDate in [date_from..date_to] (<= 90 days).  HTTP 204 yields one empty page."""
+        return self._finances(P_PAYOUTS, "payoutDate", "payouts", "getPayouts", date_from, date_to, limit,
+                              extra_filters, resume_url)
+
+    # ------------------------------------------------------------ messages (Commerce Message, api host)
+
+    def get_conversations(self, conversation_type: str, start: datetime | None = None, end: datetime | None = None,
+                          limit: int = MESSAGES_MAX_LIMIT, *, resume_url: str | None = None) -> AsyncIterator[Page]:
+        """Conversations of one type.  ``start``/``end`` only work for FROM_MEMBERS (ValueError otherwise)."""
+        if conversation_type not in CONVERSATION_TYPES:
+            raise ValueError(f"conversation_type must be one of {', '.join(CONVERSATION_TYPES)}")
+        if conversation_type != "FROM_MEMBERS" and (start is not None or end is not None):
+            raise ValueError("start/end time filters only work for FROM_MEMBERS conversations")
+        if start is not None:
+            check_window(start, end, max_days=None, what="conversations window")
+        elif end is not None:
+            format_ts(end)
+        url = build_url(self.api_base, P_CONVERSATIONS, [
+            ("conversation_type", conversation_type),
+            ("start_time", format_ts(start) if start else None), ("end_time", format_ts(end) if end else None),
+            ("limit", self._limit(limit, MESSAGES_MAX_LIMIT)), ("offset", 0)])
+        return self._pages(api="message", op="getConversations", base=self.api_base, first_url=url,
+                           records_key="conversations", resume_url=resume_url)
+
+    def get_conversation_messages(self, conversation_id: str, conversation_type: str, limit: int = MESSAGES_MAX_LIMIT,
+                                  *, resume_url: str | None = None) -> AsyncIterator[Page]:
+        """The messages of one conversation (``page.raw`` has conversationTitle/Status/Type)."""
+        if conversation_type not in CONVERSATION_TYPES:
+            raise ValueError(f"conversation_type must be one of {', '.join(CONVERSATION_TYPES)}")
+        url = build_url(self.api_base, f"{P_CONVERSATIONS}/{self._seg(conversation_id)}", [
+            ("conversation_type", conversation_type), ("limit", self._limit(limit, MESSAGES_MAX_LIMIT)), ("offset", 0)])
+        return self._pages(api="message", op="getConversation", base=self.api_base, first_url=url,
+                           records_key="messages", resume_url=resume_url)
+
+    # ------------------------------------------------------------ inventory (api host; offset = page index)
+
+    def get_inventory_items(self, limit: int = INVENTORY_MAX_LIMIT, *, resume_url: str | None = None) -> AsyncIterator[Page]:
+        """All inventory items (full snapshot).  ``offset`` is a page index for this API."""
+        url = build_url(self.api_base, P_INVENTORY, [("limit", self._limit(limit, INVENTORY_MAX_LIMIT)), ("offset", 0)])
+        return self._pages(api="inventory", op="getInventoryItems", base=self.api_base, first_url=url,
+                           records_key="inventoryItems", resume_url=resume_url, page_index=True)
+
+    def get_offers(self, sku: str, limit: int = OFFERS_LIMIT, *, resume_url: str | None = None) -> AsyncIterator[Page]:
+        """The offers of one SKU.  A 404 (SKU without offers / deleted meanwhile) yields one empty page."""
+        if not sku:
+            raise ValueError("sku is required")
+        url = build_url(self.api_base, P_OFFERS, [("sku", sku), ("limit", self._limit(limit, 200)), ("offset", 0)])
+        return self._pages(api="inventory", op="getOffers", base=self.api_base, first_url=url, records_key="offers",
+                           resume_url=resume_url, page_index=True, empty=(204, 404))
+
+    # ------------------------------------------------------------ Sell Feed: active inventory report
+
+    async def create_inventory_task(self, listing_format: str | None = None) -> str:
+        """POST an LMS_ACTIVE_INVENTORY_REPORT task; returns the task id parsed from the Location header.
+
+        409 (a similar task is still running) raises EbayRequestError(status=409): list recent tasks with
+        :meth:`get_inventory_tasks` and reuse the unfinished one.
+        """
+        body: dict[str, Any] = {"schemaVersion": "1.0", "feedType": "LMS_ACTIVE_INVENTORY_REPORT"}
+        if listing_format:
+            if listing_format not in ("FIXED_PRICE", "AUCTION"):
+                raise ValueError("listing_format must be FIXED_PRICE or AUCTION")
+            body["filterCriteria"] = {"listingFormat": listing_format}
+        res = await self._request("POST", build_url(self.api_base, P_FEED_INV_TASK), api="feed",
+                                  op="createInventoryTask", json_body=body, ok=(202, 200, 201))
+        location = res.response.headers.get("location", "")
+        task_id = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
+        if not task_id and isinstance(res.data, dict):
+            task_id = str(res.data.get("taskId") or "")
+        if not task_id:
+            raise EbayTransportError(res.status, None, None, "createInventoryTask: no Location header with the task id",
+                                     method="POST", path=P_FEED_INV_TASK, api="feed", account=self.account)
+        return task_id.split("?", 1)[0]
+
+    async def get_inventory_task(self, task_id: str) -> dict[str, Any]:
+        """``InventoryTask{taskId, status, feedType, creationDate, completionDate, ...}``."""
+        return await self._get_json(self.api_base, f"{P_FEED_INV_TASK}/{self._seg(task_id)}", api="feed",
+                                    op="getInventoryTask")
+
+    def get_inventory_tasks(self, look_back_days: int = 1, limit: int = FEED_TASKS_MAX_LIMIT, *,
+                            feed_type: str = "LMS_ACTIVE_INVENTORY_REPORT",
+                            resume_url: str | None = None) -> AsyncIterator[Page]:
+        """Recent inventory tasks (records key ``tasks``)."""
+        if not 1 <= int(look_back_days) <= 90:
+            raise ValueError("look_back_days must be between 1 and 90")
+        url = build_url(self.api_base, P_FEED_INV_TASK, [("feed_type", feed_type), ("look_back_days", look_back_days),
+                                                         ("limit", self._limit(limit, FEED_TASKS_MAX_LIMIT)),
+                                                         ("offset", 0)])
+        return self._pages(api="feed", op="getInventoryTasks", base=self.api_base, first_url=url, records_key="tasks",
+                           resume_url=resume_url)
+
+    async def download_result_file(self, task_id: str) -> bytes:
+        """The raw result file of a completed task (usually a zip holding the XML report)."""
+        res = await self._request("GET", build_url(self.api_base, f"{P_FEED_TASK}/{self._seg(task_id)}/download_result_file"),
+                                  api="feed", op="downloadResultFile", binary=True)
+        return res.response.content
+
+    async def download_active_inventory_report(self, task_id: str) -> list[dict[str, Any]]:
+        """Download and parse (in a worker thread) an active inventory report: SKUDetails dicts."""
+        data = await self.download_result_file(task_id)
+        return await parse_active_inventory_report_async(data)
+
+    # ------------------------------------------------------------ Developer Analytics
+
+    async def get_rate_limits(self, api_context: str | None = "sell", api_name: str | None = None) -> dict[str, Any]:
+        """getRateLimits (application quotas); also refreshes the RateBudget, if the client has one."""
+        data = await self._get_json(self.api_base, P_RATE_LIMITS, api="analytics", op="getRateLimits",
+                                    params=[("api_context", api_context), ("api_name", api_name)])
+        if self._budget is not None:
+            self._budget.update_from_rate_limits(self.account, data)
+        return data
+
+    async def get_user_rate_limits(self, api_context: str | None = "sell", api_name: str | None = None) -> dict[str, Any]:
+        """getUserRateLimits (this seller's quotas); also refreshes the RateBudget."""
+        data = await self._get_json(self.api_base, P_USER_RATE_LIMITS, api="analytics", op="getUserRateLimits",
+                                    params=[("api_context", api_context), ("api_name", api_name)])
+        if self._budget is not None:
+            self._budget.update_from_rate_limits(self.account, data)
+        return data

@@ -1,0 +1,125 @@
+"""Paging primitives shared by the eBay endpoints: :class:`Page`, timestamp/window helpers, URL building.
+
+eBay pages its collections with ``limit``/``offset`` and returns ``next`` (a full URI) until the last page.
+``offset`` is a record offset for Fulfillment, Finances, payment disputes, Message and Feed lists, and a
+**page index** for the Inventory API.  The client always follows ``next`` when present; only when eBay
+omits it on a full page while ``total`` says more records exist is the next URL computed here.
+
+A caller checkpoints ``page.next_url`` after storing ``page.records`` and later resumes an iterator with
+``resume_url=<that url>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+MAX_WINDOW_DAYS = 90  # payment disputes, finances
+
+
+@dataclass
+class Page:
+    """One page of an eBay collection.
+
+    ``records``: the items (dicts as eBay sent them); ``total``: eBay's total for the whole query (None if
+    not sent); ``url``: the URL this page came from; ``next_url``: where the next page is (None = last
+    page) -- checkpoint it and pass it as ``resume_url`` to continue later.
+    """
+
+    records: list[dict[str, Any]]
+    total: int | None
+    url: str
+    next_url: str | None
+    offset: int | None = None
+    limit: int | None = None
+    status: int = 200
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    raw: dict[str, Any] | None = field(default=None, repr=False)  # the body without the records list
+
+    @property
+    def is_last(self) -> bool:
+        return self.next_url is None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def format_ts(dt: datetime) -> str:
+    """eBay timestamp ``YYYY-MM-DDTHH:MM:SS.sssZ`` (UTC, milliseconds).  Naive datetimes are rejected."""
+    if not isinstance(dt, datetime):
+        raise TypeError(f"expected a datetime, got {type(dt).__name__}")
+    if dt.tzinfo is None or dt.tzinfo.utcoffset(dt) is None:
+        raise ValueError("naive datetime: pass a timezone-aware (UTC) datetime")
+    u = dt.astimezone(timezone.utc)
+    return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
+
+
+def check_window(start: datetime, end: datetime | None, *, max_days: int | None = MAX_WINDOW_DAYS,
+                 what: str = "window") -> None:
+    """ValueError when ``end`` < ``start`` or the window is longer than ``max_days``."""
+    format_ts(start)
+    if end is None:
+        return
+    format_ts(end)
+    if end < start:
+        raise ValueError(f"{what}: end {format_ts(end)} is before start {format_ts(start)}")
+    if max_days is not None and end - start > timedelta(days=max_days):
+        raise ValueError(f"{what}: {format_ts(start)}..{format_ts(end)} is longer than eBay's {max_days}-day maximum; "
+                         f"split it into windows of at most {max_days} days")
+
+
+def range_filter(field_name: str, start: datetime | None, end: datetime | None) -> str:
+    """``field:[start..end]`` (either end may be open).  Brackets are percent-encoded by :func:`build_query`."""
+    a = format_ts(start) if start is not None else ""
+    b = format_ts(end) if end is not None else ""
+    return f"{field_name}:[{a}..{b}]"
+
+
+def build_query(params: Iterable[tuple[str, Any]] | dict[str, Any]) -> str:
+    """A query string; ``[ ] { | }`` and spaces percent-encoded, ``:`` and ``,`` kept (eBay's examples)."""
+    items = params.items() if isinstance(params, dict) else params
+    clean = [(k, str(v)) for k, v in items if v is not None]
+    return urlencode(clean, quote_via=quote, safe=":,")
+
+
+def build_url(base: str, path: str, params: Iterable[tuple[str, Any]] | dict[str, Any] | None = None) -> str:
+    q = build_query(params or [])
+    return f"{base.rstrip('/')}{path}" + (f"?{q}" if q else "")
+
+
+def query_int(url: str, name: str) -> int | None:
+    for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if k == name:
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+def with_query_param(url: str, name: str, value: Any) -> str:
+    """``url`` with parameter ``name`` set to ``value`` (other parameters keep their raw encoding)."""
+    parts = urlsplit(url)
+    kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0] != name]
+    kept.append(f"{name}={quote(str(value), safe='')}")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
+
+
+def computed_next_url(url: str, body: dict[str, Any], n_records: int, *, page_index: bool) -> str | None:
+    """The next page's URL when eBay sent no ``next`` but ``total`` says more exist after a full page."""
+    total = body.get("total")
+    limit = body.get("limit") if isinstance(body.get("limit"), int) else query_int(url, "limit")
+    offset = body.get("offset") if isinstance(body.get("offset"), int) else (query_int(url, "offset") or 0)
+    if not isinstance(total, int) or not limit or n_records < limit:
+        return None
+    if page_index:
+        consumed = (offset + 1) * limit
+        nxt = offset + 1
+    else:
+        consumed = offset + n_records
+        nxt = consumed
+    if consumed >= total:
+        return None
+    return with_query_param(url, "offset", nxt)
