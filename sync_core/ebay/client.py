@@ -65,7 +65,7 @@ from .paging import (
     query_int,
     range_filter,
 )
-from .ratelimit import RateBudget
+from .ratelimit import RateBudget, RateBudgetExhausted
 from .redact import redact, strip_secret_params
 
 __all__ = [
@@ -224,6 +224,8 @@ class EbayClient:
         idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
 
         def pred(exc: BaseException) -> bool:
+            if isinstance(exc, RateBudgetExhausted):
+                return False  # the local budget said the wait is too long: give up now
             if isinstance(exc, EbayRateLimited):
                 return True
             if isinstance(exc, EbayServerError):
@@ -260,7 +262,7 @@ class EbayClient:
                 e.account = self.account
                 raise
             except EbayAuthError as e:
-                if e.status != 401:
+                if e.status != 401 or e.api == "oauth":  # token endpoint errors (invalid_client) are final
                     raise
                 if refreshed:
                     raise ReauthNeeded(401, e.error_id, e.category,
@@ -350,9 +352,19 @@ class EbayClient:
 
     # ------------------------------------------------------------ generic paging
 
-    async def _pages(self, *, api: str, op: str, base: str, first_url: str, records_key: str,
-                     resume_url: str | None, page_index: bool = False, empty: Sequence[int] = (204,)) -> AsyncIterator[Page]:
-        url: str | None = self.resolve_url(resume_url, base) if resume_url else first_url
+    def _pages(self, *, api: str, op: str, base: str, first_url: str, records_key: str,
+               resume_url: str | None, page_index: bool = False, empty: Sequence[int] = (204,)) -> AsyncIterator[Page]:
+        url = first_url
+        if resume_url:
+            url = self.resolve_url(resume_url, base)
+            want, got = httpx.URL(first_url).path, httpx.URL(url).path
+            if want != got:
+                raise ValueError(f"resume_url is for {got}, not {want}")
+        return self._iter_pages(api=api, op=op, base=base, url=url, records_key=records_key, page_index=page_index,
+                                empty=empty)
+
+    async def _iter_pages(self, *, api: str, op: str, base: str, url: str | None, records_key: str,
+                          page_index: bool, empty: Sequence[int]) -> AsyncIterator[Page]:
         seen: set[str] = set()
         while url:
             seen.add(url)

@@ -27,9 +27,11 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlu
 MASK = "***"
 _MIN_SECRET_LEN = 6
 
+MAX_REGISTERED = 4096  # oldest values are forgotten first (long-running workers mint many access tokens)
+
 _lock = threading.Lock()
-_secrets: set[str] = set()
-_variants: tuple[str, ...] = ()  # all registered values and their encoded forms, longest first
+_secrets: dict[str, tuple[str, ...]] = {}  # value -> its masked forms, in registration order
+_variants: tuple[str, ...] | None = ()  # all registered values and their encoded forms, longest first
 
 # Parameter / member / key names whose values are secrets (compared lower-cased with '-' -> '_').
 SECRET_NAMES = frozenset({
@@ -94,11 +96,22 @@ def register_secret(value: str | bytes | None) -> None:
     with _lock:
         if value in _secrets:
             return
-        _secrets.add(value)
-        forms: set[str] = set(_variants)
-        for s in (value,):
-            forms.update({s, quote(s, safe=""), quote_plus(s, safe=""), quote(quote(s, safe=""), safe="")})
-        _variants = tuple(sorted((f for f in forms if len(f) >= _MIN_SECRET_LEN), key=len, reverse=True))
+        forms = {value, quote(value, safe=""), quote_plus(value, safe=""), quote(quote(value, safe=""), safe="")}
+        _secrets[value] = tuple(f for f in forms if len(f) >= _MIN_SECRET_LEN)
+        while len(_secrets) > MAX_REGISTERED:
+            del _secrets[next(iter(_secrets))]
+        _variants = None  # rebuilt lazily by the next redaction
+
+
+def _current_variants() -> tuple[str, ...]:
+    global _variants
+    v = _variants
+    if v is None:
+        with _lock:
+            if _variants is None:
+                _variants = tuple(sorted({f for fs in _secrets.values() for f in fs}, key=len, reverse=True))
+            v = _variants
+    return v
 
 
 def registered_secret_count() -> int:
@@ -108,7 +121,7 @@ def registered_secret_count() -> int:
 def redact_text(text: str) -> str:
     if not text:
         return text
-    for v in _variants:
+    for v in _current_variants():
         if v in text:
             text = text.replace(v, MASK)
     for pattern, repl in _PATTERNS:

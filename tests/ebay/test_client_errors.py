@@ -113,3 +113,14 @@ def test_strip_secret_params_and_redact_url():
     assert strip_secret_params("limit=200&code=abc&access_token=t&filter=a:%5Bx..y%5D") == "limit=200&filter=a:[x..y]"
     assert strip_secret_params("") == ""
     assert redact_url("https://user:pw@api.ebay.com/p?client_secret=s&offset=2#frag") == "https://api.ebay.com/p?offset=2"
+
+
+def test_registry_is_bounded():
+    import sync_core.ebay.redact as r
+
+    first = "first-secret-value-0000"
+    register_secret(first)
+    for i in range(r.MAX_REGISTERED + 5):
+        register_secret(f"bulk-secret-{i:06d}")
+    assert r.registered_secret_count() == r.MAX_REGISTERED
+    assert redact(f"bulk-secret-{r.MAX_REGISTERED + 4:06d}") == "***"

@@ -253,3 +253,8 @@ async def test_rate_limits_refresh_budget(settings, http, mock, events):
     await client.get_user_rate_limits()
     snap = budget.snapshot()
     assert snap["s1/finances"]["limit"] == 900 and snap["s1/finances"]["remaining"] == 50
+
+
+async def test_resume_url_for_other_endpoint_rejected(client):
+    with pytest.raises(ValueError, match="resume_url is for /sell/finances/v1/transaction"):
+        client.get_orders(T0, T1, resume_url=f"{APIZ}/sell/finances/v1/transaction?offset=200")

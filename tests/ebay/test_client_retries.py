@@ -275,3 +275,15 @@ async def test_429_marks_budget_exhausted_until_retry_after(settings, http, mock
     await collect(client.get_orders(T0, T1))  # waits for the Retry-After via the budget
     waits = [e for e in events if e["type"] == "rate_wait"]
     assert len(waits) == 1 and waits[0]["seconds"] <= 0.02
+
+
+async def test_invalid_client_on_forced_refresh_is_not_reauth(settings, http, mock):
+    from sync_core.ebay.errors import EbayAuthError
+
+    mock.post(TOKEN_URL).mock(side_effect=[token_response(ACCESS1), httpx.Response(
+        401, json={"error": "invalid_client", "error_description": "client authentication failed"})])
+    mock.get(ORDERS).mock(return_value=err(401))
+    client = EbayClient(settings, http=http, tokens=RefreshingTokenSource(http, settings, REFRESH, []), account="a")
+    with pytest.raises(EbayAuthError, match="invalid_client") as ei:
+        await collect(client.get_orders(T0, T1))
+    assert not isinstance(ei.value, ReauthNeeded)
