@@ -1,0 +1,1 @@
+"""eBay API access for baysync: REST clients (beside this file) and the sandbox simulator (``sim``)."""

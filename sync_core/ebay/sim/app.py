@@ -1,0 +1,933 @@
+"""Starlette app of the simulator: eBay API endpoints, OAuth, and the ``/sim/*`` admin endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from urllib.parse import parse_qsl, quote, urlencode
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .auth import ACCESS_TTL_S, REFRESH_TTL_S, SCOPE_PREFIX, parse_scopes
+from .config import Faults
+from .core import API_OF_OP
+from .data import SellerData
+from .faults import SimConnectionReset
+from .feed import FEED_TYPE, report_zip
+from .util import MS_DAY, error_body, fmt_ms, ms_to_dt, parse_ts
+
+if TYPE_CHECKING:
+    from .core import Simulator
+
+log = logging.getLogger("sync_core.ebay.sim")
+
+MAX_WINDOW_MS = 90 * MS_DAY
+
+# operation -> accepted scopes (any of); None = any valid token (user or application)
+OP_SCOPES: dict[str, tuple[str, ...] | None] = {
+    "getOrders": ("sell.fulfillment", "sell.fulfillment.readonly"),
+    "getOrder": ("sell.fulfillment", "sell.fulfillment.readonly"),
+    "getPaymentDisputeSummaries": ("sell.payment.dispute",),
+    "getPaymentDispute": ("sell.payment.dispute",),
+    "getTransactions": ("sell.finances",),
+    "getPayouts": ("sell.finances",),
+    "getPayout": ("sell.finances",),
+    "getConversations": ("commerce.message",),
+    "getConversation": ("commerce.message",),
+    "getInventoryItems": ("sell.inventory", "sell.inventory.readonly"),
+    "getOffers": ("sell.inventory", "sell.inventory.readonly"),
+    "createInventoryTask": ("sell.inventory",),
+    "getInventoryTask": ("sell.inventory",),
+    "getInventoryTasks": ("sell.inventory",),
+    "getResultFile": ("sell.inventory",),
+    "getRateLimits": None,
+    "getUserRateLimits": None,
+}
+APP_TOKEN_OK = {"getRateLimits"}
+
+DOMAINS = {"Fulfillment": "API_FULFILLMENT", "Finances": "API_FINANCES", "Message": "API_MESSAGE",
+           "Inventory": "API_INVENTORY", "Feed": "API_FEED", "Analytics": "API_ANALYTICS"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error_id: int, message: str, long_message: str | None = None,
+                 params: list[tuple[str, str]] | None = None, domain: str | None = None,
+                 category: str = "REQUEST", headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.error_id, self.message = status, error_id, message
+        self.long_message, self.params, self.domain = long_message, params, domain
+        self.category, self.headers = category, headers or {}
+
+    def response(self, default_domain: str) -> Response:
+        body = error_body(self.error_id, self.domain or default_domain, self.category, self.message,
+                          self.long_message, self.params)
+        return json_response(body, self.status, self.headers)
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(obj), status_code=status, headers=headers, media_type="application/json")
+
+
+def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"error": error, "error_description": description}, status, headers)
+
+
+# ---------------------------------------------------------------------- request parsing helpers
+def q_int(req: Request, name: str, default: int, lo: int | None, hi: int | None, error_id: int) -> int:
+    raw = req.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ApiError(400, error_id, f"Invalid value for {name}.",
+                       f"The value '{raw}' of the '{name}' query parameter is not a valid integer.", [(name, raw)])
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise ApiError(400, error_id, f"Invalid value for {name}.",
+                       f"The '{name}' value {v} is invalid; it must be {rng}.", [(name, raw)])
+    return v
+
+
+def q_ts(req: Request, name: str, error_id: int) -> int | None:
+    raw = req.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_ts(raw)
+    except ValueError:
+        raise ApiError(400, error_id, f"Invalid date format for {name}.",
+                       f"'{raw}' is not a valid ISO-8601 UTC timestamp (yyyy-MM-ddTHH:mm:ss.SSSZ).", [(name, raw)])
+
+
+def split_filter(text: str) -> list[str]:
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if cur:
+        parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_filter(text: str | None, known: dict[str, str], error_id: int) -> dict[str, Any]:
+    """``name:[a..b]`` -> (ms|None, ms|None); ``name:{A|B}`` -> set.  ``known``: lower-case name -> kind
+    ("range" | "set").  Names are matched case-insensitively; the result is keyed by lower-case name."""
+    out: dict[str, Any] = {}
+    if not text:
+        return out
+
+    def bad(msg: str) -> ApiError:
+        return ApiError(400, error_id, "Invalid filter.", msg, [("filter", text)])
+
+    for part in split_filter(text):
+        if ":" not in part:
+            raise bad(f"Filter criterion '{part}' is not of the form name:value.")
+        name, value = part.split(":", 1)
+        key = name.strip().lower()
+        kind = known.get(key)
+        if kind is None:
+            raise bad(f"Unsupported filter '{name}'.")
+        value = value.strip()
+        if kind == "range":
+            if not (value.startswith("[") and value.endswith("]")) or ".." not in value:
+                raise bad(f"Filter '{name}' must be a range like [2024-01-01T00:00:00.000Z..] "
+                          f"(brackets may be percent-encoded as %5B %5D).")
+            a, b = value[1:-1].split("..", 1)
+            try:
+                fa = parse_ts(a) if a.strip() else None
+                fb = parse_ts(b) if b.strip() else None
+            except ValueError:
+                raise bad(f"Filter '{name}' has an invalid timestamp; use yyyy-MM-ddTHH:mm:ss.SSSZ.")
+            if fa is None and fb is None:
+                raise bad(f"Filter '{name}' needs a start and/or an end timestamp.")
+            if fa is not None and fb is not None and fb < fa:
+                raise bad(f"Filter '{name}': the end is before the start.")
+            out[key] = (fa, fb)
+        else:
+            if not (value.startswith("{") and value.endswith("}")):
+                raise bad(f"Filter '{name}' must be a set like {{A|B}} (braces and | may be percent-encoded).")
+            vals = {v.strip() for v in value[1:-1].split("|") if v.strip()}
+            if not vals:
+                raise bad(f"Filter '{name}' is empty.")
+            out[key] = vals
+    return out
+
+
+def page_url(req: Request, offset: int, limit: int) -> str:
+    base = f"{req.url.scheme}://{req.url.netloc}{req.url.path}"
+    items = [(k, v) for k, v in req.query_params.multi_items() if k not in ("limit", "offset")]
+    items += [("limit", str(limit)), ("offset", str(offset))]
+    return base + "?" + urlencode(items, quote_via=quote, safe=":,")
+
+
+def paged(req: Request, offset: int, limit: int, total: int, page_index: bool = False) -> dict[str, Any]:
+    """href/next/prev (next only when more records remain) for a record offset or a page index."""
+    out: dict[str, Any] = {"href": page_url(req, offset, limit)}
+    if page_index:
+        if (offset + 1) * limit < total:
+            out["next"] = page_url(req, offset + 1, limit)
+        if offset > 0:
+            out["prev"] = page_url(req, offset - 1, limit)
+    else:
+        if offset + limit < total:
+            out["next"] = page_url(req, offset + limit, limit)
+        if offset > 0:
+            out["prev"] = page_url(req, max(0, offset - limit), limit)
+    return out
+
+
+def months_before(ms: int, months: int) -> int:
+    dt = ms_to_dt(ms)
+    y, m = divmod(dt.year * 12 + dt.month - 1 - months, 12)
+    day = min(dt.day, 28)
+    return int(dt.replace(year=y, month=m + 1, day=day).timestamp() * 1000)
+
+
+# ---------------------------------------------------------------------- the API endpoint wrapper
+Handler = Callable[["Simulator", Request, str, SellerData, int], Awaitable[Response]]
+
+
+class Api:
+    """ASGI endpoint: token -> faults -> auth -> quota -> handler, with stats and rate counting."""
+
+    def __init__(self, sim: "Simulator", op: str, handler: Handler):
+        self.sim, self.op, self.handler = sim, op, handler
+        ctx, self.api_name, ver, self.resource = API_OF_OP[op]
+        self.domain = DOMAINS.get(self.api_name, "API")
+
+    async def __call__(self, scope, receive, send) -> None:
+        sim = self.sim
+        req = Request(scope, receive)
+        now = sim.now_ms()
+        tok = bearer_token(req)
+        ident = sim.auth.lookup_access(tok, now)
+        seller = ident.seller if ident else None
+        stats = sim.counters
+        stats.call(seller, self.op)
+        dec = sim.faults.decide(scope["path"])
+        if dec.latency_s > 0:
+            stats.fault("latency")
+            await asyncio.sleep(dec.latency_s)
+        if dec.action == "reset":
+            stats.fault("reset")
+            await abort(scope, send)
+        resp: Response
+        if dec.action == "429":
+            stats.fault("429")
+            resp = ApiError(429, 2001, "Too many requests. The request limit has been reached for the resource.",
+                            domain="ACCESS", headers={"Retry-After": str(sim.faults.faults.retry_after_s)}
+                            ).response(self.domain)
+        elif dec.action == "5xx":
+            stats.fault("5xx")
+            resp = ApiError(dec.status, 2003, "There was a problem with an eBay internal system or process. "
+                            "Contact eBay developer support for assistance.", domain="ACCESS",
+                            category="APPLICATION").response(self.domain)
+        elif ident is None:
+            stats.fault("401")
+            resp = ApiError(401, 1001, "Invalid access token",
+                            "Invalid access token. Check the value of the Authorization HTTP request header.",
+                            domain="OAuth").response(self.domain)
+        elif not self._scope_ok(ident):
+            resp = ApiError(403, 1100, "Access denied", "Insufficient permissions to fulfill the request.",
+                            domain="ACCESS").response(self.domain)
+        elif sim.rates.exhausted(now, self.resource):
+            stats.fault("quota_429")
+            retry = max(1, ((now // MS_DAY + 1) * MS_DAY - now) // 1000)
+            resp = ApiError(429, 2001, "Too many requests. The request limit has been reached for the resource.",
+                            domain="ACCESS", headers={"Retry-After": str(retry)}).response(self.domain)
+        else:
+            sim.rates.count(now, seller or "-", self.resource)
+            try:
+                if seller is None:
+                    resp = await self.handler(sim, req, "", None, now)  # type: ignore[arg-type]
+                else:
+                    resp = await self.handler(sim, req, seller, sim.data(seller), now)
+            except ApiError as e:
+                resp = e.response(self.domain)
+            except Exception:  # pragma: no cover - a simulator bug
+                log.exception("simulator handler %s failed", self.op)
+                resp = ApiError(500, 2003, "There was a problem with an eBay internal system or process.",
+                                domain="ACCESS", category="APPLICATION").response(self.domain)
+        stats.status(resp.status_code)
+        await resp(scope, receive, send)
+
+    def _scope_ok(self, ident) -> bool:
+        if ident.seller is None:
+            return self.op in APP_TOKEN_OK
+        need = OP_SCOPES.get(self.op)
+        if need is None:
+            return True
+        return any(f"{SCOPE_PREFIX}/{s}" in ident.scopes for s in need)
+
+
+def bearer_token(req: Request) -> str | None:
+    h = req.headers.get("authorization", "")
+    scheme, _, value = h.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+async def abort(scope, send) -> None:
+    """Drop the connection: start a response, then raise (see :class:`SimConnectionReset`)."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+    host = dict(scope.get("headers") or []).get(b"host", b"sim").decode("latin-1")
+    url = f"{scope.get('scheme', 'http')}://{host}{scope.get('path', '/')}"
+    raise SimConnectionReset("Server disconnected without sending a complete response (simulated reset).",
+                             request=httpx.Request(scope.get("method", "GET"), url))
+
+
+def malformed(sim: "Simulator", req: Request, stream: str, rid: Any, rec: dict) -> dict:
+    if sim.faults.is_malformed(stream, rid, req.url.path):
+        sim.counters.fault("malformed")
+        return sim.faults.malform(stream, rec)
+    return rec
+
+
+# ---------------------------------------------------------------------- Fulfillment
+async def get_orders(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    q = req.query_params
+    ids_raw = q.get("orderIds")
+    if ids_raw is not None:
+        ids = [x.strip() for x in ids_raw.split(",") if x.strip()]
+        if not ids or len(ids) > 50:
+            raise ApiError(400, 30750, "Invalid orderIds.", "Provide between 1 and 50 comma-separated order IDs.",
+                           [("orderIds", ids_raw)])
+        orders = []
+        for oid in ids:
+            i = data.order_index(oid)
+            if i is not None and data.order_visible(i, now):
+                orders.append(malformed(sim, req, "orders", oid, data.render_order(i, now)))
+        body = {"href": str(req.url), "total": len(orders), "limit": len(ids), "offset": 0, "orders": orders}
+        return json_response(body)
+    limit = q_int(req, "limit", 50, 1, 200, 30810)
+    offset = q_int(req, "offset", 0, 0, None, 30811)
+    f = parse_filter(q.get("filter"), {"creationdate": "range", "lastmodifieddate": "range",
+                                       "orderfulfillmentstatus": "set"}, 30700)
+    creation = f.get("creationdate")
+    lastmod = None if creation is not None else f.get("lastmodifieddate")
+    statuses = f.get("orderfulfillmentstatus")
+    if statuses:
+        bad = statuses - {"NOT_STARTED", "IN_PROGRESS", "FULFILLED"}
+        if bad:
+            raise ApiError(400, 30700, "Invalid filter.", f"Unsupported orderfulfillmentstatus value(s): {sorted(bad)}.")
+    key = (seller, "orders", creation, lastmod, frozenset(statuses) if statuses else None, data.version)
+    idx = sim.cached(key, lambda n: data.query_orders(n, creation, lastmod, statuses))
+    total = len(idx)
+    page = idx[offset:offset + limit]
+    orders = [malformed(sim, req, "orders", i, data.render_order(i, now)) for i in page]
+    body = {**paged(req, offset, limit, total), "total": total, "limit": limit, "offset": offset, "orders": orders}
+    return json_response(body)
+
+
+async def get_order(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    oid = req.path_params["orderId"]
+    i = data.order_index(oid)
+    if i is None or not data.order_visible(i, now):
+        raise ApiError(404, 32100, "Invalid order ID.", f"Order '{oid}' was not found.", [("orderId", oid)])
+    return json_response(malformed(sim, req, "orders", oid, data.render_order(i, now, detail=True)))
+
+
+async def get_dispute_summaries(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    q = req.query_params
+    limit = q_int(req, "limit", 200, 1, 200, 33010)
+    offset = q_int(req, "offset", 0, 0, None, 33011)
+    frm = q_ts(req, "open_date_from", 33012)
+    to = q_ts(req, "open_date_to", 33013)
+    if frm is not None and frm < months_before(now, 18):
+        raise ApiError(400, 33014, "Invalid open_date_from.",
+                       "open_date_from can be at most 18 months in the past.", [("open_date_from", fmt_ms(frm))])
+    if frm is not None and to is None:
+        to = min(frm + MAX_WINDOW_MS, now)
+    elif to is not None and frm is None:
+        frm = to - MAX_WINDOW_MS
+    if frm is not None and to is not None:
+        if to < frm:
+            raise ApiError(400, 33015, "Invalid date range.", "open_date_to is before open_date_from.")
+        if to - frm > MAX_WINDOW_MS:
+            raise ApiError(400, 33016, "Invalid date range.",
+                           "The open_date_from/open_date_to date range can be at most 90 days.",
+                           [("open_date_from", fmt_ms(frm)), ("open_date_to", fmt_ms(to))])
+    statuses = set(q.getlist("payment_dispute_status")) or None
+    ds = data.query_disputes(now, frm, to, statuses, q.get("order_id"), q.get("buyer_username"))
+    total = len(ds)
+    items = [malformed(sim, req, "disputes", d.pid, data.render_dispute(d, now)) for d in ds[offset:offset + limit]]
+    body = {**paged(req, offset, limit, total), "total": total, "limit": limit, "offset": offset,
+            "paymentDisputeSummaries": items}
+    return json_response(body)
+
+
+async def get_dispute(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    pid = req.path_params["payment_dispute_id"]
+    k = data.dispute_index.get(pid)
+    if k is None or data.disputes[k].open > now:
+        raise ApiError(404, 33020, "Invalid payment dispute ID.", f"Payment dispute '{pid}' was not found.",
+                       [("payment_dispute_id", pid)])
+    return json_response(malformed(sim, req, "disputes", pid, data.render_dispute(data.disputes[k], now, detail=True)))
+
+
+# ---------------------------------------------------------------------- Finances
+def _window(f: dict, key: str, now: int, error_id: int, enforce_max: bool) -> tuple[int | None, int | None]:
+    a, b = f.get(key, (None, None))
+    if a is None and b is not None:
+        a = b - MAX_WINDOW_MS
+    elif a is not None and b is None:
+        b = min(a + MAX_WINDOW_MS, now)
+    if a is not None and b is not None and enforce_max and b - a > MAX_WINDOW_MS:
+        raise ApiError(400, error_id, "Invalid date range.",
+                       f"The {key} date range can be at most 90 days; split the range.",
+                       [("filter", f"{key}:[{fmt_ms(a)}..{fmt_ms(b)}]")])
+    return a, b
+
+
+async def get_transactions(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    q = req.query_params
+    f = parse_filter(q.get("filter"), {"transactiondate": "range", "transactiontype": "set",
+                                       "transactionstatus": "set", "buyerusername": "set", "payoutid": "set",
+                                       "transactionid": "set", "orderid": "set"}, 135002)
+    limit = q_int(req, "limit", 20, 1, 200, 135003)
+    offset = q_int(req, "offset", 0, 0, None, 135004)
+    id_filter = any(k in f for k in ("orderid", "payoutid", "transactionid"))
+    if "transactiondate" in f:
+        a, b = _window(f, "transactiondate", now, 135005, enforce_max=True)
+    elif id_filter:
+        a, b = None, None
+    else:
+        a, b = now - MAX_WINDOW_MS, now
+    key = (seller, "tx", a, b, *(frozenset(f[k]) if k in f else None for k in
+                                 ("transactiontype", "transactionstatus", "orderid", "payoutid", "transactionid")),
+           data.version)
+    idx = sim.cached(key, lambda n: data.query_transactions(n, a, b, f.get("transactiontype"),
+                                                             f.get("transactionstatus"), f.get("orderid"),
+                                                             f.get("payoutid"), f.get("transactionid")))
+    if "buyerusername" in f:
+        names = f["buyerusername"]
+        idx = [x for x in idx if data.render_tx(x, now).get("buyer", {}).get("username") in names]
+    total = len(idx)
+    if total == 0:
+        return Response(status_code=204)
+    if id_filter:
+        limit, offset = max(1, total), 0
+    page = idx[offset:offset + limit]
+    txs = [malformed(sim, req, "transactions", x, data.render_tx(x, now)) for x in page]
+    body = {**paged(req, offset, limit, total), "total": total, "limit": limit, "offset": offset, "transactions": txs}
+    return json_response(body)
+
+
+async def get_payouts(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    q = req.query_params
+    f = parse_filter(q.get("filter"), {"payoutdate": "range", "payoutstatus": "set"}, 135002)
+    limit = q_int(req, "limit", 20, 1, 200, 135003)
+    offset = q_int(req, "offset", 0, 0, None, 135004)
+    if "payoutdate" in f:
+        a, b = _window(f, "payoutdate", now, 135005, enforce_max=False)
+    else:
+        a, b = now - MAX_WINDOW_MS, now
+    idx = data.query_payouts(now, a, b, f.get("payoutstatus"))
+    sort = q.get("sort", "")
+    if sort.lstrip("-") == "payoutDate":
+        idx.reverse()
+    elif sort:
+        raise ApiError(400, 135006, "Invalid sort.", "Payouts can only be sorted by payoutDate.", [("sort", sort)])
+    total = len(idx)
+    if total == 0:
+        return Response(status_code=204)
+    items = [malformed(sim, req, "payouts", k, data.render_payout(k, now)) for k in idx[offset:offset + limit]]
+    body = {**paged(req, offset, limit, total), "total": total, "limit": limit, "offset": offset, "payouts": items}
+    return json_response(body)
+
+
+async def get_payout(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    pid = req.path_params["payout_id"]
+    try:
+        k = int(pid) - data.p_base
+    except ValueError:
+        k = -1
+    if not (0 <= k < len(data.p_date)) or data.p_date[k] > now:
+        raise ApiError(404, 135010, "Invalid payout ID.", f"Payout '{pid}' was not found.", [("payout_Id", pid)])
+    return json_response(data.render_payout(k, now))
+
+
+# ---------------------------------------------------------------------- Message
+def _ctype(req: Request) -> str:
+    ct = req.query_params.get("conversation_type")
+    if ct not in ("FROM_EBAY", "FROM_MEMBERS"):
+        raise ApiError(400, 355001, "Invalid conversation_type.",
+                       "The conversation_type query parameter is required: FROM_EBAY or FROM_MEMBERS.",
+                       [("conversation_type", ct or "")])
+    return ct
+
+
+async def get_conversations(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    q = req.query_params
+    ct = _ctype(req)
+    limit = q_int(req, "limit", 25, 1, 50, 355002)
+    offset = q_int(req, "offset", 0, 0, None, 355003)
+    start = q_ts(req, "start_time", 355004)
+    end = q_ts(req, "end_time", 355004)
+    if (start is not None or end is not None) and ct != "FROM_MEMBERS":
+        raise ApiError(400, 355005, "Invalid time filter.",
+                       "start_time and end_time are only supported for conversation_type FROM_MEMBERS.")
+    status = q.get("conversation_status")
+    if status and status not in ("ACTIVE", "ARCHIVE", "DELETE", "READ", "UNREAD"):
+        raise ApiError(400, 355006, "Invalid conversation_status.", f"Unsupported value '{status}'.")
+    ref_id, ref_type = q.get("reference_id"), q.get("reference_type")
+    if ref_id and ref_type != "LISTING":
+        raise ApiError(400, 355007, "Invalid reference_type.", "reference_type=LISTING is required with reference_id.")
+    convs = data.query_conversations(now, ct, start, end, status if status != "ACTIVE" else None,
+                                     q.get("other_party_username"), ref_id)
+    total = len(convs)
+    items = [malformed(sim, req, "conversations", cv.cid, data.render_conversation(cv, now))
+             for _, cv in convs[offset:offset + limit]]
+    body = {**paged(req, offset, limit, total), "total": total, "limit": limit, "offset": offset,
+            "conversations": items}
+    return json_response(body)
+
+
+async def get_conversation(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    ct = _ctype(req)
+    cid = req.path_params["conversation_id"]
+    limit = q_int(req, "limit", 25, 1, 50, 355002)
+    offset = q_int(req, "offset", 0, 0, None, 355003)
+    k = data.conv_index.get(cid)
+    cv = data.convs[k] if k is not None else None
+    if cv is None or cv.created > now or cv.ctype != ct:
+        raise ApiError(404, 355010, "Conversation not found.", f"Conversation '{cid}' of type {ct} was not found.",
+                       [("conversation_id", cid)])
+    msgs = data.conv_visible_msgs(cv, now)
+    total = len(msgs)
+    items = [malformed(sim, req, "messages", m[4], data.render_message(cv, m, now)) for m in msgs[offset:offset + limit]]
+    body = {"conversationStatus": data.conv_status(cv, msgs, now), "conversationTitle": cv.title,
+            "conversationType": cv.ctype, **paged(req, offset, limit, total), "total": total, "limit": limit,
+            "offset": offset, "messages": items}
+    return json_response(body)
+
+
+# ---------------------------------------------------------------------- Inventory
+async def get_inventory_items(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    limit = q_int(req, "limit", 25, 1, 200, 25709)
+    page_no = q_int(req, "offset", 0, 0, None, 25709)
+    skus = data.api_skus()
+    total = len(skus)
+    items = [malformed(sim, req, "inventory_items", s.sku, data.render_inventory_item(s))
+             for s in skus[page_no * limit:(page_no + 1) * limit]]
+    body = {**paged(req, page_no, limit, total, page_index=True), "limit": limit,
+            "size": (total + limit - 1) // limit, "total": total, "inventoryItems": items}
+    return json_response(body)
+
+
+async def get_offers(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    q = req.query_params
+    limit = q_int(req, "limit", 100, 1, None, 25709)
+    page_no = q_int(req, "offset", 0, 0, None, 25709)
+    sku = q.get("sku")
+    if sku is not None:
+        if len(sku) > 50:
+            raise ApiError(400, 25707, "This is an invalid value for a SKU.", "The SKU is longer than 50 characters.",
+                           [("sku", sku)])
+        ois = list(data.offers_by_sku.get(sku, ()))
+    else:
+        ois = list(range(len(data.offers)))
+    fmt, mkt = q.get("format"), q.get("marketplace_id")
+    if fmt:
+        ois = [oi for oi in ois if data.offers[oi][3] == fmt]
+    if mkt:
+        ois = [oi for oi in ois if data.mkt == mkt]
+    total = len(ois)
+    if total == 0:
+        raise ApiError(404, 25713, "This Offer is not available.",
+                       "No offer exists for the given SKU (and format / marketplace).", [("sku", sku or "")])
+    items = [malformed(sim, req, "offers", data.offers[oi][0], data.render_offer(oi))
+             for oi in ois[page_no * limit:(page_no + 1) * limit]]
+    body = {**paged(req, page_no, limit, total, page_index=True), "limit": limit, "size": len(items),
+            "total": total, "offers": items}
+    return json_response(body)
+
+
+# ---------------------------------------------------------------------- Feed
+def _base(req: Request) -> str:
+    return f"{req.url.scheme}://{req.url.netloc}"
+
+
+async def create_inventory_task(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    raw = await req.body()
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise ApiError(400, 160001, "Invalid request body.", "The request body must be a JSON object.")
+    if body.get("feedType") != FEED_TYPE:
+        raise ApiError(400, 160002, "The 'feedType' is invalid.",
+                       f"Only {FEED_TYPE} is supported by createInventoryTask.", [("feedType", str(body.get("feedType")))])
+    if body.get("schemaVersion") != "1.0":
+        raise ApiError(400, 160003, "The 'schemaVersion' is invalid.", "schemaVersion must be '1.0'.",
+                       [("schemaVersion", str(body.get("schemaVersion")))])
+    fc = body.get("filterCriteria") or {}
+    lf = fc.get("listingFormat") if isinstance(fc, dict) else None
+    if lf is not None and lf not in ("FIXED_PRICE", "AUCTION"):
+        raise ApiError(400, 160004, "The 'listingFormat' is invalid.", "listingFormat must be FIXED_PRICE or AUCTION.",
+                       [("listingFormat", str(lf))])
+    if sim.config.feed_conflict and sim.feed.pending_similar(seller, lf, now):
+        raise ApiError(409, 160024, "Duplicate task.",
+                       "A task with the same feed type and filter is already queued or in process.")
+    t = sim.feed.create(seller, now, sim.faults.faults.report_delay_s, lf)
+    return Response(status_code=202, headers={"Location": f"{_base(req)}/sell/feed/v1/inventory_task/{t.task_id}"})
+
+
+async def get_inventory_task(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    tid = req.path_params["task_id"]
+    t = sim.feed.get(seller, tid)
+    if t is None:
+        raise ApiError(404, 160010, "The task was not found.", f"Task '{tid}' does not exist.", [("task_id", tid)])
+    return json_response(t.render(now, _base(req)))
+
+
+async def get_inventory_tasks(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    q = req.query_params
+    ft = q.get("feed_type")
+    if ft is not None and ft != FEED_TYPE:
+        raise ApiError(400, 160002, "The 'feed_type' is invalid.", f"Only {FEED_TYPE} is supported.")
+    limit = q_int(req, "limit", 10, 1, 500, 160005)
+    offset = q_int(req, "offset", 0, 0, None, 160006)
+    dr = q.get("date_range")
+    if dr:
+        try:
+            a, b = (parse_ts(x) for x in dr.split("..", 1))
+        except ValueError:
+            raise ApiError(400, 160007, "The 'date_range' is invalid.", "Use yyyy-MM-ddThh:mm:ss.SSSZ..yyyy-MM-ddThh:mm:ss.SSSZ.")
+        if b < a or b - a > MAX_WINDOW_MS:
+            raise ApiError(400, 160007, "The 'date_range' is invalid.", "The range must be at most 90 days.")
+    else:
+        days = q_int(req, "look_back_days", 7, 1, 90, 160008)
+        a, b = now - days * MS_DAY, now
+    tasks = sim.feed.list(seller, a, b)
+    total = len(tasks)
+    items = [t.render(now, _base(req)) for t in tasks[offset:offset + limit]]
+    body = {**paged(req, offset, limit, total), "total": total, "limit": limit, "offset": offset, "tasks": items}
+    return json_response(body)
+
+
+async def get_result_file(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    tid = req.path_params["task_id"]
+    t = sim.feed.get(seller, tid)
+    if t is None:
+        raise ApiError(404, 160010, "The task was not found.", f"Task '{tid}' does not exist.", [("task_id", tid)])
+    if t.status(now) != "COMPLETED":
+        raise ApiError(400, 160022, "The task is not completed.",
+                       f"Task '{tid}' is {t.status(now)}; the result file is available once it is COMPLETED.")
+    rows = data.active_inventory(t.listing_format)
+    blob, name = report_zip(tid, rows, t.created_ms + t.delay_ms)
+    return Response(blob, media_type="application/octet-stream",
+                    headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+# ---------------------------------------------------------------------- Analytics
+async def get_rate_limits(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    q = req.query_params
+    rl = sim.rates.report(now, None, q.get("api_context"), q.get("api_name"))
+    return json_response({"rateLimits": rl}) if rl else Response(status_code=204)
+
+
+async def get_user_rate_limits(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
+    q = req.query_params
+    rl = sim.rates.report(now, seller, q.get("api_context"), q.get("api_name"))
+    return json_response({"rateLimits": rl}) if rl else Response(status_code=204)
+
+
+# ---------------------------------------------------------------------- OAuth
+def _redirect(url: str, params: dict[str, Any]) -> Response:
+    sep = "&" if "?" in url else "?"
+    return Response(status_code=302, headers={"Location": url + sep + urlencode(params)})
+
+
+def make_authorize(sim: "Simulator"):
+    async def authorize(req: Request) -> Response:
+        q = req.query_params
+        cfg = sim.config
+        if q.get("client_id") != cfg.client_id:
+            return oauth_error(400, "invalid_client", "unknown client_id")
+        ru = q.get("redirect_uri")
+        if not ru or (cfg.ru_name is not None and ru != cfg.ru_name):
+            return oauth_error(400, "invalid_request", "redirect_uri is missing or not registered for this client")
+        state = q.get("state")
+        extra = {"state": state} if state is not None else {}
+        if q.get("response_type") != "code":
+            return _redirect(cfg.accept_url, {**extra, "error": "unsupported_response_type"})
+        scopes = parse_scopes(q.get("scope"))
+        if not scopes:
+            return _redirect(cfg.accept_url, {**extra, "error": "invalid_scope"})
+        seller = q.get("sim_user") or sim.sellers[0]
+        if not sim.has_seller(seller):
+            return oauth_error(400, "invalid_request", "unknown sim_user")
+        code = sim.auth.new_code(seller, scopes, ru, sim.now_ms())
+        sim.counters.token("authorize")
+        return _redirect(cfg.accept_url, {**extra, "code": code, "expires_in": 299})
+
+    return authorize
+
+
+class RawEndpoint:
+    """Wraps an ``async (scope, receive, send)`` function so Starlette treats it as an ASGI app."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.fn(scope, receive, send)
+
+
+def make_token(sim: "Simulator") -> RawEndpoint:
+    async def token(scope, receive, send) -> None:
+        req = Request(scope, receive)
+        stats = sim.counters
+        f = sim.faults.faults
+        if f.token_faults:
+            dec = sim.faults.decide(scope["path"])
+            if dec.latency_s > 0:
+                stats.fault("latency")
+                await asyncio.sleep(dec.latency_s)
+            if dec.action == "reset":
+                stats.fault("reset")
+                await abort(scope, send)
+            if dec.action in ("429", "5xx"):
+                stats.fault(dec.action)
+                hdrs = {"Retry-After": str(f.retry_after_s)} if dec.action == "429" else None
+                resp = oauth_error(dec.status, "temporarily_unavailable" if dec.action == "429" else "server_error",
+                                   "simulated fault", hdrs)
+                stats.status(resp.status_code)
+                await resp(scope, receive, send)
+                return
+        resp = await _token(sim, req)
+        stats.status(resp.status_code)
+        await resp(scope, receive, send)
+
+    return RawEndpoint(token)
+
+
+async def _token(sim: "Simulator", req: Request) -> Response:
+    stats = sim.counters
+    cfg = sim.config
+    now = sim.now_ms()
+    if req.method != "POST":
+        return oauth_error(405, "invalid_request", "use POST")
+    scheme, _, b64 = req.headers.get("authorization", "").partition(" ")
+    ok = False
+    if scheme.lower() == "basic":
+        try:
+            cid, _, secret = base64.b64decode(b64.strip(), validate=True).decode("utf-8").partition(":")
+            ok = hmac.compare_digest(cid, cfg.client_id) and hmac.compare_digest(secret, cfg.client_secret)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            ok = False
+    if not ok:
+        stats.token("invalid_client")
+        return oauth_error(401, "invalid_client", "client authentication failed")
+    ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        stats.token("invalid_request")
+        return oauth_error(400, "invalid_request",
+                           "request is missing a required parameter or malformed (use application/x-www-form-urlencoded)")
+    form = dict(parse_qsl((await req.body()).decode("utf-8", "replace"), keep_blank_values=True))
+    gt = form.get("grant_type")
+    if gt == "authorization_code":
+        code, ru = form.get("code"), form.get("redirect_uri")
+        if not code or not ru:
+            stats.token("invalid_request")
+            return oauth_error(400, "invalid_request", "code and redirect_uri are required")
+        g = sim.auth.redeem_code(code, ru, now)
+        if g is None:
+            stats.token("invalid_grant")
+            return oauth_error(400, "invalid_grant",
+                               "the provided authorization grant code is invalid or was issued to another client")
+        refresh = sim.auth.new_refresh(g.seller, g.scopes, now)
+        access = sim.auth.new_access(g.seller, g.scopes, sim.access_ttl_s(), now)
+        stats.token("authorization_code")
+        return json_response({"access_token": access, "expires_in": ACCESS_TTL_S, "refresh_token": refresh,
+                              "refresh_token_expires_in": REFRESH_TTL_S, "token_type": "User Access Token"})
+    if gt == "refresh_token":
+        rt = form.get("refresh_token")
+        if not rt:
+            stats.token("invalid_request")
+            return oauth_error(400, "invalid_request", "refresh_token is required")
+        g = sim.auth.check_refresh(rt, now)
+        if g is None or sim.refresh_revoked_by_knob(g.seller):
+            stats.token("invalid_grant")
+            return oauth_error(400, "invalid_grant",
+                               "the provided authorization refresh token is invalid or was issued to another client")
+        scopes = g.scopes
+        if form.get("scope"):
+            want = parse_scopes(form["scope"])
+            if want is None or not want <= g.scopes:
+                stats.token("invalid_scope")
+                return oauth_error(400, "invalid_scope", "the requested scope is invalid, unknown, malformed, "
+                                   "or exceeds the scope granted by the resource owner")
+            scopes = want
+        access = sim.auth.new_access(g.seller, scopes, sim.access_ttl_s(), now)
+        stats.token("refresh_token")
+        return json_response({"access_token": access, "expires_in": ACCESS_TTL_S, "token_type": "User Access Token"})
+    if gt == "client_credentials":
+        want = parse_scopes(form.get("scope") or SCOPE_PREFIX)
+        if want is None:
+            stats.token("invalid_scope")
+            return oauth_error(400, "invalid_scope", "the requested scope is invalid, unknown, or malformed")
+        access = sim.auth.new_access(None, want, ACCESS_TTL_S, now)
+        stats.token("client_credentials")
+        return json_response({"access_token": access, "expires_in": ACCESS_TTL_S,
+                              "token_type": "Application Access Token"})
+    stats.token("unsupported_grant_type")
+    return oauth_error(400, "unsupported_grant_type", "grant type in request is not supported by the authorization server")
+
+
+# ---------------------------------------------------------------------- /sim admin
+def make_admin(sim: "Simulator") -> list[Route]:
+    async def _json(req: Request) -> dict:
+        raw = await req.body()
+        if not raw:
+            return {}
+        try:
+            v = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise HTTPException(400, "body must be JSON")
+        if not isinstance(v, dict):
+            raise HTTPException(400, "body must be a JSON object")
+        return v
+
+    def _seller(req: Request) -> str:
+        s = req.path_params["seller"]
+        if not sim.has_seller(s):
+            raise HTTPException(404, f"unknown seller {s!r}")
+        return s
+
+    async def refresh_token(req: Request) -> Response:
+        s = _seller(req)
+        body = await _json(req)
+        scopes = body.get("scopes")
+        if scopes is not None and (parse_scopes(" ".join(scopes)) is None):
+            raise HTTPException(400, "unknown scope")
+        tok = sim.mint_refresh_token(s, scopes)
+        return json_response({"seller": s, "refresh_token": tok, "refresh_token_expires_in": REFRESH_TTL_S})
+
+    async def revoke(req: Request) -> Response:
+        s = _seller(req)
+        return json_response({"seller": s, "revoked": sim.revoke(s)})
+
+    async def touch(req: Request) -> Response:
+        s = _seller(req)
+        kind = req.query_params.get("kind", "order")
+        try:
+            n = int(req.query_params.get("n", "1"))
+            ids = sim.touch(s, kind, n)
+        except ValueError as e:
+            raise HTTPException(400, str(e))
+        return json_response({"seller": s, "kind": kind, "ids": ids, "at": fmt_ms(sim.now_ms())})
+
+    async def faults(req: Request) -> Response:
+        if req.method == "POST":
+            body = await _json(req)
+            reseed = bool(body.pop("reseed", False))
+            try:
+                if body.pop("reset", False):
+                    sim.set_faults(Faults(seed=sim.faults.faults.seed))
+                cur = sim.faults.update(body, reseed=reseed) if (body or reseed) else sim.faults.faults
+            except (ValueError, TypeError) as e:
+                raise HTTPException(400, str(e))
+        else:
+            cur = sim.faults.faults
+        return json_response(cur.as_dict())
+
+    async def stats(req: Request) -> Response:
+        if req.method == "POST":
+            sim.counters.reset()
+        return json_response(sim.stats)
+
+    async def clock(req: Request) -> Response:
+        if req.method == "POST":
+            body = await _json(req)
+            try:
+                if "now" in body:
+                    sim.set_now(None if body["now"] is None else ms_to_dt(parse_ts(str(body["now"]))))
+                if "advance_s" in body:
+                    sim.advance(float(body["advance_s"]))
+            except (ValueError, TypeError) as e:
+                raise HTTPException(400, str(e))
+        return json_response({"now": fmt_ms(sim.now_ms()), "frozen": sim.clock.frozen})
+
+    async def sellers(req: Request) -> Response:
+        return json_response({"sellers": [
+            {"name": s.name, "orders": s.orders, "transactions": s.transactions, "payouts": s.payouts,
+             "disputes": s.disputes, "conversations": s.conversations, "inventory_items": s.inventory_items,
+             "days": s.days} for s in sim.config.sellers]})
+
+    async def health(req: Request) -> Response:
+        return json_response({"ok": True, "now": fmt_ms(sim.now_ms())})
+
+    return [
+        Route("/sim/health", health, methods=["GET"]),
+        Route("/sim/sellers", sellers, methods=["GET"]),
+        Route("/sim/sellers/{seller}/refresh_token", refresh_token, methods=["POST"]),
+        Route("/sim/sellers/{seller}/revoke", revoke, methods=["POST"]),
+        Route("/sim/sellers/{seller}/touch", touch, methods=["POST"]),
+        Route("/sim/faults", faults, methods=["GET", "POST"]),
+        Route("/sim/stats", stats, methods=["GET", "POST"]),
+        Route("/sim/clock", clock, methods=["GET", "POST"]),
+    ]
+
+
+# ---------------------------------------------------------------------- assembly
+def build_app(sim: "Simulator") -> Starlette:
+    def api(path: str, op: str, handler: Handler, method: str = "GET") -> Route:
+        return Route(path, Api(sim, op, handler), methods=[method])
+
+    routes = [
+        api("/sell/fulfillment/v1/order", "getOrders", get_orders),
+        api("/sell/fulfillment/v1/order/{orderId}", "getOrder", get_order),
+        api("/sell/fulfillment/v1/payment_dispute_summary", "getPaymentDisputeSummaries", get_dispute_summaries),
+        api("/sell/fulfillment/v1/payment_dispute/{payment_dispute_id}", "getPaymentDispute", get_dispute),
+        api("/sell/finances/v1/transaction", "getTransactions", get_transactions),
+        api("/sell/finances/v1/payout", "getPayouts", get_payouts),
+        api("/sell/finances/v1/payout/{payout_id}", "getPayout", get_payout),
+        api("/commerce/message/v1/conversation", "getConversations", get_conversations),
+        api("/commerce/message/v1/conversation/{conversation_id}", "getConversation", get_conversation),
+        api("/sell/inventory/v1/inventory_item", "getInventoryItems", get_inventory_items),
+        api("/sell/inventory/v1/offer", "getOffers", get_offers),
+        api("/sell/feed/v1/inventory_task", "createInventoryTask", create_inventory_task, "POST"),
+        api("/sell/feed/v1/inventory_task", "getInventoryTasks", get_inventory_tasks),
+        api("/sell/feed/v1/inventory_task/{task_id}", "getInventoryTask", get_inventory_task),
+        api("/sell/feed/v1/task/{task_id}/download_result_file", "getResultFile", get_result_file),
+        api("/developer/analytics/v1_beta/rate_limit/", "getRateLimits", get_rate_limits),
+        api("/developer/analytics/v1_beta/user_rate_limit/", "getUserRateLimits", get_user_rate_limits),
+        Route("/oauth2/authorize", make_authorize(sim), methods=["GET"]),
+        Route("/identity/v1/oauth2/token", make_token(sim), methods=["POST"]),
+        *make_admin(sim),
+    ]
+
+    async def http_error(req: Request, exc: HTTPException) -> Response:
+        if req.url.path.startswith("/sim/"):
+            return json_response({"error": exc.detail}, exc.status_code)
+        if exc.status_code == 405:
+            return json_response(error_body(2004, "API", "REQUEST", "Method not allowed.",
+                                            f"{req.method} is not supported for {req.url.path}."), 405)
+        return json_response(error_body(2002, "API", "REQUEST", "Resource not found.",
+                                        f"No resource at {req.url.path}."), exc.status_code)
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
