@@ -207,6 +207,464 @@ def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: run th
     status(as_json=False)
 
 
+
+# ---------------------------------------------------------------- engine access behind the schema gate
+
+accounts_app = typer.Typer(help="Seller accounts and their eBay tokens.", no_args_is_help=True)
+keys_app = typer.Typer(help="The token-encryption key.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+
+
+def _run_async(coro):
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+async def _gated_engine(role: str = "cli"):
+    """An async engine on a database at head. The embedded default migrates itself; an external
+    database that is behind stops the command (exit 3)."""
+    from sync_core import db, migrate as m
+
+    s = settings()
+    url = db.database_url(s)
+    if s.embedded:
+        import asyncio
+
+        await asyncio.to_thread(m.migrate, s, lambda msg: None, url=url)
+    engine = db.make_async_engine(s, role, url)
+    try:
+        await db.run_retrying(s, "schema check", lambda: m.check_schema_async(engine))
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
+def _parse_date(value: str | None, what: str):
+    from datetime import datetime, timezone
+
+    if value is None:
+        return None
+    try:
+        d = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"{what} {value!r}: expected a date like 2026-01-31 or 2026-01-31T12:00:00Z", EXIT_USAGE) from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    if d > datetime.now(timezone.utc):
+        raise CliError(f"{what} {value!r} is in the future", EXIT_USAGE)
+    return d
+
+
+def _check_stream(stream: str | None) -> str | None:
+    from sync_core.config import STREAM_NAMES
+
+    if stream is not None and stream not in STREAM_NAMES:
+        raise CliError(f"unknown stream {stream!r}; streams: {', '.join(STREAM_NAMES)}", EXIT_USAGE)
+    return stream
+
+
+async def _account_id(engine, name: str) -> int:
+    from sync_core import accounts as acc
+
+    async with engine.connect() as conn:
+        try:
+            return await acc.account_id(conn, name)
+        except acc.AccountError as e:
+            raise CliError(str(e), EXIT_USAGE) from None
+
+
+# ---------------------------------------------------------------- accounts
+
+
+@accounts_app.command("add")
+def accounts_add(name: str,
+                 refresh_token_stdin: bool = typer.Option(False, "--refresh-token-stdin",
+                                                          help="Read a refresh token from stdin (headless provisioning).")) -> None:
+    """Add an account (optionally with a refresh token read from stdin)."""
+    from sync_core import accounts as acc
+
+    try:
+        acc.check_name(name)
+    except acc.AccountError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    token = None
+    if refresh_token_stdin:
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise CliError("--refresh-token-stdin: no token on stdin", EXIT_USAGE)
+
+    async def go():
+        engine = await _gated_engine()
+        try:
+            async with engine.begin() as conn:
+                await acc.add_account(conn, settings(), name, token)
+        finally:
+            await engine.dispose()
+    _run_async(go())
+    say(f"account {name} added" + (" with a refresh token" if token else "; connect it: baysync accounts connect " + name))
+
+
+@accounts_app.command("list")
+def accounts_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Accounts with their token state."""
+    from sync_core import accounts as acc
+
+    async def go():
+        engine = await _gated_engine()
+        try:
+            async with engine.connect() as conn:
+                return await acc.list_accounts(conn)
+        finally:
+            await engine.dispose()
+    rows = _run_async(go())
+    if as_json:
+        keep = ("name", "status", "paused", "token_state", "refresh_expires_at", "access_expires_at", "streams")
+        say(json.dumps([{k: r[k] for k in keep} for r in rows], default=str))
+        return
+    if not rows:
+        say("no accounts (baysync accounts add NAME)")
+    for r in rows:
+        say(f"{r['name']:<20} {r['status']:<14} {r['token_state']}")
+
+
+@accounts_app.command("remove")
+def accounts_remove(name: str, purge: bool = typer.Option(False, "--purge", help="Also delete the synced data."),
+                    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+    """Remove an account and its tokens (synced data kept unless --purge)."""
+    from sync_core import accounts as acc
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CliError("refusing to remove without confirmation: pass --yes", EXIT_USAGE)
+        if not typer.confirm(f"remove account {name}" + (" AND its synced data" if purge else "") + "?"):
+            raise typer.Exit(EXIT_FAIL)
+
+    async def go():
+        engine = await _gated_engine()
+        try:
+            async with engine.begin() as conn:
+                await acc.remove_account(conn, name, purge)
+        except acc.AccountError as e:
+            raise CliError(str(e), EXIT_USAGE) from None
+        finally:
+            await engine.dispose()
+    _run_async(go())
+    say(f"account {name} removed" + (" with its data" if purge else " (synced data kept)"))
+
+
+@accounts_app.command("connect")
+def accounts_connect(name: str) -> None:
+    """OAuth consent: prints the URL to open anywhere, then reads the redirected URL (or the code) back."""
+    from sync_core import accounts as acc
+    from sync_core.ebay.errors import ConsentError, EbayError
+
+    s = settings()
+    if not s.ebay_client_id or not s.ebay_client_secret or not s.ebay_runame:
+        raise CliError("set ebay_client_id, ebay_client_secret and ebay_runame first (see README: Configuration)", EXIT_USAGE)
+    try:
+        url, state = acc.consent_start(s, name)
+    except acc.AccountError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    say("Open this URL in a browser (any machine), approve, then paste the address you were redirected to")
+    say("(or just the code) here within 5 minutes:")
+    say(url)
+    pasted = sys.stdin.readline().strip()
+    if not pasted:
+        raise CliError("nothing pasted", EXIT_USAGE)
+
+    async def go():
+        engine = await _gated_engine()
+        try:
+            await acc.consent_finish(engine, s, name, pasted, state)
+        finally:
+            await engine.dispose()
+    try:
+        _run_async(go())
+    except (ConsentError, ValueError) as e:
+        raise CliError(str(e), EXIT_USAGE) from None
+    except EbayError as e:
+        raise CliError(f"token exchange failed: {e}") from None
+    say(f"account {name} connected")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Generate a new key and re-encrypt every stored token with it."""
+    from sync_core import accounts as acc, crypto
+
+    s = settings()
+
+    async def go():
+        engine = await _gated_engine()
+        try:
+            old = crypto.Vault.from_settings(s)
+            new = crypto.begin_key_rotation(s)
+            n = await acc.rotate_keys(engine, old, new)
+            crypto.finish_key_rotation(s)
+            return n
+        finally:
+            await engine.dispose()
+    try:
+        n = _run_async(go())
+    except crypto.CryptoError as e:
+        raise CliError(str(e)) from None
+    say(f"re-encrypted tokens of {n} account(s) with the new key")
+
+
+# ---------------------------------------------------------------- sync, run, control, logs
+
+
+@app.command()
+def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = typer.Option(..., "--stream", "-s"),
+         since: Optional[str] = typer.Option(None, "--since", help="Re-read history from this date."),
+         full: bool = typer.Option(False, "--full", help="Re-read everything eBay serves for this stream.")) -> None:
+    """One run of one (account, stream) in the foreground."""
+    from sync_core import coordination as co
+    from sync_core.runner import RunContext, execute
+    from sync_core.streams import STREAMS
+    from sync_core.worker import Clients
+
+    _check_stream(stream)
+    since_dt = _parse_date(since, "--since")
+    _setup_logging()
+    s = settings()
+
+    async def go() -> str:
+        import asyncio
+
+        engine = await _gated_engine("worker")
+        clients = Clients(s, engine)
+        try:
+            aid = await _account_id(engine, account)
+            owner = co.new_owner("cli")
+            async with engine.begin() as conn:
+                if since_dt:
+                    await co.request_backfill(conn, aid, stream, since_dt)
+                claim = await co.claim_pair(conn, owner, aid, stream, s.lease_ttl_s, kind="full" if full else "incremental")
+                holder = None if claim else await co.lease_holder(conn, aid, stream)
+            if claim is None:
+                if holder:
+                    raise CliError(f"already running (owner {holder})", EXIT_BUSY)
+                raise CliError(f"{account}/{stream} is paused, disabled or needs reauth (baysync status)")
+            ctx = RunContext(s, engine, None, STREAMS[stream], claim, owner)
+            ctx.client = await clients.client(aid, account, ctx.on_http_event)
+            task = asyncio.create_task(execute(ctx))
+            while not task.done():
+                await asyncio.sleep(0.5)
+                t = ctx.totals
+                print(f"\r{account}/{stream}: {t.pages} pages, +{t.inserted} ~{t.updated} ={t.unchanged}"
+                      + (f" quarantined {t.quarantined}" if t.quarantined else ""), end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+            return task.result()
+        finally:
+            await clients.aclose()
+            await engine.dispose()
+    status = _run_async(go())
+    say(f"run {status}")
+    if status != "succeeded":
+        raise typer.Exit(EXIT_FAIL)
+
+
+@app.command()
+def backfill(account: str = typer.Option(..., "--account", "-a"), stream: str = typer.Option(..., "--stream", "-s"),
+             since: str = typer.Option(..., "--since", help="Re-read history from this date.")) -> None:
+    """Ask the workers to re-read a stream's history from a date."""
+    from sync_core import coordination as co
+
+    _check_stream(stream)
+    since_dt = _parse_date(since, "--since")
+
+    async def go():
+        engine = await _gated_engine()
+        try:
+            aid = await _account_id(engine, account)
+            async with engine.begin() as conn:
+                return await co.request_backfill(conn, aid, stream, since_dt)
+        finally:
+            await engine.dispose()
+    _run_async(go())
+    say(f"backfill of {account}/{stream} from {since_dt.isoformat()} requested")
+
+
+def _control(kind: str, account: str, stream: str | None) -> int:
+    from sync_core import coordination as co
+
+    _check_stream(stream)
+
+    async def go():
+        engine = await _gated_engine()
+        try:
+            aid = await _account_id(engine, account)
+            async with engine.begin() as conn:
+                if kind == "stop":
+                    return await co.request_stop(conn, aid, stream)
+                if kind == "run":
+                    return await co.request_run_now(conn, aid, stream)
+                if kind in ("pause", "resume"):
+                    return await co.set_paused(conn, aid, stream, kind == "pause")
+                return await co.clear_error(conn, aid, stream)
+        finally:
+            await engine.dispose()
+    return _run_async(go())
+
+
+@app.command()
+def stop(account: str = typer.Option(..., "--account", "-a"), stream: Optional[str] = typer.Option(None, "--stream", "-s")) -> None:
+    """Cooperative STOP: running pairs commit their current page and end cancelled."""
+    n = _control("stop", account, stream)
+    say(f"stop requested for {n} stream(s) of {account}")
+
+
+@app.command("run-now")
+def run_now(account: str = typer.Option(..., "--account", "-a"), stream: Optional[str] = typer.Option(None, "--stream", "-s")) -> None:
+    """Ask the workers to run these pairs now."""
+    say(f"run requested for {_control('run', account, stream)} stream(s) of {account}")
+
+
+@app.command()
+def pause(account: str = typer.Option(..., "--account", "-a"), stream: Optional[str] = typer.Option(None, "--stream", "-s")) -> None:
+    """Pause a stream or a whole account."""
+    say(f"paused {_control('pause', account, stream)} stream(s) of {account}")
+
+
+@app.command()
+def resume(account: str = typer.Option(..., "--account", "-a"), stream: Optional[str] = typer.Option(None, "--stream", "-s")) -> None:
+    """Resume a paused stream or account."""
+    say(f"resumed {_control('resume', account, stream)} stream(s) of {account}")
+
+
+@app.command()
+def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional[str] = typer.Option(None, "--account", "-a"),
+         stream: Optional[str] = typer.Option(None, "--stream", "-s"), run: Optional[int] = typer.Option(None, "--run"),
+         level: str = typer.Option("info", "--level", help="debug, info, warning or error"),
+         limit: int = typer.Option(100, "--limit", help="Lines of history to show first.")) -> None:
+    """Run events; --follow streams new ones live (LISTEN/NOTIFY, no polling timer)."""
+    from sync_core import db, events as ev
+
+    _check_stream(stream)
+    if level not in ev.LEVELS:
+        raise CliError(f"--level {level!r}: expected one of {', '.join(ev.LEVELS)}", EXIT_USAGE)
+    as_json = settings().log_format == "json"
+
+    def show(e: dict) -> None:
+        if as_json:
+            say(json.dumps({k: e[k] for k in ("id", "ts", "level", "kind", "account", "stream", "run_id", "message")}, default=str))
+        else:
+            say(f"{e['ts']:%Y-%m-%d %H:%M:%S} {e['level']:<7} {(e['account'] or '-')}/{e['stream'] or '-'} "
+                f"run {e['run_id'] or '-'} {e['kind']}: {e['message']}")
+
+    async def go():
+        engine = await _gated_engine()
+        try:
+            aid = await _account_id(engine, account) if account else None
+            filt = dict(run_id=run, account_id=aid, stream=stream, min_level=level)
+            async with engine.connect() as conn:
+                last = max(0, await ev.last_id(conn) - limit * 20) if limit else await ev.last_id(conn)
+                rows = await ev.read_since(conn, last, limit=100000, **filt)
+            for e in rows[-limit:] if limit else []:
+                show(e)
+            last = max([last] + [e["id"] for e in rows])
+            if not follow:
+                return
+            async with engine.connect() as conn:
+                last = max(last, await ev.last_id(conn))
+            async for _ in ev.listen(db.psycopg_conninfo(engine.url.render_as_string(hide_password=False)), timeout=30):
+                async with engine.connect() as conn:
+                    while True:
+                        rows = await ev.read_since(conn, last, limit=1000, **filt)
+                        for e in rows:
+                            show(e)
+                        if rows:
+                            last = rows[-1]["id"]
+                        if len(rows) < 1000:
+                            break
+        finally:
+            await engine.dispose()
+    try:
+        _run_async(go())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("run")
+def run_workers(workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Concurrent runs (default: config workers)."),
+                health: Optional[str] = typer.Option(None, "--health", help="HOST:PORT for /healthz and /metrics."),
+                log_format: Optional[str] = typer.Option(None, "--log-format", help="text or json")) -> None:
+    """Headless: scheduler plus worker pool for every enabled (account, stream) pair."""
+    import asyncio
+    import signal
+
+    from sync_core import health as h
+    from sync_core.config import _parse_bind
+    from sync_core.worker import WorkerPool
+
+    if log_format not in (None, "text", "json"):
+        raise CliError(f"--log-format {log_format!r}: expected text or json", EXIT_USAGE)
+    if workers is not None and not (1 <= workers <= 1024):
+        raise CliError(f"--workers {workers}: expected 1..1024", EXIT_USAGE)
+    bind = health if health is not None else settings().health_bind
+    if bind:
+        try:
+            _parse_bind(bind)
+        except ValueError as e:
+            raise CliError(f"--health {bind!r}: {e}", EXIT_USAGE) from None
+    _setup_logging(log_format)
+    s = settings()
+
+    async def go():
+        engine = await _gated_engine("worker")
+        pool = WorkerPool(s, engine, kind="headless", concurrency=workers)
+        stop_ev = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop_ev.set)
+        health_task = await h.serve(pool, bind) if bind else None
+        try:
+            await pool.run_until(stop_ev)
+        finally:
+            if health_task is not None:
+                health_task.server.should_exit = True
+                await asyncio.gather(health_task, return_exceptions=True)
+            await engine.dispose()
+    _run_async(go())
+
+
+@app.command("sim")
+def sim(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8765, "--port"),
+        seed: int = typer.Option(7, "--seed"),
+        sellers: str = typer.Option("demo-small:300,demo-medium:2000,demo-large:8000", "--sellers",
+                                    help="name:orders,... (other volumes scale with orders)")) -> None:
+    """Serve the eBay simulator on loopback (point the ebay_*_base_url settings at it)."""
+    from sync_core.ebay.sim import server as sim_server
+
+    if not (0 < port < 65536):
+        raise CliError(f"--port {port}: expected 1..65535", EXIT_USAGE)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise CliError(f"--host {host!r}: the simulator only listens on loopback", EXIT_USAGE)
+    cfg = _sim_config(seed, sellers)
+    say(f"eBay simulator on http://{host}:{port}  (client id {cfg.client_id})")
+    sim_server.serve(host=host, port=port, config=cfg)
+
+
+def _sim_config(seed: int, sellers: str):
+    from sync_core.ebay.sim import SellerSpec, SimConfig
+
+    specs = []
+    for part in sellers.split(","):
+        name, _, n = part.partition(":")
+        try:
+            orders = int(n)
+        except ValueError:
+            raise CliError(f"--sellers {part!r}: expected name:orders", EXIT_USAGE) from None
+        specs.append(SellerSpec(name, orders=orders, transactions=orders * 2, payouts=max(3, orders // 40),
+                                disputes=max(1, orders // 100), conversations=max(2, orders // 20),
+                                inventory_items=max(5, orders // 10), days=120))
+    return SimConfig(seed=seed, sellers=specs)
+
+
 def _run_typer(args: list[str] | None) -> int:
     from sync_core import db, migrate as m
     from sync_core.config import ConfigError

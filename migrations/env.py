@@ -4,10 +4,11 @@ sync_core/migrate.py, which holds the advisory lock and records migration_log); 
 
 from alembic import context
 
-from sync_core import tables
+from sync_core import streams, tables
 
 config = context.config
-target_metadata = tables.metadata
+# Used only for autogenerate and drift checks; revisions themselves never import current table code.
+target_metadata = config.attributes.get("target_metadata", [tables.metadata, streams.metadata])
 
 
 def _configure_and_run(connection) -> None:

@@ -1,0 +1,357 @@
+"""One run of one (account, stream): plan windows, read pages, write each page with its checkpoint in
+one fenced transaction, heartbeat, honour STOP, finish.
+
+Windows: no cursor -> start ``initial_backfill_days`` back (per-stream override, capped by what eBay
+serves); with a cursor -> start ``lookback_s`` before it (and at least ``rescan_days`` back for finances);
+end ``safety_lag_s`` before now; split into chunks of the stream's maximum window, oldest first. The
+plan is stored in the checkpoint, so a crashed or stopped run resumes the same plan at the same page.
+The cursor advances only when a whole window has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import coordination as co
+from . import db, upserts
+from .config import Settings
+from .ebay.errors import EbayError, ReauthNeeded
+from .events import Event, emit_many
+from .streams.base import Invalid, Stream, Window
+
+log = logging.getLogger("baysync.runner")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def plan_windows(start: datetime, end: datetime, max_window: timedelta) -> list[Window]:
+    out = []
+    cur = start
+    while cur < end:
+        nxt = min(cur + max_window, end)
+        out.append(Window(cur, nxt))
+        cur = nxt
+    return out
+
+
+def plan_start(settings: Settings, stream: Stream, claim: co.Claim, now: datetime) -> datetime:
+    days = settings.stream(stream.name).initial_backfill_days or settings.initial_backfill_days
+    earliest = now - timedelta(days=stream.max_history_days) + timedelta(hours=1) if stream.max_history_days else None
+    if claim.backfill_since is not None:
+        start = claim.backfill_since
+    elif claim.kind == "full":
+        start = earliest or now - timedelta(days=days)
+    elif claim.cursor is None:
+        start = now - timedelta(days=days)
+    else:
+        start = claim.cursor - timedelta(seconds=settings.lookback_s)
+        if stream.rescan_days:
+            start = min(start, now - timedelta(days=stream.rescan_days))
+    if earliest is not None and start < earliest:
+        start = earliest
+    return start
+
+
+@dataclass
+class Counts:
+    pages: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    api_calls: int = 0
+    retries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class StopRun(Exception):
+    """Cooperative stop (cancel or pause) observed between pages."""
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    engine: AsyncEngine
+    client: Any  # EbayClient
+    stream: Stream
+    claim: co.Claim
+    owner: str
+    now: datetime = field(default_factory=utcnow)
+    totals: Counts = field(default_factory=Counts)
+    pending_events: list[Event] = field(default_factory=list)
+    plan_start: datetime | None = None
+    stop_requested: bool = False
+    lease_lost: bool = False
+    shutdown: bool = False  # the process is stopping: the pair should be picked up again at once
+
+    @property
+    def run_id(self) -> int:
+        return self.claim.run_id
+
+    @property
+    def account_id(self) -> int:
+        return self.claim.account_id
+
+    def page_size(self) -> int:
+        return self.settings.stream(self.stream.name).page_size or self.stream.max_page_size
+
+    # -- events from the eBay client (collected, written with the next page's transaction)
+    def on_http_event(self, ev: dict) -> None:
+        kind = ev.get("type", "http")
+        if kind == "http":
+            self.totals.api_calls += 1
+            if (ev.get("attempt") or 1) > 1:
+                self.totals.retries += 1
+        level = "warning" if kind == "rate_wait" or (ev.get("status") or 200) >= 400 else "debug"
+        msg = (f"{ev.get('method', '')} {ev.get('path', '')} -> {ev.get('status', '')} "
+               f"{ev.get('duration_ms', '')}ms {ev.get('records', '')} rec").strip() if kind == "http" else str(ev.get("reason", kind))
+        self.pending_events.append(Event(kind, msg, level, self.run_id, self.account_id, self.stream.name, ev))
+
+    def event(self, kind: str, message: str, level: str = "info", **data: Any) -> None:
+        self.pending_events.append(Event(kind, message, level, self.run_id, self.account_id, self.stream.name,
+                                         data or None))
+
+    # -- mapping
+    def map_records(self, records: Sequence[dict]) -> tuple[list[dict], list[tuple[dict, dict]], list[tuple]]:
+        rows, pairs, bad = [], [], []
+        for rec in records:
+            try:
+                if not isinstance(rec, dict):
+                    raise Invalid(f"record is a {type(rec).__name__}, not an object")
+                row = self.stream.map(rec)
+                row["account_id"] = self.account_id
+                payload = {k: v for k, v in rec.items() if k not in self.stream.raw_exclude} if self.stream.raw_exclude else rec
+                data = upserts.payload_bytes(payload)
+                row["raw"] = data.decode()
+                row["payload_hash"] = upserts.payload_hash(data)
+                row["run_id"] = self.run_id
+                children = {c.table.name: c.rows(rec, row) for c in self.stream.children}
+                rows.append(row)
+                pairs.append((row, children))
+            except Invalid as e:
+                bad.append((self.stream.record_key(rec), str(e), rec))
+        return rows, pairs, bad
+
+    # -- the one write path: a page and its checkpoint, fenced, in one transaction
+    async def store_page(self, records: Sequence[dict], checkpoint: dict | None, *, cursor: datetime | None = None,
+                         windows_done: int | None = None, windows_total: int | None = None,
+                         clear_backfill: bool = False, present_keys: Any = None) -> bool:
+        rows, pairs, bad = self.map_records(records)
+        counts = Counts(pages=1, api_calls=self.totals.api_calls, retries=self.totals.retries)
+        self.totals.api_calls = self.totals.retries = 0
+
+        async def unit() -> tuple[bool, upserts.UpsertResult]:
+            async with self.engine.begin() as conn:
+                stop = await co.fence(conn, self.owner, self.run_id)
+                res = await upserts.upsert(conn, self.stream.table, self.stream.key, rows,
+                                           reactivate=self.stream.absent_col)
+                if self.stream.children and res.changed_keys:
+                    key_idx = self.stream.key.index(self.stream.children[0].parent_key)
+                    changed = {k[key_idx] for k in res.changed_keys}
+                    for child in self.stream.children:
+                        child_rows = []
+                        for row, ch in pairs:
+                            if row[child.parent_key] in changed:
+                                for cr in ch[child.table.name]:
+                                    cr["account_id"] = self.account_id
+                                    child_rows.append(cr)
+                        await upserts.replace_children(conn, child.table, self.account_id, child.parent_key,
+                                                       sorted(changed), child_rows)
+                q = await upserts.quarantine(conn, self.run_id, self.account_id, self.stream.name, bad)
+                if present_keys is not None:
+                    await self.stream_mark_absent(conn, present_keys)
+                c = dict(counts.as_dict(), inserted=res.inserted, updated=res.updated, unchanged=res.unchanged,
+                         quarantined=q)
+                if checkpoint is not None:
+                    await co.save_checkpoint(conn, self.run_id, checkpoint, cursor=cursor, windows_done=windows_done,
+                                             windows_total=windows_total, records=res.inserted,
+                                             counts=c, clear_backfill=clear_backfill)
+                else:
+                    await co.save_checkpoint(conn, self.run_id, await self._current_checkpoint(conn),
+                                             records=res.inserted, counts=c)
+                evs = list(self.pending_events)
+                evs.append(Event("page", f"{len(records)} records: +{res.inserted} ~{res.updated} ={res.unchanged}"
+                                 + (f" quarantined {q}" if q else ""), "info", self.run_id, self.account_id,
+                                 self.stream.name, {"records": len(records), "inserted": res.inserted,
+                                                    "updated": res.updated, "unchanged": res.unchanged,
+                                                    "quarantined": q, "cursor": cursor}))
+                await emit_many(conn, evs)
+                return stop, res
+
+        stop, res = await db.run_retrying(self.settings, "store page", unit)
+        self.pending_events.clear()
+        self.totals.pages += 1
+        self.totals.inserted += res.inserted
+        self.totals.updated += res.updated
+        self.totals.unchanged += res.unchanged
+        self.totals.quarantined += len(bad)
+        if stop:
+            self.stop_requested = True
+        return self.stop_requested
+
+    async def _current_checkpoint(self, conn) -> dict:
+        cp = (await conn.execute(sa.text("select checkpoint from sync_state where run_id = :r"), dict(r=self.run_id))).scalar()
+        return cp or {}
+
+    async def store_records(self, records: Sequence[dict]) -> bool:
+        """Write records without moving the checkpoint (e.g. re-fetched open disputes)."""
+        return await self.store_page(records, None)
+
+    async def stream_mark_absent(self, conn, present_keys) -> None:
+        if self.stream.absent_col:
+            await upserts.mark_absent(conn, self.stream.table, self.account_id, self.stream.key[1], present_keys,
+                                      self.stream.absent_col)
+
+    async def query_column(self, sql: str, **params: Any) -> list[Any]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(sa.text(sql), dict(params, a=self.account_id))).scalars())
+
+
+async def _run_windowed(ctx: RunContext) -> None:
+    s, claim = ctx.stream, ctx.claim
+    cp = claim.checkpoint or {}
+    if cp.get("windows"):
+        windows = [Window.from_json(w) for w in cp["windows"]]
+        idx, next_url = int(cp.get("i", 0)), cp.get("next")
+        ctx.plan_start = windows[0].start if windows else ctx.now
+        ctx.event("resume", f"resuming window {idx + 1}/{len(windows)}" + (" mid-window" if next_url else ""))
+    else:
+        start = plan_start(ctx.settings, s, claim, ctx.now)
+        end = ctx.now - timedelta(seconds=ctx.settings.safety_lag_s)
+        windows = plan_windows(start, end, s.max_window)
+        idx, next_url = 0, None
+        ctx.plan_start = start
+        ctx.event("plan", f"{len(windows)} window(s) from {start.isoformat(timespec='seconds')} "
+                  f"to {end.isoformat(timespec='seconds')}", windows=len(windows), kind=claim.kind)
+    async with ctx.engine.begin() as conn:
+        await co.set_run_window(conn, ctx.run_id, windows[0].start if windows else None,
+                                windows[-1].end if windows else None, len(windows))
+    wjson = [w.as_json() for w in windows]
+    size = ctx.page_size()
+    while idx < len(windows):
+        w = windows[idx]
+        got_page = False
+        async for page in s.fetch_window(ctx.client, w, next_url, size):
+            got_page = True
+            last = page.next_url is None
+            done = idx + 1 if last else idx
+            cp = {"windows": wjson, "i": done if last else idx, "next": None if last else page.next_url}
+            stop = await ctx.store_page(page.records, cp, cursor=w.end if last else None, windows_done=done,
+                                        windows_total=len(windows),
+                                        clear_backfill=last and done == len(windows))
+            if stop and not last:
+                raise StopRun()
+            if stop:
+                idx += 1
+                raise StopRun()
+        if not got_page:  # nothing at all for the window
+            cp = {"windows": wjson, "i": idx + 1, "next": None}
+            if await ctx.store_page([], cp, cursor=w.end, windows_done=idx + 1, windows_total=len(windows),
+                                    clear_backfill=idx + 1 == len(windows)):
+                raise StopRun()
+        idx += 1
+        next_url = None
+    if s.after_complete:
+        await s.after_complete(ctx)
+
+
+async def _run_full(ctx: RunContext) -> None:
+    """A full listing (no date filter): page through everything; then mark what vanished."""
+    s = ctx.stream
+    cp = ctx.claim.checkpoint or {}
+    next_url = cp.get("next")
+    seen: list[str] = list(cp.get("seen", [])) if next_url else []
+    async with ctx.engine.begin() as conn:
+        await co.set_run_window(conn, ctx.run_id, None, None, 1)
+    async for page in s.fetch_all(ctx.client, next_url, ctx.page_size()):
+        last = page.next_url is None
+        rows, _, _ = ctx.map_records(page.records)
+        seen.extend(str(r[s.key[1]]) for r in rows)
+        cp = {"next": page.next_url, "seen": seen if not last else []}
+        stop = await ctx.store_page(page.records, cp, cursor=ctx.now if last else None, windows_done=1 if last else 0,
+                                    windows_total=1, present_keys=seen if last else None, clear_backfill=last)
+        if stop and not last:
+            raise StopRun()
+    if s.after_complete:
+        await s.after_complete(ctx)
+
+
+async def execute(ctx: RunContext) -> str:
+    """Run to completion; returns the final status (succeeded | cancelled | failed | reauth_needed | lost)."""
+    t0 = time.monotonic()
+    stream = ctx.stream
+    status, error = "succeeded", None
+    hb = asyncio.create_task(_heartbeat(ctx))
+    try:
+        if stream.mode == "windowed":
+            await _run_windowed(ctx)
+        elif stream.mode == "full":
+            await _run_full(ctx)
+        else:
+            await stream.run_custom(ctx)
+        if ctx.lease_lost:
+            raise co.LeaseLost("lease lost")
+    except StopRun:
+        status = "cancelled"
+    except co.LeaseLost:
+        status = "lost"
+    except ReauthNeeded as e:
+        status, error = "reauth_needed", f"eBay refused the refresh token: reconnect the account ({e.message})"
+    except EbayError as e:
+        status, error = "failed", str(e)
+    except asyncio.CancelledError:
+        hb.cancel()
+        raise
+    except Exception as e:  # a bug or an unexpected payload: record it, do not crash the pool
+        log.exception("run %s failed", ctx.run_id)
+        status, error = "failed", f"{type(e).__name__}: {e}"
+    finally:
+        hb.cancel()
+    if status == "lost":
+        log.warning("run %s (%s/%s) lost its lease; stopped without writing", ctx.run_id, ctx.claim.account, stream.name)
+        return status
+    t = ctx.totals
+    ctx.event("run_end", f"run {status}: {t.pages} pages, +{t.inserted} ~{t.updated} ={t.unchanged}"
+              + (f", quarantined {t.quarantined}" if t.quarantined else "") + (f": {error}" if error else ""),
+              "error" if status in ("failed", "reauth_needed") else "info",
+              status=status, seconds=round(time.monotonic() - t0, 3), **t.as_dict())
+
+    async def fin() -> None:
+        async with ctx.engine.begin() as conn:
+            if status == "reauth_needed":
+                await co.mark_reauth_needed(conn, ctx.account_id, error or "reauth needed")
+            await co.finish(conn, ctx.owner, ctx.run_id, status,
+                            interval_s=0 if ctx.shutdown else ctx.settings.stream(stream.name).interval_s, error=error)
+            await co.add_run_counts(conn, ctx.run_id, {"api_calls": t.api_calls, "retries": t.retries})
+            await emit_many(conn, ctx.pending_events)
+    await db.run_retrying(ctx.settings, "finish run", fin)
+    ctx.pending_events.clear()
+    return status
+
+
+async def _heartbeat(ctx: RunContext) -> None:
+    period = ctx.settings.heartbeat_s
+    while True:
+        await asyncio.sleep(period)
+        try:
+            async with ctx.engine.begin() as conn:
+                held = await co.heartbeat(conn, ctx.owner, [ctx.run_id], ctx.settings.lease_ttl_s)
+            if ctx.run_id not in held:
+                ctx.lease_lost = True
+                return
+            if held[ctx.run_id]:
+                ctx.stop_requested = True
+        except Exception as e:  # a missed heartbeat is survivable while the lease lasts
+            log.warning("heartbeat for run %s failed: %s", ctx.run_id, db.describe(e))

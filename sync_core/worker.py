@@ -1,0 +1,231 @@
+"""The worker pool: claim due (account, stream) pairs, run them concurrently, rescue expired leases,
+wake on NOTIFY (with a polling fallback), and shut down gracefully.
+
+One asyncio process drives hundreds of runs: every run is a task; the HTTP connection pool, the rate
+budget and each account's token source are shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import accounts, coordination as co, db, events
+from .config import Settings
+from .crypto import Vault
+from .ebay.client import EbayClient, make_http_client
+from .ebay.ratelimit import RateBudget
+from .runner import RunContext, execute
+from .streams import STREAMS
+
+log = logging.getLogger("baysync.worker")
+
+POLL_S = 2.0
+RESCUE_EVERY_S = 10.0
+
+
+@dataclass
+class PoolStats:
+    started: float = field(default_factory=time.monotonic)
+    claims: int = 0
+    claim_seconds: float = 0.0
+    runs: dict[str, int] = field(default_factory=dict)
+    records: dict[tuple[str, str], int] = field(default_factory=dict)
+    api_calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    errors: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+class Clients:
+    """Per-process shared HTTP pool, rate budget, vault and per-account token sources."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, *, transport: httpx.AsyncBaseTransport | None = None):
+        self.settings, self.engine = settings, engine
+        self.http = make_http_client(settings, transport=transport)
+        self.budget = RateBudget()
+        self._vault: Vault | None = None
+        self._tokens: dict[int, Any] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            self._vault = Vault.from_settings(self.settings)
+        return self._vault
+
+    async def client(self, account_id: int, account: str, on_event) -> EbayClient:
+        async with self._lock:
+            tokens = self._tokens.get(account_id)
+            if tokens is None:
+                tokens = await accounts.token_source(self.engine, self.settings, account_id, account, self.http, self.vault)
+                self._tokens[account_id] = tokens
+        return EbayClient(self.settings, http=self.http, tokens=tokens, account=account, on_event=on_event,
+                          budget=self.budget)
+
+    def forget(self, account_id: int) -> None:
+        self._tokens.pop(account_id, None)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class WorkerPool:
+    def __init__(self, settings: Settings, engine: AsyncEngine, *, kind: str = "headless",
+                 concurrency: int | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 url: str | None = None):
+        self.settings, self.engine, self.kind = settings, engine, kind
+        self.concurrency = concurrency or settings.workers
+        self.owner = co.new_owner(kind)
+        self.clients = Clients(settings, engine, transport=transport)
+        self.url = url or engine.url.render_as_string(hide_password=False)
+        self.stats = PoolStats()
+        self.active: dict[int, tuple[asyncio.Task, RunContext]] = {}
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifecycle
+    async def start(self) -> None:
+        async with self.engine.begin() as conn:
+            await co.register_worker(conn, self.owner, self.kind, {"concurrency": self.concurrency})
+        self._tasks = [asyncio.create_task(self._loop(), name="baysync-claim-loop"),
+                       asyncio.create_task(self._listen(), name="baysync-control-listener"),
+                       asyncio.create_task(self._housekeeping(), name="baysync-housekeeping")]
+        log.info("worker pool %s started (%d slots)", self.owner, self.concurrency)
+
+    async def stop(self, timeout: float = 25.0) -> None:
+        """Stop claiming, let running pairs finish their current page and checkpoint, release leases."""
+        self._stopping.set()
+        self._wake.set()
+        for _, ctx in self.active.values():
+            if ctx is not None:
+                ctx.stop_requested = True
+                ctx.shutdown = True
+        running = [t for t, _ in self.active.values()]
+        if running:
+            done, pending = await asyncio.wait(running, timeout=timeout)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            async with self.engine.begin() as conn:
+                released = await co.release_all(conn, self.owner)
+                await co.unregister_worker(conn, self.owner)
+            if released:
+                log.info("released %d lease(s)", released)
+        except Exception as e:
+            log.warning("could not release leases cleanly (%s); they expire in %ss", db.describe(e), self.settings.lease_ttl_s)
+        await self.clients.aclose()
+        log.info("worker pool %s stopped", self.owner)
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+    # -- loops
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self.active)
+            claimed = 0
+            if free > 0:
+                try:
+                    t0 = time.perf_counter()
+                    async with self.engine.begin() as conn:
+                        claims = await co.claim_due(conn, self.owner, min(free, 50), self.settings.lease_ttl_s)
+                    self.stats.claim_seconds += time.perf_counter() - t0
+                    self.stats.claims += len(claims)
+                    for c in claims:
+                        self._spawn(c)
+                    claimed = len(claims)
+                except Exception as e:
+                    log.warning("claim failed: %s", db.describe(e))
+            if claimed and claimed == min(free, 50) and len(self.active) < self.concurrency:
+                continue  # more may be due right now
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            except asyncio.TimeoutError:
+                pass
+
+    def _spawn(self, claim: co.Claim) -> None:
+        task = asyncio.create_task(self._run(claim), name=f"run-{claim.run_id}")
+        self.active[claim.run_id] = (task, None)  # type: ignore[assignment]
+
+    async def _run(self, claim: co.Claim) -> None:
+        stream = STREAMS[claim.stream]
+        ctx = RunContext(self.settings, self.engine, None, stream, claim, self.owner)
+        self.active[claim.run_id] = (asyncio.current_task(), ctx)  # type: ignore[assignment]
+        status = "failed"
+        try:
+            if claim.abandoned_run:
+                ctx.event("rescue", f"took over from abandoned run {claim.abandoned_run}; resuming from its checkpoint",
+                          "warning")
+            try:
+                ctx.client = await self.clients.client(claim.account_id, claim.account, ctx.on_http_event)
+            except accounts.AccountError as e:
+                ctx.client = _NoClient(str(e))
+            status = await execute(ctx)
+            if status == "reauth_needed":
+                self.clients.forget(claim.account_id)
+        except Exception:
+            log.exception("run %s crashed", claim.run_id)
+        finally:
+            self.active.pop(claim.run_id, None)
+            key = (claim.account, claim.stream)
+            self.stats.runs[status] = self.stats.runs.get(status, 0) + 1
+            self.stats.records[key] = self.stats.records.get(key, 0) + ctx.totals.inserted + ctx.totals.updated
+            if status in ("failed", "reauth_needed"):
+                self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
+            self._wake.set()
+
+    async def _listen(self) -> None:
+        conninfo = db.psycopg_conninfo(self.url)
+        async for _ in events.listen(conninfo, (co.CONTROL_CHANNEL,), timeout=POLL_S):
+            if self._stopping.is_set():
+                return
+            self._wake.set()
+            # pass stop requests of running pairs on without waiting for the next heartbeat
+            if self.active:
+                try:
+                    async with self.engine.begin() as conn:
+                        held = await co.heartbeat(conn, self.owner, list(self.active), self.settings.lease_ttl_s)
+                    for run_id, (_, ctx) in list(self.active.items()):
+                        if ctx is not None and held.get(run_id):
+                            ctx.stop_requested = True
+                except Exception:
+                    pass
+
+    async def _housekeeping(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with self.engine.begin() as conn:
+                    await co.worker_heartbeat(conn, self.owner)
+                    rescued = await co.rescue_expired(conn)
+                if rescued:
+                    log.warning("rescued %d run(s) whose worker stopped heartbeating: %s", len(rescued), rescued)
+                    self._wake.set()
+            except Exception as e:
+                log.warning("housekeeping failed: %s", db.describe(e))
+            await asyncio.sleep(RESCUE_EVERY_S)
+
+
+class _NoClient:
+    """Stands in for a client when an account has no usable tokens: the run fails with the reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __getattr__(self, name: str):
+        from .ebay.errors import EbayAuthError
+
+        raise EbayAuthError(None, None, None, self.reason)
