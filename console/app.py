@@ -1,0 +1,366 @@
+"""The baysync operations console (Textual).
+
+``make_app()`` builds the App (the CLI, the demo, the tests and the benchmark share it);
+``run_console()`` runs it in the terminal. The App keeps only global concerns: navigation bindings,
+the command palette, the status monitor (database, schema, live workers), the event feed, the
+optional in-console worker pool, and one place where a failed worker becomes an error dialog.
+Each screen owns its bindings, data loading and handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import ModalScreen
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from sync_core import __version__, db, migrate
+
+from . import queries
+from .commands import BaysyncCommands
+from .feed import EventFeed
+from .messages import AppStatus, DataChanged, EventsArrived, FeedStatus
+from .screens.accounts import AccountsScreen
+from .screens.dashboard import DashboardScreen
+from .screens.help import HelpScreen
+from .screens.logs import LogsScreen
+from .screens.migrations import MigrationsScreen
+from .screens.modals import ConfirmScreen, ErrorScreen
+from .screens.run_detail import RunDetailScreen
+from .widgets.log_view import LogStore
+
+NAV_ACTIONS = {"show", "help", "toggle_workers", "command_palette"}
+
+
+def _db_label(url: str, embedded: bool) -> str:
+    try:
+        u = make_url(url)
+    except Exception:
+        return "?"
+    if embedded:
+        return f"embedded/{u.database}"
+    return f"{u.host or 'local'}{':' + str(u.port) if u.port else ''}/{u.database}"
+
+
+class BaysyncApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "baysync"
+    COMMANDS = {BaysyncCommands}
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+    MODES = {
+        "dashboard": DashboardScreen,
+        "logs": LogsScreen,
+        "migrations": MigrationsScreen,
+        "accounts": AccountsScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    BINDINGS = [
+        Binding("d", "show('dashboard')", "Dashboard", show=False),
+        Binding("l", "show('logs')", "Logs"),
+        Binding("m", "show('migrations')", "Migrations", show=False),
+        Binding("a", "show('accounts')", "Accounts", show=False),
+        Binding("w", "toggle_workers", "Workers here", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, settings: Any, *, read_only: bool = False, engine: AsyncEngine | None = None,
+                 worker_pool_factory: Callable[[], Any] | None = None, demo_info: Any = None,
+                 url: str | None = None, clock: Callable[[], datetime] | None = None, db_label: str | None = None,
+                 poll_interval: float = 1.0, min_refresh_s: float = 0.2, status_interval: float = 3.0,
+                 log_backlog: int = 2000, max_log_lines: int = 100_000, feed: bool = True,
+                 export_dir: Path | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.read_only = read_only
+        self.engine: AsyncEngine | None = engine
+        self._own_engine = engine is None
+        self.url = url or (engine.url.render_as_string(hide_password=False) if engine is not None else None)
+        self.worker_pool_factory = worker_pool_factory
+        self.pool: Any = None
+        self.clock = clock
+        self.poll_interval, self.min_refresh_s, self.status_interval = poll_interval, min_refresh_s, status_interval
+        self.log_backlog = log_backlog
+        self.feed_enabled = feed
+        self.export_dir = export_dir or Path(getattr(settings, "home", Path.cwd())) / "exports"
+        self.store = LogStore(max_log_lines)
+        self.selection: tuple[int, str, str | None] | None = None
+        self.log_scope: tuple[int, str, str | None] | None = None
+        demo = demo_info if isinstance(demo_info, str) or demo_info is None else (
+            demo_info.get("label") if isinstance(demo_info, dict) else str(demo_info))
+        self.status = AppStatus(version=__version__, read_only=read_only, demo=demo)
+        self._db_label_override = db_label
+        self.status_signal: Signal[AppStatus] = Signal(self, "status")
+        self.events_signal: Signal[list] = Signal(self, "events")
+        self.data_signal: Signal[None] = Signal(self, "data")
+        self.feed_obj: EventFeed | None = None
+        self._monitor_wake = asyncio.Event()
+
+    # ------------------------------------------------------------ lifecycle
+    def now(self) -> datetime:
+        return self.clock() if self.clock else datetime.now(timezone.utc)
+
+    def on_mount(self) -> None:
+        self.monitor()
+
+    async def on_unmount(self) -> None:
+        await self._stop_pool_now()
+        if self._own_engine and self.engine is not None:
+            await self.engine.dispose()
+
+    def publish_status(self) -> None:
+        self.status_signal.publish(self.status)
+
+    def report_db_error(self, e: BaseException | str) -> None:
+        msg = e if isinstance(e, str) else db.describe(e)
+        if self.status.db_error != msg:
+            self.status.db_error = msg
+            self.publish_status()
+            self._monitor_wake.set()
+
+    def report_db_ok(self) -> None:
+        if self.status.db_error is not None:
+            self.status.db_error = None
+            self.publish_status()
+            self._monitor_wake.set()
+
+    def poke_status(self) -> None:
+        self._monitor_wake.set()
+
+    @work(exclusive=True, group="monitor", exit_on_error=False)
+    async def monitor(self) -> None:
+        """Database reachability, schema revision and live workers; retries forever with backoff."""
+        if self.engine is None:
+            try:
+                self.url = self.url or await asyncio.to_thread(db.database_url, self.settings)
+            except Exception as e:
+                self.report_db_error(e)
+                self.push_screen(ErrorScreen("Cannot open the database", db.describe(e)))
+                return
+            self.engine = db.make_async_engine(self.settings, "console", self.url)
+        st = self.status
+        st.database = self._db_label_override or _db_label(self.url or "", getattr(self.settings, "embedded", False))
+        head = await asyncio.to_thread(migrate.head)
+        pending_for: dict[str | None, list[str]] = {}
+        backoff = 0.5
+        while True:
+            try:
+                async with self.engine.connect() as conn:
+                    current = await conn.run_sync(migrate.current_revision)
+                    workers = []
+                    if current == head:
+                        from sync_core import coordination
+                        workers = await coordination.live_workers(conn)
+                if current not in pending_for:
+                    pending_for[current] = await asyncio.to_thread(
+                        migrate.pending_revisions, current) if current != head else []
+                changed = (st.current, st.head, st.checked, [w["id"] for w in st.workers]) != (
+                    current, head, True, [w["id"] for w in workers])
+                st.current, st.head, st.pending, st.workers, st.checked = (
+                    current, head, pending_for[current], workers, True)
+                if st.db_error is not None:
+                    st.db_error = None
+                    changed = True
+                if changed:
+                    self.publish_status()
+                backoff = 0.5
+                if st.schema_ok and self.feed_enabled and self.feed_obj is None:
+                    self.start_feed()
+                wait = self.status_interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.report_db_error(e)
+                wait = backoff
+                backoff = min(backoff * 2, 8.0)
+            self._monitor_wake.clear()
+            try:
+                await asyncio.wait_for(self._monitor_wake.wait(), timeout=wait)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+
+    # ------------------------------------------------------------ the event feed
+    @work(exclusive=True, group="feed", exit_on_error=False)
+    async def start_feed(self) -> None:
+        assert self.engine is not None and self.url is not None
+        self.feed_obj = EventFeed(self.engine, db.psycopg_conninfo(self.url),
+                                  on_events=lambda rows: self.post_message(EventsArrived(rows)),
+                                  on_status=lambda err: self.post_message(FeedStatus(err)),
+                                  on_control=lambda: self.post_message(DataChanged()))
+        try:
+            backlog = await queries.recent_events(self.engine, self.log_backlog)
+        except Exception as e:
+            self.report_db_error(e)
+            backlog = []
+        if backlog:
+            self.post_message(EventsArrived(backlog))
+        self.feed_obj.last_id = int(backlog[-1]["id"]) if backlog else None
+        await self.feed_obj.run()
+
+    @on(EventsArrived)
+    def _events_arrived(self, message: EventsArrived) -> None:
+        new = self.store.extend(message.events)
+        if new:
+            self.events_signal.publish(new)
+            self.data_signal.publish(None)
+
+    @on(DataChanged)
+    def _data_changed(self) -> None:
+        self.data_signal.publish(None)
+
+    @on(FeedStatus)
+    def _feed_status(self, message: FeedStatus) -> None:
+        if message.error:
+            self.report_db_error(message.error)
+        else:
+            self.report_db_ok()
+
+    # ------------------------------------------------------------ actions (writes go through queries)
+    def do_action(self, done: str, fn: Callable[..., Awaitable[int]], *args: Any) -> None:
+        if self.read_only:
+            self.notify("The console is read-only.", severity="warning")
+            return
+        self._run_action(done, fn, args)
+
+    @work(group="actions", exit_on_error=False, name="action")
+    async def _run_action(self, done: str, fn: Callable[..., Awaitable[int]], args: tuple) -> None:
+        try:
+            n = await fn(self.engine, *args)
+        except Exception as e:
+            if db.is_retryable(e):
+                self.report_db_error(e)
+                self.notify(f"Not done: the database is unreachable ({db.describe(e)}). Try again.",
+                            severity="error", timeout=8)
+                return
+            raise
+        self.notify(done if n or n is None else f"{done} (nothing matched)", timeout=3)
+        self.data_signal.publish(None)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        err = event.worker.error
+        what = event.worker.name or event.worker.group or "background task"
+        text = db.describe(err) if err is not None else "unknown error"
+        if err is not None and db.is_retryable(err):
+            self.report_db_error(err)
+            return
+        self.push_screen(ErrorScreen(f"{what} failed", f"{type(err).__name__}: {text}"))
+
+    # ------------------------------------------------------------ navigation
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_workers" and (self.read_only or self.worker_pool_factory is None):
+            return False
+        if action in NAV_ACTIONS and isinstance(self.screen, ModalScreen):
+            return False
+        return True
+
+    async def action_show(self, mode: str) -> None:
+        if self.current_mode == mode and len(self.screen_stack) > 1:
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+            return
+        await self.switch_mode(mode)
+
+    def open_logs(self, selection: bool = False) -> None:
+        self.log_scope = self.selection if selection else None
+        if self.current_mode == "logs":
+            self.screen.apply_scope()  # type: ignore[attr-defined]
+        else:
+            self.switch_mode("logs")
+
+    def open_run(self, run_id: int) -> None:
+        self.push_screen(RunDetailScreen(run_id))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.screen))
+
+    async def action_quit(self) -> None:
+        await self._stop_pool_now()
+        self.exit()
+
+    # ------------------------------------------------------------ in-console worker pool
+    def action_toggle_workers(self) -> None:
+        if self.worker_pool_factory is None or self.read_only:
+            return
+        if self.pool is not None:
+            self.push_screen(ConfirmScreen("Stop the workers running in this console?",
+                                           "Their runs checkpoint and end; headless workers (if any) take over.",
+                                           yes="Stop workers"),
+                             lambda yes: self._stop_pool() if yes else None)
+            return
+        n = len(self.status.headless)
+        if n:
+            self.push_screen(ConfirmScreen(f"{n} headless worker(s) are alive. Run workers in this console too?",
+                                           "Normally the console only sends requests through the database.",
+                                           yes="Start"), lambda yes: self._start_pool() if yes else None)
+        else:
+            self._start_pool()
+
+    @work(exclusive=True, group="pool", exit_on_error=False, name="worker pool")
+    async def _start_pool(self) -> None:
+        assert self.worker_pool_factory is not None
+        pool = self.worker_pool_factory()
+        self.status.pool_state = "starting"
+        self.status.pool_owner = getattr(pool, "owner", "in-console")
+        self.publish_status()
+        try:
+            await pool.start()
+        except Exception:
+            self.status.pool_state, self.status.pool_owner = "", None
+            self.publish_status()
+            raise
+        self.pool = pool
+        self.status.pool_state = "running"
+        self.publish_status()
+        self.notify(f"Workers running in this console ({self.status.pool_owner}).")
+        self.poke_status()
+
+    @work(exclusive=True, group="pool", exit_on_error=False, name="worker pool")
+    async def _stop_pool(self) -> None:
+        await self._stop_pool_now()
+        self.notify("In-console workers stopped.")
+
+    async def _stop_pool_now(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        self.status.pool_state = "stopping"
+        self.publish_status()
+        try:
+            await pool.stop()
+        finally:
+            self.status.pool_state, self.status.pool_owner = "", None
+            self.publish_status()
+
+
+def make_app(settings: Any, *, read_only: bool = False, engine: AsyncEngine | None = None,
+             worker_pool_factory: Callable[[], Any] | None = None, demo_info: Any = None, **kw: Any) -> BaysyncApp:
+    """Build the console. ``engine``: reuse an async engine (tests); else one is made from settings.
+    ``worker_pool_factory()``: an object with ``async start()``, ``async stop()`` and ``owner``; when
+    given, ``w`` runs workers inside the console (None hides the feature). Extra keywords (``clock``,
+    ``db_label``, ``poll_interval``, ``url``, ...) exist for tests, the demo and the benchmark."""
+    return BaysyncApp(settings, read_only=read_only, engine=engine, worker_pool_factory=worker_pool_factory,
+                      demo_info=demo_info, **kw)
+
+
+def run_console(settings: Any, read_only: bool = False, **kw: Any) -> None:
+    """Run the console in this terminal (resolves the database URL first, starting the embedded
+    server if that is configured, so errors surface as CLI errors before the screen opens)."""
+    if "url" not in kw and kw.get("engine") is None:
+        kw["url"] = db.database_url(settings)
+    app = make_app(settings, read_only=read_only, **kw)
+    app.run()
+    if os.environ.get("BAYSYNC_CONSOLE_DEBUG") and app.return_code:
+        print(f"console exited with {app.return_code}")

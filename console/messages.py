@@ -1,0 +1,65 @@
+"""UI messages, all in one place. High-rate ones define ``can_replace`` so only the newest pending one
+stays queued (toolong's pattern); the feed's batches are never replaced (each carries new lines)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+
+class EventsArrived(Message, bubble=False):
+    """A batch of new run_events rows (dicts, oldest first), read by id after a notify or a poll."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.events = events
+
+
+class DataChanged(Message, bubble=False):
+    """Something changed in the database (a control notify or new events): refresh soon."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DataChanged)
+
+
+class FeedStatus(Message, bubble=False):
+    """The event feed's database connection went away (``error``) or came back (``error`` None)."""
+
+    def __init__(self, error: str | None) -> None:
+        super().__init__()
+        self.error = error
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, FeedStatus)
+
+
+@dataclass
+class AppStatus:
+    """What the header and banners show; published through ``app.status_signal``."""
+
+    version: str = ""
+    database: str = ""
+    db_error: str | None = None
+    current: str | None = None
+    head: str | None = None
+    pending: list[str] = field(default_factory=list)
+    checked: bool = False
+    workers: list[dict] = field(default_factory=list)
+    pool_owner: str | None = None
+    pool_state: str = ""  # "" | starting | running | stopping
+    read_only: bool = False
+    demo: str | None = None
+
+    @property
+    def schema_ok(self) -> bool:
+        return self.checked and self.db_error is None and self.current is not None and self.current == self.head
+
+    @property
+    def schema_behind(self) -> bool:
+        return self.checked and self.head is not None and self.current != self.head
+
+    @property
+    def headless(self) -> list[dict]:
+        return [w for w in self.workers if w.get("kind") == "headless"]

@@ -1,0 +1,246 @@
+"""Accounts: status and token state (expiry times only; tokens and codes are never shown), add,
+connect / reconnect (consent URL; paste the redirected URL back), remove (confirm)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+from datetime import datetime
+from typing import Any, Iterable
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from sync_core import db
+
+from .. import queries
+from ..widgets import badges
+from .base import BaseScreen
+from .modals import PromptScreen
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+MISSING = ("Account management needs sync_core.accounts, which is not in this build yet. "
+           "The dashboard and the other screens work without it.")
+
+
+def accounts_api():
+    try:
+        return importlib.import_module("sync_core.accounts")
+    except ImportError:
+        return None
+
+
+def token_cell(a: dict[str, Any], now: datetime) -> Text:
+    if a.get("status") == "reauth_needed":
+        return Text("⚠ reauth needed", style="bold red")
+    if not a.get("has_refresh"):
+        return Text("○ not connected", style="yellow")
+    rx = a.get("refresh_expires_at")
+    if rx is not None and rx <= now:
+        return Text("✗ refresh expired", style="bold red")
+    ax = a.get("access_expires_at")
+    if ax is None or ax <= now:
+        return Text("✓ connected (access refreshes on use)", style="green")
+    return Text(f"✓ access valid {badges.human_duration((ax - now).total_seconds())}", style="green")
+
+
+def refresh_cell(a: dict[str, Any], now: datetime) -> str:
+    rx = a.get("refresh_expires_at")
+    if rx is None:
+        return "-"
+    secs = (rx - now).total_seconds()
+    return f"in {badges.human_duration(secs)}" if secs > 0 else f"{badges.human_duration(-secs)} ago"
+
+
+def validate_name(v: dict) -> str:
+    name = v.get("name", "")
+    if not NAME_RE.match(name):
+        return "A name is 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit."
+    return ""
+
+
+class AccountsScreen(BaseScreen):
+    BINDINGS = [
+        Binding("n", "add_account", "Add"),
+        Binding("c", "connect_account", "Connect/reconnect"),
+        Binding("delete,D", "remove_account", "Remove"),
+        Binding("R", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="accounts")
+        self.accounts: list[dict[str, Any]] = []
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_header()
+        yield Static("", id="acc-info")
+        yield DataTable(id="acc-table", cursor_type="row")
+        yield Static("", id="acc-detail")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        t = self.query_one("#acc-table", DataTable)
+        for key, label, width in (("name", "Account", 16), ("status", "Status", 15), ("token", "Token", 24),
+                                  ("refresh", "Refresh exp.", 12), ("streams", "Streams", 7),
+                                  ("user", "eBay user", 16), ("failed", "Failed", 6)):
+            t.add_column(label, key=key, width=width)
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="accounts-load", exit_on_error=False, name="accounts")
+    async def load(self) -> None:
+        while not self.app.status.schema_ok:
+            if self.app.status.checked and self.app.status.schema_behind:
+                self.query_one("#acc-info", Static).update("Blocked until the schema is migrated (see the banner).")
+            await asyncio.sleep(0.2)
+        try:
+            rows = await queries.accounts(self.app.engine)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.app.report_db_error(e)
+            return
+        self.accounts = rows
+        self.loaded = True
+        self._show()
+
+    def _show(self) -> None:
+        now = self.app.now()
+        t = self.query_one("#acc-table", DataTable)
+        sel = self.selected()
+        t.clear()
+        for a in self.accounts:
+            st = "reauth_needed" if a["status"] == "reauth_needed" else "paused" if a["paused"] else (
+                "disabled" if a["status"] == "disabled" else "running")
+            status = badges.state_text(st) if st != "running" else Text("✓ active", style="green")
+            t.add_row(a["name"], status, token_cell(a, now), refresh_cell(a, now), str(a["streams"]),
+                      a.get("ebay_user") or "-", str(a["failed"]) if a["failed"] else "", key=a["name"])
+        if sel and any(a["name"] == sel["name"] for a in self.accounts):
+            t.move_cursor(row=t.get_row_index(sel["name"]), animate=False)
+        api = accounts_api()
+        info = f"{len(self.accounts)} accounts"
+        if api is None:
+            info += " · account management unavailable in this build (sync_core.accounts missing)"
+        elif not self.accounts:
+            info += " · press n to add one"
+        self.query_one("#acc-info", Static).update(info)
+        need = [a["name"] for a in self.accounts if a["status"] == "reauth_needed"]
+        self.query_one("#acc-detail", Static).update(
+            Text(f"⚠ reauth needed: {', '.join(need)} — select and press c to reconnect", style="yellow")
+            if need else "")
+
+    def selected(self) -> dict[str, Any] | None:
+        t = self.query_one("#acc-table", DataTable)
+        if not t.row_count:
+            return None
+        try:
+            name = t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+        return next((a for a in self.accounts if a["name"] == name), None)
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def _api(self):
+        api = accounts_api()
+        if api is None:
+            self.notify(MISSING, severity="error", timeout=8)
+        return api
+
+    # -- add
+    def action_add_account(self) -> None:
+        api = self._api()
+        if api is None:
+            return
+        self.app.push_screen(PromptScreen(
+            "Add an account", [("name", "Name (how baysync calls this seller account)", "e.g. acme-us", False),
+                               ("refresh_token", "Refresh token (optional; hidden; else connect with c)", "", True)],
+            validate=validate_name), lambda v: self._add(api, v) if v else None)
+
+    @work(group="account-actions", exit_on_error=False, name="add account")
+    async def _add(self, api, v: dict) -> None:
+        try:
+            async with self.app.engine.begin() as conn:
+                await api.add_account(conn, self.app.settings, v["name"], v.get("refresh_token") or None)
+        except ValueError as e:  # AccountError: a bad or duplicate name, said in words
+            self.notify(f"Not added: {e}", severity="error", timeout=8)
+            return
+        self.notify(f"Account {v['name']} added" + ("" if v.get("refresh_token") else "; press c to connect it"))
+        self.app.data_signal.publish(None)
+        self.load()
+
+    # -- connect
+    def action_connect_account(self) -> None:
+        a = self.selected()
+        if a is None:
+            self.notify("Select an account first (or n to add one).", severity="warning")
+            return
+        api = self._api()
+        if api is None:
+            return
+        try:
+            url, state = api.consent_start(self.app.settings, a["name"])
+        except Exception as e:
+            self.notify(f"Cannot start the consent flow: {db.describe(e)}", severity="error", timeout=8)
+            return
+        verb = "Reconnect" if a["status"] == "reauth_needed" or a.get("has_refresh") else "Connect"
+        self.app.push_screen(PromptScreen(
+            f"{verb} {a['name']}",
+            [("pasted", "Paste the URL eBay redirected you to (hidden: it carries a one-time code)", "https://…",
+              True)],
+            detail=f"1. Open this URL in a browser and sign in as the seller:\n{url}\n"
+                   "2. After accepting, copy the address of the page you land on and paste it below.",
+            validate=lambda v: "" if v.get("pasted") else "Paste the redirected URL (or press esc)."),
+            lambda v: self._finish(api, a["name"], v["pasted"], state) if v else None)
+
+    @work(group="account-actions", exit_on_error=False, name="connect account")
+    async def _finish(self, api, name: str, pasted: str, state: str) -> None:
+        try:
+            await api.consent_finish(self.app.engine, self.app.settings, name, pasted, state)
+        except ValueError as e:
+            self.notify(f"Not connected: {e}", severity="error", timeout=8)
+            return
+        self.notify(f"{name} connected.")
+        self.app.data_signal.publish(None)
+        self.load()
+
+    # -- remove
+    def action_remove_account(self) -> None:
+        a = self.selected()
+        if a is None:
+            return
+        api = self._api()
+        if api is None:
+            return
+        self.app.push_screen(PromptScreen(
+            f"Remove account {a['name']}?",
+            [("confirm", f"Type the account name ({a['name']}) to confirm", a["name"], False)],
+            detail="Its credentials and sync state are deleted. Synced data is kept unless you tick purge.",
+            validate=lambda v: "" if v.get("confirm") == a["name"] else "The name does not match.",
+            checkbox=("purge", "Also delete this account's synced data (purge)")),
+            lambda v: self._remove(api, a["name"], bool(v.get("purge"))) if v else None)
+
+    @work(group="account-actions", exit_on_error=False, name="remove account")
+    async def _remove(self, api, name: str, purge: bool) -> None:
+        try:
+            async with self.app.engine.begin() as conn:
+                await api.remove_account(conn, name, purge=purge)
+        except ValueError as e:
+            self.notify(f"Not removed: {e}", severity="error", timeout=8)
+            return
+        self.notify(f"Account {name} removed" + (" and its data purged" if purge else ""))
+        self.app.data_signal.publish(None)
+        self.load()
+
+    def palette_commands(self) -> Iterable[tuple[str, Any, str]]:
+        yield ("Accounts: add an account", self.action_add_account, "Name and optional refresh token")
+        yield ("Accounts: connect / reconnect the selection", self.action_connect_account, "eBay consent flow")
+        yield ("Accounts: remove the selection", self.action_remove_account, "Confirm by typing its name")

@@ -1,0 +1,40 @@
+"""What every console screen shares: header, banner, footer, and hiding write actions in read-only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from ..widgets.header import Banner, StatusHeader
+
+if TYPE_CHECKING:
+    from ..app import BaysyncApp
+
+# Actions that change something: hidden (and refused) in --read-only.
+WRITE_ACTIONS = frozenset({
+    "run_now", "stop", "stop_account", "pause", "pause_account", "backfill", "clear_error", "apply_migrations",
+    "add_account", "connect_account", "remove_account", "toggle_workers", "stop_run",
+})
+
+
+class BaseScreen(Screen):
+    app: "BaysyncApp"
+
+    def compose_header(self) -> ComposeResult:
+        yield StatusHeader()
+        yield Banner()
+
+    def compose_footer(self) -> ComposeResult:
+        yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in WRITE_ACTIONS and self.app.read_only:
+            return False
+        return True
+
+    def palette_commands(self) -> Iterable[tuple[str, Any, str]]:
+        """(title, callback, help) for the command palette; screens add their actions."""
+        return ()

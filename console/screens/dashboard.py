@@ -1,0 +1,574 @@
+"""Dashboard: one row per (account, stream), live.
+
+Data is fetched by an exclusive async worker (coalesced pokes + a poll interval) and formatted in a
+thread; the UI only applies the difference: ``update_cell`` for changed cells of rows already shown,
+a rebuild only when the set of visible rows changes (new pairs, filter, sort or grouping).
+Sorting is applied when asked for (``s``), not on every update, so rows never jump under the cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.reactive import var
+from textual.widgets import DataTable, Input, Static
+
+from .. import queries
+from ..widgets import badges
+from .base import BaseScreen
+from .modals import BackfillScreen, ConfirmScreen
+
+COLUMNS: list[tuple[str, str, int]] = [
+    ("account", "Account", 12), ("stream", "Stream", 16), ("state", "State", 15), ("lag", "Lag", 6),
+    ("records", "Records", 8), ("rate", "Rec/s", 8), ("progress", "Backfill", 12), ("last_ok", "Last ok", 10),
+    ("window", "Window", 23), ("owner", "Owner", 24), ("error", "Last error", 60),
+]
+COL_KEYS = [c[0] for c in COLUMNS]
+
+SORTS = ("account", "state", "lag", "records", "error")
+_SEVERITY = {"failed": 0, "reauth_needed": 1, "stopping": 2, "running": 3, "queued": 4, "paused": 5, "idle": 6,
+             "disabled": 7}
+
+
+@dataclass
+class Row:
+    key: str
+    account_id: int
+    account: str
+    stream: str | None
+    state: str
+    data: dict[str, Any]
+    cells: tuple
+    plain: tuple
+    search: str
+    lag_s: float = -1.0
+    records: int = 0
+    is_group: bool = False
+    members: list["Row"] = field(default_factory=list)
+
+
+def row_key(account_id: int, stream: str | None) -> str:
+    return f"{account_id}:{stream or '*'}"
+
+
+class RateTracker:
+    """records/s per row from successive records_total readings (monotonic clock)."""
+
+    def __init__(self, width: int = 8) -> None:
+        self.width = width
+        self.last: dict[str, tuple[int, float]] = {}
+        self.hist: dict[str, deque] = {}
+
+    def feed(self, key: str, total: int, t: float) -> list[float]:
+        h = self.hist.get(key)
+        if h is None:
+            h = self.hist[key] = deque(maxlen=self.width)
+        prev = self.last.get(key)
+        self.last[key] = (total, t)
+        if prev is not None and t > prev[1]:
+            h.append(max(0.0, (total - prev[0]) / (t - prev[1])))
+        return list(h)
+
+
+def build_row(r: dict[str, Any], now: datetime, rates: list[float]) -> Row:
+    state = badges.display_state(r)
+    running = r.get("run_id") is not None
+    total, done = int(r.get("windows_total") or 0), int(r.get("windows_done") or 0)
+    progress = badges.progress_bar(done, total) if total and (running or r.get("backfill_since")) else ""
+    lag_s = (now - r["cursor"]).total_seconds() if r.get("cursor") else -1.0
+    rate = badges.sparkline(rates)
+    last_rate = rates[-1] if rates else 0.0
+    cells_plain = (
+        r["account"], r["stream"], state, badges.lag(r.get("cursor"), now), badges.compact(r.get("records_total")),
+        rate + (f"{last_rate:.0f}" if False else ""), progress,
+        badges.ago(r.get("last_success_at"), now).replace(" ago", "") if r.get("last_success_at") else "never",
+        badges.window(r.get("window_from"), r.get("window_to")) if running else "",
+        r.get("lease_owner") or "", badges.one_line(r.get("last_error"), 120),
+    )
+    cells = list(cells_plain)
+    cells[2] = badges.state_text(state)
+    if r.get("last_error"):
+        cells[10] = Text(cells_plain[10], style="red")
+    if progress:
+        cells[6] = Text(progress, style="cyan")
+    cells[4] = Text(cells_plain[4], justify="right")
+    search = " ".join(str(x) for x in (r["account"], r["stream"], badges.STATES.get(state, ("", state))[1],
+                                        r.get("last_error") or "", r.get("lease_owner") or "")).lower()
+    return Row(row_key(r["account_id"], r["stream"]), r["account_id"], r["account"], r["stream"], state, r,
+               tuple(cells), cells_plain, search, lag_s, int(r.get("records_total") or 0))
+
+
+def group_row(members: list[Row]) -> Row:
+    first = members[0]
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[m.state] = counts.get(m.state, 0) + 1
+    worst = min(counts, key=lambda s: _SEVERITY.get(s, 9))
+    sym, word, style = badges.STATES.get(worst, ("?", worst, ""))
+    summary = f"{sym} {counts[worst]} {word}" if worst not in ("idle",) else f"{sym} all idle"
+    records = sum(m.records for m in members)
+    acc = first.data
+    paused = " (paused)" if acc.get("account_paused") else ""
+    plain = (first.account, f"▾ {len(members)} streams{paused}", summary, "", badges.compact(records), "", "", "",
+             "", "", "")
+    cells = list(plain)
+    cells[0] = Text(first.account, style="bold")
+    cells[1] = Text(plain[1], style="bold")
+    cells[2] = Text(summary, style=style)
+    cells[4] = Text(plain[4], justify="right")
+    return Row(row_key(first.account_id, None), first.account_id, first.account, None, worst, acc, tuple(cells),
+               plain, " ".join(m.search for m in members), records=records, is_group=True, members=members)
+
+
+def sort_key(name: str):
+    if name == "state":
+        return lambda r: (_SEVERITY.get(r.state, 9), r.account, r.stream or "")
+    if name == "lag":
+        return lambda r: (-r.lag_s, r.account, r.stream or "")
+    if name == "records":
+        return lambda r: (-r.records, r.account, r.stream or "")
+    if name == "error":
+        return lambda r: (r.data.get("last_error_at") is None,
+                          -(r.data["last_error_at"].timestamp() if r.data.get("last_error_at") else 0),
+                          r.account, r.stream or "")
+    return lambda r: (r.account, r.stream or "")
+
+
+def detail_text(row: Row | None, now: datetime) -> Text:
+    if row is None:
+        return Text("No stream selected.", style="dim")
+    d = row.data
+    t = Text()
+    if row.is_group:
+        t.append(f"{row.account}", style="bold")
+        t.append(f" — account{' PAUSED' if d.get('account_paused') else ''}, status {d.get('account_status')}; "
+                 f"{len(row.members)} streams, {badges.compact(row.records)} records. "
+                 "Actions on this row apply to every stream of the account.")
+        return t
+    t.append(f"{row.account}/{row.stream} ", style="bold")
+    t.append_text(badges.state_text(row.state))
+    if d.get("run_id"):
+        t.append(f" · run #{d['run_id']} {d.get('run_kind') or ''}")
+        w = badges.window(d.get("window_from"), d.get("window_to"))
+        if w:
+            t.append(f" · window {w}")
+    if d.get("windows_total"):
+        t.append(f" · windows {d.get('windows_done')}/{d.get('windows_total')}")
+    if d.get("backfill_since"):
+        t.append(f" · backfill from {d['backfill_since']:%Y-%m-%d}")
+    t.append(f" · cursor {d['cursor']:%Y-%m-%d %H:%M}" if d.get("cursor") else " · no cursor yet")
+    t.append(f" · last ok {badges.ago(d.get('last_success_at'), now)}")
+    if d.get("lease_owner"):
+        t.append(f" · owner {d['lease_owner']}")
+    if d.get("last_error"):
+        t.append("\n✗ ", style="bold red")
+        t.append(badges.one_line(d["last_error"], 300), style="red")
+    return t
+
+
+class DashboardScreen(BaseScreen):
+    BINDINGS = [
+        Binding("enter", "open_run", "Run detail", show=False),
+        Binding("r", "run_now", "Run now"),
+        Binding("x", "stop", "STOP"),
+        Binding("X", "stop_account", "STOP account", show=False),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("P", "pause_account", "Pause/resume account", show=False),
+        Binding("b", "backfill", "Backfill"),
+        Binding("c", "clear_error", "Clear error", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort", show=False),
+        Binding("g", "group", "Group", show=False),
+        Binding("L", "logs_selection", "Logs of selection", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    filter_text: var[str] = var("")
+    sort: var[str] = var("account")
+    grouped: var[bool] = var(False)
+
+    def __init__(self) -> None:
+        super().__init__(id="dashboard")
+        self.rows: dict[str, Row] = {}
+        self.row_order: list[Row] = []
+        self.shown: dict[str, tuple] = {}
+        self.rates = RateTracker()
+        self.loaded = False
+        self.polls = 0
+        self._poke = asyncio.Event()
+        self._need_rebuild = True
+        self._was_ok = False
+        self._static_cache: dict[str, object] = {}
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_header()
+        with Vertical(id="dash-body"):
+            yield Static("", id="dash-info")
+            table: DataTable = DataTable(id="dash-table", cursor_type="row", zebra_stripes=False)
+            yield table
+            yield Static("", id="dash-empty")
+            yield Static("", id="dash-detail")
+            yield Input(placeholder="filter: words match account, stream, state, error, owner (esc closes)",
+                        id="dash-filter")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        self.query_one("#dash-filter").display = False
+        self.app.status_signal.subscribe(self, self._status_changed)
+        self.app.data_signal.subscribe(self, lambda _: self.poke())
+        self._update_info()
+        self._status_changed(self.app.status)
+        self.poll()
+
+    # ------------------------------------------------------------ data
+    def poke(self) -> None:
+        self._poke.set()
+
+    def _status_changed(self, st) -> None:
+        msg = ""
+        if not st.checked:
+            msg = "Connecting to the database…"
+        elif st.schema_behind:
+            msg = "The dashboard is blocked until the schema is migrated (see the banner above)."
+        elif self.loaded and not self.rows:
+            msg = "No accounts yet. Press a for Accounts, then n to add one."
+        elif not self.loaded and st.db_error is None:
+            msg = "Loading…"
+        elif not self.loaded:
+            msg = "Waiting for the database…"
+        self._set_static("#dash-empty", msg)
+        self.query_one("#dash-empty").display = bool(msg)
+        self.query_one("#dash-table").display = not msg
+        self.query_one("#dash-detail").display = not msg
+        if st.schema_ok and not self._was_ok:
+            self.poke()
+        self._was_ok = st.schema_ok
+
+    @work(exclusive=True, group="dashboard-poll", exit_on_error=False)
+    async def poll(self) -> None:
+        app = self.app
+        backoff = 0.5
+        while True:
+            if app.status.schema_ok and app.engine is not None:
+                try:
+                    raw = await queries.dashboard_rows(app.engine)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    app.report_db_error(e)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 8.0)
+                    continue
+                backoff = 0.5
+                app.report_db_ok()
+                now = app.now()
+                rows = await asyncio.to_thread(self._build, raw, now, time.monotonic())
+                self._apply(rows)
+                self.polls += 1
+                if not self.loaded:
+                    self.loaded = True
+                    self._status_changed(app.status)
+            try:
+                await asyncio.wait_for(self._poke.wait(), timeout=app.poll_interval)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+            self._poke.clear()
+            await asyncio.sleep(app.min_refresh_s)
+
+    def _build(self, raw: list[dict], now: datetime, t: float) -> dict[str, Row]:
+        out: dict[str, Row] = {}
+        for r in raw:
+            if r.get("stream") is None:
+                continue
+            k = row_key(r["account_id"], r["stream"])
+            out[k] = build_row(r, now, self.rates.feed(k, int(r.get("records_total") or 0), t))
+        return out
+
+    def _compute_layout(self) -> list[Row]:
+        words = self.filter_text.lower().split()
+        rows = [r for r in self.rows.values() if all(w in r.search for w in words)]
+        rows.sort(key=sort_key(self.sort))
+        if not self.grouped:
+            return rows
+        groups: dict[int, list[Row]] = {}
+        for r in rows:
+            groups.setdefault(r.account_id, []).append(r)
+        out: list[Row] = []
+        for members in sorted(groups.values(), key=lambda m: m[0].account):
+            out.append(group_row(members))
+            out.extend(members)
+        return out
+
+    def _apply(self, rows: dict[str, Row]) -> None:
+        self.rows = rows
+        layout = self._compute_layout()
+        table = self.query_one(DataTable)
+        if self._need_rebuild or {r.key for r in layout} != self.shown.keys():
+            self._rebuild(layout)
+        else:
+            by_key = {r.key: r for r in layout}
+            with self.app.batch_update():
+                for k, prev in self.shown.items():
+                    r = by_key[k]
+                    if r.plain != prev:
+                        for i, (a, b) in enumerate(zip(prev, r.plain)):
+                            if a != b:
+                                table.update_cell(k, COL_KEYS[i], r.cells[i])
+                        self.shown[k] = r.plain
+            self.row_order = [by_key[k] for k in self.shown]
+        self._status_changed(self.app.status)
+        self._update_detail()
+        self._update_info()
+
+    def _rebuild(self, layout: list[Row]) -> None:
+        table = self.query_one(DataTable)
+        selected = self.selected_key()
+        with self.app.batch_update():
+            table.clear()
+            for r in layout:
+                table.add_row(*r.cells, key=r.key)
+            self.shown = {r.key: r.plain for r in layout}
+            self.row_order = layout
+            self._need_rebuild = False
+            if selected and selected in self.shown:
+                table.move_cursor(row=table.get_row_index(selected), animate=False)
+
+    def rebuild(self) -> None:
+        self._need_rebuild = True
+        self._apply(self.rows)
+
+    # ------------------------------------------------------------ selection and info
+    def selected_key(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+
+    def selected(self) -> Row | None:
+        k = self.selected_key()
+        if k is None:
+            return None
+        r = self.rows.get(k)
+        if r is None:
+            r = next((x for x in self.row_order if x.key == k), None)
+        return r
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._update_detail()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_run()
+
+    def _update_detail(self) -> None:
+        row = self.selected()
+        self.app.selection = (row.account_id, row.account, row.stream) if row else None
+        self._set_static("#dash-detail", detail_text(row, self.app.now()))
+
+    def _update_info(self) -> None:
+        n = len(self.rows)
+        shown = len([r for r in self.row_order if not r.is_group])
+        parts = [f"{shown} of {n} streams" if self.filter_text else f"{n} streams",
+                 f"sort: {self.sort}"]
+        if self.grouped:
+            parts.append("grouped by account")
+        if self.filter_text:
+            parts.append(f"filter: “{self.filter_text}”")
+        counts: dict[str, int] = {}
+        for r in self.rows.values():
+            counts[r.state] = counts.get(r.state, 0) + 1
+        for st in ("running", "failed", "reauth_needed", "stopping", "paused", "queued"):
+            if counts.get(st):
+                sym, word, _ = badges.STATES[st]
+                parts.append(f"{sym} {counts[st]} {word}")
+        self._set_static("#dash-info", " · ".join(parts))
+
+    def _set_static(self, selector: str, content) -> None:
+        """Update a Static only when its content changed (no needless repaint on every poll)."""
+        key = content.markup if isinstance(content, Text) else content
+        if self._static_cache.get(selector) != key:
+            self._static_cache[selector] = key
+            self.query_one(selector, Static).update(content)
+
+    # ------------------------------------------------------------ view actions
+    def action_filter(self) -> None:
+        inp = self.query_one("#dash-filter", Input)
+        inp.display = True
+        inp.focus()
+
+    @on(Input.Changed, "#dash-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.rebuild()
+
+    @on(Input.Submitted, "#dash-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        self._close_filter()
+
+    def _close_filter(self) -> None:
+        inp = self.query_one("#dash-filter", Input)
+        inp.display = bool(inp.value)
+        self.query_one(DataTable).focus()
+
+    def action_clear_filter(self) -> None:
+        inp = self.query_one("#dash-filter", Input)
+        if inp.has_focus:
+            self._close_filter()
+            return
+        if inp.value:
+            inp.value = ""
+            inp.display = False
+            self.filter_text = ""
+            self.rebuild()
+
+    def action_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.rebuild()
+        self.notify(f"Sorted by {self.sort}", timeout=2)
+
+    def action_group(self) -> None:
+        self.grouped = not self.grouped
+        self.rebuild()
+
+    def action_logs_selection(self) -> None:
+        self.app.open_logs(selection=True)
+
+    # ------------------------------------------------------------ operator actions
+    def _target(self, whole_account: bool = False) -> tuple[Row, str | None, str] | None:
+        row = self.selected()
+        if row is None:
+            self.notify("Select a stream first.", severity="warning")
+            return None
+        stream = None if (whole_account or row.is_group) else row.stream
+        label = row.account if stream is None else f"{row.account}/{stream}"
+        return row, stream, label
+
+    def action_open_run(self) -> None:
+        t = self._target()
+        if t is None:
+            return
+        row, stream, label = t
+        if stream is None:
+            self.notify("Select a stream (not the account row) to open its run.", severity="warning")
+            return
+        self._open_run(row.account_id, stream, label)
+
+    @work(group="actions", exit_on_error=False)
+    async def _open_run(self, account_id: int, stream: str, label: str) -> None:
+        run_id = await queries.last_run_id(self.app.engine, account_id, stream)
+        if run_id is None:
+            self.notify(f"{label} has not run yet.", severity="warning")
+            return
+        self.app.open_run(run_id)
+
+    def action_run_now(self) -> None:
+        t = self._target()
+        if t:
+            row, stream, label = t
+            self.app.do_action(f"Run now requested for {label}", queries.run_now, row.account_id, stream)
+
+    def action_stop(self, whole_account: bool = False) -> None:
+        t = self._target(whole_account)
+        if t is None:
+            return
+        row, stream, label = t
+
+        def go(yes: bool | None) -> None:
+            if yes:
+                self.app.do_action(f"STOP requested for {label}", queries.stop, row.account_id, stream)
+        self.app.push_screen(ConfirmScreen(f"STOP {label}?", "Running work finishes its current page, saves its "
+                                           "checkpoint and ends cancelled; it resumes from there on the next run.",
+                                           yes="STOP"), go)
+
+    def action_stop_account(self) -> None:
+        self.action_stop(whole_account=True)
+
+    def action_pause(self, whole_account: bool = False) -> None:
+        t = self._target(whole_account)
+        if t is None:
+            return
+        row, stream, label = t
+        paused = bool(row.data.get("account_paused")) if stream is None else bool(row.data.get("paused"))
+        verb = "Resume" if paused else "Pause"
+        if stream is None and not paused:
+            def go(yes: bool | None) -> None:
+                if yes:
+                    self.app.do_action(f"Paused {label}", queries.set_paused, row.account_id, None, True)
+            self.app.push_screen(ConfirmScreen(f"Pause every stream of {label}?",
+                                               "Running streams stop after their current page.", yes="Pause"), go)
+            return
+        self.app.do_action(f"{verb}d {label}", queries.set_paused, row.account_id, stream, not paused)
+
+    def action_pause_account(self) -> None:
+        self.action_pause(whole_account=True)
+
+    def action_backfill(self) -> None:
+        t = self._target()
+        if t is None:
+            return
+        row, stream, label = t
+        streams = [stream] if stream else [m.stream for m in self.rows.values() if m.account_id == row.account_id]
+
+        def go(since: datetime | None) -> None:
+            if since is None:
+                return
+            self.app.do_action(f"Backfill of {label} from {since:%Y-%m-%d} requested", _backfill_many,
+                               row.account_id, streams, since)
+        self.app.push_screen(BackfillScreen(label, self.app.now().date()), go)
+
+    def action_clear_error(self) -> None:
+        t = self._target()
+        if t:
+            row, stream, label = t
+            self.app.do_action(f"Error cleared for {label}", queries.clear_error, row.account_id, stream)
+
+    def palette_commands(self) -> Iterable[tuple[str, Any, str]]:
+        row = self.selected()
+        label = "" if row is None else (row.account if row.is_group else f"{row.account}/{row.stream}")
+        yield (f"Run now: {label}", self.action_run_now, "Ask a worker to run the selection now")
+        yield (f"STOP: {label}", self.action_stop, "Cooperative stop of the selection (confirm)")
+        yield (f"STOP whole account: {row.account if row else ''}", self.action_stop_account, "Stop every stream")
+        yield (f"Pause/resume: {label}", self.action_pause, "Toggle pause of the selection")
+        yield (f"Pause/resume whole account: {row.account if row else ''}", self.action_pause_account,
+               "Toggle pause of the account")
+        yield (f"Backfill from a date: {label}", self.action_backfill, "Re-read history from a date")
+        yield (f"Clear error: {label}", self.action_clear_error, "Clear the last error and requeue")
+        yield (f"Open run detail: {label}", self.action_open_run, "Windows, pages, counters, events")
+        yield ("Filter the dashboard", self.action_filter, "Show only matching rows")
+        yield ("Cycle the dashboard sort", self.action_sort, "account, state, lag, records, error")
+        yield ("Group the dashboard by account", self.action_group, "Account rows with their streams")
+        yield ("Logs of the selection", self.action_logs_selection, "Live events of the selected stream")
+        for acc in sorted({r.account for r in self.rows.values()})[:500]:
+            yield (f"Jump to account {acc}", lambda a=acc: self.jump_to(a), "Filter the dashboard to this account")
+
+    def jump_to(self, account: str) -> None:
+        inp = self.query_one("#dash-filter", Input)
+        inp.value = account
+        inp.display = True
+        self.filter_text = account
+        self.rebuild()
+        self.query_one(DataTable).focus()
+
+
+async def _backfill_many(engine, account_id: int, streams: list[str], since: datetime) -> int:
+    n = 0
+    for s in streams:
+        n += await queries.backfill(engine, account_id, s, since)
+    return n
