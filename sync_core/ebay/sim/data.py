@@ -368,13 +368,14 @@ class SellerData:
         addr = {"addressLine1": buyer["street"], "city": buyer["city"], "stateOrProvince": buyer["state"],
                 "postalCode": buyer["zip"], "countryCode": "US"}
         line_items = []
-        ship_left = ship
+        ship_left, tax_left = ship, tax
         for k, (j, qty, price) in enumerate(lines):
             s = self.skus[j]
             cost = qty * price
             lship = ship_left if k == len(lines) - 1 else ship * cost // max(1, sub)
             ship_left -= lship
-            ltax = (cost + lship) * tax // max(1, sub + ship)
+            ltax = tax_left if k == len(lines) - 1 else (cost + lship) * tax // max(1, sub + ship)
+            tax_left -= ltax
             li: dict[str, Any] = {
                 "lineItemId": str(li_base + k),
                 "legacyItemId": s.item_id,
