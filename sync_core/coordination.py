@@ -130,9 +130,13 @@ async def heartbeat(conn: AsyncConnection, owner: str, run_ids: list[int], ttl_s
     if not run_ids:
         return {}
     rows = (await conn.execute(sa.text(f"""
-        update sync_state set lease_expires_at = {_NOW} + make_interval(secs => :ttl), heartbeat_at = {_NOW}
-        where lease_owner = :owner and run_id = any(:runs) and lease_expires_at >= {_NOW}
-        returning run_id, cancel_requested or paused as stop"""), dict(owner=owner, runs=run_ids, ttl=ttl_s, now=now))).all()
+        with mine as (  -- lock in a fixed order: multi-row updates elsewhere use the same order
+            select account_id, stream from sync_state
+            where lease_owner = :owner and run_id = any(:runs) and lease_expires_at >= {_NOW}
+            order by account_id, stream for no key update)
+        update sync_state s set lease_expires_at = {_NOW} + make_interval(secs => :ttl), heartbeat_at = {_NOW}
+        from mine m where s.account_id = m.account_id and s.stream = m.stream
+        returning s.run_id, s.cancel_requested or s.paused as stop"""), dict(owner=owner, runs=run_ids, ttl=ttl_s, now=now))).all()
     return {r.run_id: r.stop for r in rows}
 
 
@@ -333,9 +337,11 @@ async def mark_reauth_needed(conn: AsyncConnection, account_id: int, reason: str
     await conn.execute(sa.text("update accounts set status = 'reauth_needed', updated_at = now() where id = :a"),
                        dict(a=account_id))
     await conn.execute(sa.text("""
-        update sync_state set status = 'reauth_needed', last_error = :r, last_error_at = now(),
-               cancel_requested = (lease_owner is not null)
-        where account_id = :a"""), dict(a=account_id, r=reason))
+        with rows as (select account_id, stream from sync_state where account_id = :a
+                      order by account_id, stream for no key update)
+        update sync_state s set status = 'reauth_needed', last_error = :r, last_error_at = now(),
+               cancel_requested = (s.lease_owner is not null)
+        from rows where s.account_id = rows.account_id and s.stream = rows.stream"""), dict(a=account_id, r=reason))
     await _notify(conn, "reauth")
 
 

@@ -164,6 +164,8 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
     orig = _root(exc)
+    if getattr(orig, "sqlstate", None) in ("40P01", "40001"):  # deadlock / serialization: the unit can rerun
+        return True
     if isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError)):
         sqlstate = getattr(orig, "sqlstate", None)
         if sqlstate in ("57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004") or sqlstate is None:

@@ -234,7 +234,7 @@ async def _run_windowed(ctx: RunContext) -> None:
         idx, next_url = 0, None
         ctx.plan_start = start
         ctx.event("plan", f"{len(windows)} window(s) from {start.isoformat(timespec='seconds')} "
-                  f"to {end.isoformat(timespec='seconds')}", windows=len(windows), kind=claim.kind)
+                  f"to {end.isoformat(timespec='seconds')}", windows=len(windows), run_kind=claim.kind)
     async with ctx.engine.begin() as conn:
         await co.set_run_window(conn, ctx.run_id, windows[0].start if windows else None,
                                 windows[-1].end if windows else None, len(windows))

@@ -1,0 +1,179 @@
+"""Whole runs against the in-process simulator and a real database: backfill windows, lookback,
+quarantine, STOP and resume, reauth isolation, and no token in any sink."""
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sync_core import coordination as co
+from sync_core.ebay.sim import Faults, SellerSpec
+from sync_core.runner import RunContext, execute
+from sync_core.streams import STREAMS
+from sync_core.worker import Clients, WorkerPool
+from tests.support.simenv import make_env, make_sim
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+
+
+def seller(name="alice", orders=400, **kw):
+    base = dict(transactions=600, payouts=12, disputes=8, conversations=10, inventory_items=30, days=150)
+    base.update(kw)
+    return SellerSpec(name, orders=orders, **base)
+
+
+async def run_pair(env, account, stream, clients=None, kind="incremental", stop_after_pages=None):
+    own = clients is None
+    clients = clients or Clients(env.settings, env.engine, transport=env.transport)
+    aid = await env.scalar("select id from accounts where name = :n", n=account)
+    owner = co.new_owner("test")
+    async with env.engine.begin() as conn:
+        claim = await co.claim_pair(conn, owner, aid, stream, 60, kind=kind)
+    assert claim is not None
+    ctx = RunContext(env.settings, env.engine, None, STREAMS[stream], claim, owner)
+    ctx.client = await clients.client(aid, account, ctx.on_http_event)
+    if stop_after_pages:
+        orig = ctx.store_page
+
+        async def store_page(*a, **k):
+            r = await orig(*a, **k)
+            if ctx.totals.pages >= stop_after_pages:
+                async with env.engine.begin() as conn:
+                    await co.request_stop(conn, aid, stream)
+            return r
+        ctx.store_page = store_page
+    status = await execute(ctx)
+    if own:
+        await clients.aclose()
+    return status, ctx
+
+
+@pytest.fixture
+async def env(tmp_path, db_url):
+    sim = make_sim(seller("alice"), seller("bob", orders=100), now=NOW)
+    e = make_env(tmp_path, db_url, sim)
+    yield e
+    await e.engine.dispose()
+
+
+async def test_default_backfill_is_90_days_and_minimal_calls(env):
+    await env.add_account("alice")
+    status, ctx = await run_pair(env, "alice", "orders")
+    assert status == "succeeded"
+    since = NOW - timedelta(days=90)
+    truth = [o for o in env.sim.truth("alice", "orders")
+             if datetime.fromisoformat(o["lastModifiedDate"].replace("Z", "+00:00")) >= since]
+    ids = set(r[0] for r in await env.rows("select order_id from orders"))
+    assert ids == {o["orderId"] for o in truth}
+    assert await env.scalar("select count(*) from order_line_items") == sum(len(o["lineItems"]) for o in truth)
+    cursor = await env.scalar("select cursor from sync_state where stream = 'orders'")
+    assert abs((cursor - datetime.now(timezone.utc)).total_seconds()) < 120
+    run = (await env.rows("select windows_total, api_calls, records_inserted from sync_runs"))[0]
+    assert run.windows_total == 3  # 90 days in 30-day windows
+    # minimum calls: one per 200 records per window (here each window fits one or two pages)
+    assert run.api_calls <= run.windows_total + len(truth) // 200 + 1
+    assert run.records_inserted == len(truth)
+
+
+async def test_lookback_picks_up_late_modification(env):
+    await env.add_account("alice")
+    assert (await run_pair(env, "alice", "orders"))[0] == "succeeded"
+    env.sim.advance(60)
+    touched = env.sim.touch("alice", "orders", n=3)
+    env.sim.advance(1)
+    status, ctx = await run_pair(env, "alice", "orders")
+    assert status == "succeeded"
+    # touched orders older than the first 90-day backfill are new to us; the rest are updates
+    assert ctx.totals.updated + ctx.totals.inserted == 3 and ctx.totals.updated >= 1
+    truth = {o["orderId"]: o for o in env.sim.truth("alice", "orders")}
+    for oid in touched:
+        got = await env.scalar("select last_modified_date from orders where order_id = :o", o=oid)
+        assert got == datetime.fromisoformat(truth[oid]["lastModifiedDate"].replace("Z", "+00:00"))
+
+
+async def test_malformed_records_are_quarantined_rest_stored(env):
+    env.sim.set_faults(malformed_rate=0.05, only_paths=("/sell/finances",))
+    await env.add_account("alice")
+    status, ctx = await run_pair(env, "alice", "transactions")
+    assert status == "succeeded"
+    q = await env.scalar("select count(*) from quarantine where stream = 'transactions'")
+    stored = await env.scalar("select count(*) from transactions")
+    assert q > 0 and stored > 0
+    assert ctx.totals.quarantined == q
+    assert await env.scalar("select sum(records_quarantined) from sync_runs") == q
+    reason = await env.scalar("select reason from quarantine limit 1")
+    assert reason and ("missing" in reason or "should be" in reason or "not" in reason)
+
+
+async def test_stop_between_pages_then_resume_without_duplicates(env):
+    env.settings = env.settings.with_values(initial_backfill_days=140)
+    await env.add_account("alice")
+    status, ctx = await run_pair(env, "alice", "orders", stop_after_pages=2)
+    # the request is seen by the next page's fenced transaction: that page commits, then the run ends
+    assert status == "cancelled" and ctx.totals.pages == 3
+    cp = await env.scalar("select checkpoint from sync_state where stream = 'orders'")
+    assert cp and cp["i"] >= 1
+    assert await env.scalar("select status from sync_runs order by id limit 1") == "cancelled"
+    status, ctx2 = await run_pair(env, "alice", "orders")
+    assert status == "succeeded"
+    assert ctx2.totals.pages >= 1
+    since = NOW - timedelta(days=140)
+    truth = {o["orderId"] for o in env.sim.truth("alice", "orders")
+             if datetime.fromisoformat(o["lastModifiedDate"].replace("Z", "+00:00")) >= since}
+    assert set(r[0] for r in await env.rows("select order_id from orders")) == truth
+
+
+async def test_reauth_needed_for_one_account_others_keep_syncing(env):
+    await env.add_account("alice")
+    await env.add_account("bob")
+    env.sim.set_faults(revoke_refresh_tokens=["alice"])
+    pool = WorkerPool(env.settings, env.engine, concurrency=8, transport=env.transport)
+    await pool.start()
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.2)
+            env.sim.advance(1)  # report tasks complete in sim time
+            pending = await env.scalar("select count(*) from sync_state where status in ('queued', 'running')")
+            if pending == 0:
+                break
+    finally:
+        await pool.stop()
+    assert await env.scalar("select status from accounts where name = 'alice'") == "reauth_needed"
+    assert await env.scalar("select count(*) from sync_state s join accounts a on a.id = s.account_id "
+                            "where a.name = 'alice' and s.status <> 'reauth_needed'") == 0
+    assert await env.scalar("select count(*) from sync_state s join accounts a on a.id = s.account_id "
+                            "where a.name = 'bob' and s.status = 'idle' and s.last_success_at is not null") == 8
+    assert await env.scalar("select count(*) from orders o join accounts a on a.id = o.account_id where a.name='bob'") > 0
+
+
+async def test_all_streams_sync_and_no_token_reaches_any_sink(env, caplog):
+    caplog.set_level(logging.DEBUG)
+    await env.add_account("alice")
+    env.sim.set_faults(access_token_ttl_s=1)  # force 401 -> refresh during the run
+    pool = WorkerPool(env.settings, env.engine, concurrency=8, transport=env.transport)
+    await pool.start()
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.2)
+            env.sim.advance(2)  # access tokens expire server-side
+            if await env.scalar("select count(*) from sync_state where status in ('queued', 'running')") == 0:
+                break
+    finally:
+        await pool.stop()
+    states = dict(await env.rows("select stream, status from sync_state"))
+    assert set(states.values()) == {"idle"}, states
+    # every secret the simulator ever issued, and the client secret
+    secrets = set(env.sim.auth.refresh) | set(env.sim.auth.access) | {env.settings.ebay_client_secret}
+    assert len(secrets) > 2
+    events = " ".join(str(r) for r in await env.rows("select message, data::text from run_events"))
+    runs = " ".join(str(r) for r in await env.rows("select * from sync_runs"))
+    state = " ".join(str(r) for r in await env.rows("select * from sync_state"))
+    logs = caplog.text
+    for sec in secrets:
+        for sink in (events, runs, state, logs):
+            assert sec not in sink
+    creds = await env.rows("select refresh_token_ct, access_token_ct from credentials")
+    for row in creds:
+        for ct in row:
+            assert ct is None or all(sec.encode() not in bytes(ct) for sec in secrets)
