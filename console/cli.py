@@ -196,16 +196,63 @@ def db_url() -> None:
 
 
 @app.command()
-def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: run the demo and print progress.")) -> None:
-    """Start the embedded database, migrate and show status (the live demo grows with the sync core)."""
-    from sync_core import migrate as m
+def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: sync and print progress."),
+         seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this many seconds (headless)."),
+         workers: int = typer.Option(12, "--workers", help="Concurrent runs.")) -> None:
+    """The live demo: embedded PostgreSQL, the eBay simulator on loopback with 3 demo sellers,
+    in-process workers and the console (or, with --headless, progress lines)."""
+    import time
 
+    from sync_core import migrate as m
+    from sync_core.demo import DemoRuntime
+
+    if seconds is not None and seconds <= 0:
+        raise CliError("--seconds must be positive", EXIT_USAGE)
+    if not 1 <= workers <= 256:
+        raise CliError(f"--workers {workers}: expected 1..256", EXIT_USAGE)
     _setup_logging()
     s = settings()
     say("baysync demo: preparing the database" + (" (embedded PostgreSQL)" if s.embedded else ""))
     m.migrate(s, say)
-    status(as_json=False)
+    rt = DemoRuntime(s, workers=workers)
+    run_settings = rt.start()
+    say(f"eBay simulator on {rt.sim.base_url}; demo accounts: demo-small, demo-medium, demo-large")
+    try:
+        if not headless:
+            from console.app import run_console
 
+            run_console(run_settings, demo_info={"label": "DEMO: simulator + workers in this process"})
+            return
+        deadline = time.monotonic() + seconds if seconds else None
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(min(3.0, max(0.1, deadline - time.monotonic())) if deadline else 3.0)
+                _print_progress(run_settings)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        say("stopping the demo workers ...")
+        rt.stop()
+    _print_progress(run_settings)
+
+
+def _print_progress(s) -> None:
+    import sqlalchemy as sa
+
+    from sync_core import db
+
+    engine = db.make_engine(s, "cli")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("""
+                select a.name, s.stream, s.status, s.records_total from sync_state s join accounts a on a.id = s.account_id
+                order by a.name, s.stream""")).all()
+    finally:
+        engine.dispose()
+    total = sum(r.records_total for r in rows)
+    busy = sum(1 for r in rows if r.status == "running")
+    say(f"[demo] {total} records stored, {busy} stream(s) running: "
+        + ", ".join(f"{r.name}/{r.stream}={r.records_total}" for r in rows if r.records_total))
 
 
 # ---------------------------------------------------------------- engine access behind the schema gate

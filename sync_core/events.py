@@ -21,6 +21,7 @@ from .tables import EVENTS_CHANNEL
 log = logging.getLogger("baysync.events")
 
 LEVELS = ("debug", "info", "warning", "error")
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 def _redact(obj: Any) -> Any:
@@ -62,10 +63,11 @@ async def emit_many(conn: AsyncConnection, events: Iterable[Event]) -> int:
         return 0
     cols = ("kind", "message", "level", "run_id", "account_id", "stream", "data")
     await conn.execute(_INSERT, {c: [r[c] for r in rows] for c in cols})
-    if log.isEnabledFor(logging.INFO):
-        for r in rows:
-            log.info(r["message"] or r["kind"], extra={"event": r["kind"], "run_id": r["run_id"], "stream": r["stream"],
-                                                        "account_id": r["account_id"]})
+    for r in rows:
+        level = _LOG_LEVELS.get(r["level"], logging.INFO)
+        if log.isEnabledFor(level):
+            log.log(level, r["message"] or r["kind"], extra={"event": r["kind"], "run_id": r["run_id"],
+                                                              "stream": r["stream"], "account_id": r["account_id"]})
     return len(rows)
 
 
