@@ -40,7 +40,6 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from .errors import (
     EbayAuthError,
-    EbayError,
     EbayRateLimited,
     EbayRequestError,
     EbayServerError,

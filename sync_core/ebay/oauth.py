@@ -33,7 +33,6 @@ from .errors import (
     EbayAuthError,
     EbayError,
     EbayRequestError,
-    EbayServerError,
     EbayTransportError,
     ReauthNeeded,
     error_from_status,
