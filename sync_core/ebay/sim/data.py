@@ -361,7 +361,8 @@ class SellerData:
         sub = sum(q * p for _, q, p in lines)
         total = sub + ship + tax
         fee = total * 1325 // 10000 + 30
-        paid_at = c + 1000 + (h32(oid) % 90_000)
+        hx = mix64(self._obase ^ 0x5EED, i)
+        paid_at = c + 1000 + hx % 90_000
         li_base = 10_000_000_000_000 + self.no * 100_000_000_000 + i * 4
         est_min, est_max = c + 3 * MS_DAY, c + 8 * MS_DAY
         ship_by = c + 2 * MS_DAY
@@ -392,7 +393,7 @@ class SellerData:
                 "taxes": [],
                 "ebayCollectAndRemitTaxes": [{"taxType": "STATE_SALES_TAX", "amount": money(ltax, cur),
                                               "collectionMethod": "NET"}] if ltax else [],
-                "properties": {"buyerProtection": True, "soldViaAdCampaign": bool(h32(oid, k) % 7 == 0)},
+                "properties": {"buyerProtection": True, "soldViaAdCampaign": bool((hx >> (3 + k)) % 7 == 0)},
                 "lineItemFulfillmentInstructions": {"minEstimatedDeliveryDate": fmt_ms(est_min),
                                                     "maxEstimatedDeliveryDate": fmt_ms(est_max),
                                                     "shipByDate": fmt_ms(ship_by), "guaranteedDelivery": False},
@@ -402,22 +403,22 @@ class SellerData:
                 li["sku"] = s.sku
             if refunded and k == 0:
                 li["refunds"] = [{"amount": money(self.o_refund_cents[i], cur), "refundDate": fmt_ms(refund_at),
-                                  "refundId": f"5{h32(oid, 'refund') % 10**10:010d}",
-                                  "refundReferenceId": f"R{h32(oid, 'rref') % 10**9:09d}"}]
+                                  "refundId": f"5{(hx >> 8) % 10**10:010d}",
+                                  "refundReferenceId": f"R{(hx >> 20) % 10**9:09d}"}]
             line_items.append(li)
         pay_status = "PAID"
         refunds = []
         if 0 < cancel_at <= now:
             pay_status = "FULLY_REFUNDED"
-            refunds.append({"refundId": f"5{h32(oid, 'cancel') % 10**10:010d}", "refundDate": fmt_ms(cancel_at),
+            refunds.append({"refundId": f"5{(hx >> 9) % 10**10:010d}", "refundDate": fmt_ms(cancel_at),
                             "amount": money(total, cur), "refundStatus": "REFUNDED",
-                            "refundReferenceId": f"R{h32(oid, 'cref') % 10**9:09d}"})
+                            "refundReferenceId": f"R{(hx >> 21) % 10**9:09d}"})
         elif refunded:
             rc = self.o_refund_cents[i]
             pay_status = "FULLY_REFUNDED" if rc >= sub + ship else "PARTIALLY_REFUNDED"
-            refunds.append({"refundId": f"5{h32(oid, 'refund') % 10**10:010d}", "refundDate": fmt_ms(refund_at),
+            refunds.append({"refundId": f"5{(hx >> 8) % 10**10:010d}", "refundDate": fmt_ms(refund_at),
                             "amount": money(rc, cur), "refundStatus": "REFUNDED",
-                            "refundReferenceId": f"R{h32(oid, 'rref') % 10**9:09d}"})
+                            "refundReferenceId": f"R{(hx >> 20) % 10**9:09d}"})
         cancel: dict[str, Any] = {"cancelState": "NONE_REQUESTED", "cancelRequests": []}
         if 0 < cancel_at <= now:
             cancel = {"cancelState": "CANCELED", "cancelledDate": fmt_ms(cancel_at), "cancelRequests": []}
@@ -425,7 +426,7 @@ class SellerData:
                 cancel["cancelRequests"] = [{
                     "cancelCompletedDate": fmt_ms(cancel_at), "cancelInitiator": "BUYER",
                     "cancelReason": "BUYER_ASKED_CANCEL", "cancelRequestedDate": fmt_ms(cancel_at - 30 * MS_MIN),
-                    "cancelRequestId": f"5{h32(oid, 'creq') % 10**9:09d}", "cancelRequestState": "COMPLETED"}]
+                    "cancelRequestId": f"5{(hx >> 30) % 10**9:09d}", "cancelRequestState": "COMPLETED"}]
         lastmod = self.order_lastmod(i, now)
         order: dict[str, Any] = {
             "orderId": oid,
@@ -447,7 +448,7 @@ class SellerData:
             "cancelStatus": cancel,
             "paymentSummary": {
                 "totalDueSeller": money(sub + ship, cur),
-                "payments": [{"paymentMethod": "EBAY", "paymentReferenceId": f"{h32(oid, 'pay'):010d}",
+                "payments": [{"paymentMethod": "EBAY", "paymentReferenceId": f"{(hx >> 32) % 10**10:010d}",
                               "paymentDate": fmt_ms(paid_at), "amount": money(total, cur),
                               "paymentStatus": "PAID"}],
                 "refunds": refunds,
@@ -469,7 +470,7 @@ class SellerData:
             "ebayCollectAndRemitTax": tax > 0,
         }
         if status == "FULFILLED":
-            fid = f"9400{h32(oid, 'trk') % 10**9:09d}{i % 10**9:09d}"
+            fid = f"9400{(hx >> 12) % 10**9:09d}{i % 10**9:09d}"
             order["fulfillmentHrefs"] = [f"https://api.ebay.com/sell/fulfillment/v1/order/{oid}/shipping_fulfillment/{fid}"]
         if touches:
             order["buyerCheckoutNotes"] = f"Order updated ({len(touches)})"
@@ -691,11 +692,12 @@ class SellerData:
             self.p_amount[k] += T_SIGN[self.t_type[x]] * self.t_amount[x]
             self.p_count[k] += 1
         self.p_base = 7_000_000_000 + self.no * 10_000_000
+        self._tx_digit = h32(self.seed, self.name, "txid") % 9 + 1
 
     def tx_id(self, x: int) -> str:
         if self.t_type[x] == T_SALE:
             return self.order_id(self.t_ref[x])
-        return f"{(h32(self.seed, self.name, 'txid') % 9 + 1)}{self.no % 100:02d}{x:09d}"
+        return f"{self._tx_digit}{self.no % 100:02d}{x:09d}"
 
     def payout_id(self, k: int) -> str:
         return str(self.p_base + k)

@@ -61,6 +61,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, config: SimConfig | None = 
     _check_host(host, allow_remote)
     sim = simulator or Simulator(config or SimConfig())
     sim.base_url = f"http://{host}:{port}"
+    sim.prepare()
     _install_log_filter()
     uvicorn.Server(_uvicorn_config(sim, host, port, log_level)).run()
 
@@ -76,10 +77,12 @@ async def start_background(config: SimConfig | None = None, host: str = "127.0.0
                            simulator: Simulator | None = None) -> tuple[Simulator, Callable[[], Awaitable[None]]]:
     """Serve the simulator from a task of the running event loop.
 
-    ``port=0`` picks a free port; ``sim.base_url`` is set to ``http://host:port``.  Returns
-    ``(sim, stop)``; ``await stop()`` shuts the server down (idempotent)."""
+    ``port=0`` picks a free port; ``sim.base_url`` is set to ``http://host:port``.  The sellers' data is
+    built first (in a worker thread).  Returns ``(sim, stop)``: ``stop()`` asks the server to shut down
+    at once and returns an awaitable that completes when it has (``await stop()``; idempotent)."""
     _check_host(host, allow_remote)
     sim = simulator or Simulator(config or SimConfig())
+    await asyncio.to_thread(sim.prepare)
     _install_log_filter()
     server = _BackgroundServer(_uvicorn_config(sim, host, port, log_level))
     task = asyncio.create_task(server.serve(), name="ebay-sim-server")
@@ -93,10 +96,7 @@ async def start_background(config: SimConfig | None = None, host: str = "127.0.0
     shown = f"[{host}]" if ":" in host else host
     sim.base_url = f"http://{shown}:{real_port}"
 
-    async def stop() -> None:
-        if task.done():
-            return
-        server.should_exit = True
+    async def _wait() -> None:
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=5)
         except asyncio.TimeoutError:
@@ -104,5 +104,9 @@ async def start_background(config: SimConfig | None = None, host: str = "127.0.0
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    def stop() -> "asyncio.Future[None]":
+        server.should_exit = True
+        return asyncio.ensure_future(_wait())
 
     return sim, stop

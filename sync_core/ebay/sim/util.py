@@ -12,10 +12,22 @@ MS_HOUR = 3_600_000
 MS_MIN = 60_000
 
 
+_DAY_PREFIX: dict[int, str] = {}
+
+
 def fmt_ms(ms: int) -> str:
     """``2024-05-15T08:25:43.511Z`` for epoch milliseconds."""
-    s, r = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + ".%03dZ" % r
+    day, r = divmod(int(ms), 86_400_000)
+    prefix = _DAY_PREFIX.get(day)
+    if prefix is None:
+        prefix = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
+        if len(_DAY_PREFIX) > 20_000:
+            _DAY_PREFIX.clear()
+        _DAY_PREFIX[day] = prefix
+    s, milli = divmod(r, 1000)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{prefix}{h:02d}:{m:02d}:{s:02d}.{milli:03d}Z"
 
 
 def dt_to_ms(dt: datetime) -> int:
@@ -40,6 +52,9 @@ def parse_ts(text: str) -> int:
 
 
 def money(cents: int, currency: str) -> dict[str, str]:
+    """eBay amount object; ``value`` is a decimal string with two places (exact for integer cents)."""
+    if -(2**50) < cents < 2**50:
+        return {"value": f"{cents / 100:.2f}", "currency": currency}
     sign = "-" if cents < 0 else ""
     c = abs(int(cents))
     return {"value": f"{sign}{c // 100}.{c % 100:02d}", "currency": currency}
