@@ -188,3 +188,21 @@ async def test_rate_limits_reflect_calls_per_user_and_app():
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_admin_faults_accepts_json_lists_and_revocation():
+    sim = make_sim()
+    c = await authed(sim)
+    try:
+        r = await c.post("/sim/faults", json={"codes_5xx": [502], "rate_5xx": 1.0, "only_paths": ["/sell/finances/"],
+                                              "revoke_refresh_tokens": True})
+        assert r.status_code == 200 and r.json()["codes_5xx"] == [502]
+        assert (await c.get(TX)).status_code == 502
+        assert (await c.get(ORDERS)).status_code == 200
+        rt = sim.mint_refresh_token("bob")
+        r = await c.post("/identity/v1/oauth2/token", data={"grant_type": "refresh_token", "refresh_token": rt},
+                         auth=("sim-client", "sim-secret"))
+        assert r.json()["error"] == "invalid_grant"
+        assert (await c.post("/sim/faults", json={"codes_5xx": [404]})).status_code == 400
+    finally:
+        await c.aclose()

@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
-from simfixtures import BASIC, authed, client, make_sim, sim, small_config  # noqa: F401
+from simfixtures import BASIC, authed, client, sim, small_config  # noqa: F401
 
 from sync_core.ebay.sim import Faults
 from sync_core.ebay.sim.server import is_loopback, serve, start_background

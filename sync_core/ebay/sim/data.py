@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import random
 from array import array
-from typing import Any, Iterable
+from typing import Any
 
 from . import words as W
 from .config import SellerSpec
@@ -334,7 +334,7 @@ class SellerData:
                 if f <= lm <= t:
                     out.append(i)
             if touched:
-                for i in touched:
+                for i in list(touched):
                     if i < lo and self.order_visible(i, now) and f <= self.order_lastmod(i, now) <= t:
                         out.append(i)
                 out.sort()
@@ -1038,8 +1038,9 @@ class SellerData:
             pool = [cv for cv in self.convs if cv.created <= now]
             for cv in rng.sample(pool, min(n, len(pool))):
                 text = rng.choice(W.MEMBER_QUESTIONS) if cv.ctype == "FROM_MEMBERS" else "Reminder: " + cv.msgs[0][2]
-                cv.msgs.append([now, True, text, cv.title, str(int(cv.cid) * 1000 + len(cv.msgs))])
-                cv.msgs.sort(key=lambda m: m[0])
+                # build a new list and swap it in: readers in another thread never see a half-sorted list
+                cv.msgs = sorted(cv.msgs + [[now, True, text, cv.title, str(int(cv.cid) * 1000 + len(cv.msgs))]],
+                                 key=lambda m: m[0])
                 ids.append(cv.cid)
         elif kind == "inventory_items":
             pool = self.api_skus()
