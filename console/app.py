@@ -247,7 +247,8 @@ class BaysyncApp(App):
         self.data_signal.publish(None)
 
     @on(Worker.StateChanged)
-    def _worker_failed(self, event: Worker.StateChanged) -> None:
+    def handle_worker_state(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker (of the app or of any screen) becomes an error dialog."""
         if event.state != WorkerState.ERROR:
             return
         err = event.worker.error

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
+from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import Worker
 
 from ..widgets.header import Banner, StatusHeader
 
@@ -29,6 +31,11 @@ class BaseScreen(Screen):
 
     def compose_footer(self) -> ComposeResult:
         yield Footer()
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """Worker messages do not bubble: hand failures to the app's one error handler."""
+        self.app.handle_worker_state(event)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in WRITE_ACTIONS and self.app.read_only:

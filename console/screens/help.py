@@ -46,11 +46,12 @@ class HelpScreen(ModalScreen[None]):
     def __init__(self, under: Screen) -> None:
         super().__init__()
         self.under = under
+        self.table = bindings_table(under)  # now, while the screen below is still the active one
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog help-dialog"):
             yield Static("Keys (esc closes)", classes="dialog-title")
-            yield Static(bindings_table(self.under), id="help-table")
+            yield Static(self.table, id="help-table")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -136,11 +136,16 @@ class LogView(ScrollView, can_focus=True):
         return [e.line for e in self.lines]
 
     def _resize(self) -> None:
+        if not self.is_attached:
+            return
         self.virtual_size = Size(self._width + 1, len(self.lines))
         if self.follow:
             self.scroll_to(y=max(0, len(self.lines) - self.scrollable_content_region.height), animate=False,
                            immediate=True)
         self.refresh()
+
+    def on_mount(self) -> None:
+        self._resize()
 
     def watch_follow(self, follow: bool) -> None:
         if follow:

@@ -47,6 +47,7 @@ overriding system value values
   (3, 1, 'transactions', 'incremental', 'succeeded', %(owner)s, 'ops-1', %(now)s - interval '20 minutes',
    %(now)s - interval '19 minutes', null, null, 0, 0, 3, 10, 2, 100, 0, 3, 0, null);
 select setval(pg_get_serial_sequence('sync_runs', 'id'), 10);
+select setval(pg_get_serial_sequence('accounts', 'id'), 10);
 insert into sync_state (account_id, stream, status, enabled, paused, cursor, backfill_since, lease_owner,
                         lease_expires_at, heartbeat_at, run_id, last_error, last_error_at, last_success_at,
                         records_total, windows_done, windows_total, next_run_at, updated_at) values
@@ -132,3 +133,14 @@ async def settle(pilot, n: int = 3) -> None:
     for _ in range(n):
         await pilot.pause()
     await asyncio.sleep(0)
+
+
+def text_of(widget, width: int = 160) -> str:
+    """Plain text of a Static's content (Rich tables included)."""
+    import io
+
+    from rich.console import Console
+
+    c = Console(width=width, file=io.StringIO(), color_system=None, record=True)
+    c.print(widget.content)
+    return c.export_text()

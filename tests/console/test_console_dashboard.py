@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from console.app import make_app
 from textual.widgets import DataTable
-from tests.console.conftest import app_kwargs, sql, wait_until
+from tests.console.conftest import app_kwargs, sql, text_of, wait_until
 
 
 async def open_dashboard(settings, size=(80, 24), **kw):
@@ -122,11 +122,11 @@ async def test_actions_write_sync_state(console_settings, seeded_url):
         await pilot.pause()
         await pilot.press(*"2024-13-01", "enter")
         await pilot.pause()
-        err = str(app.screen.query_one("#date-error").render())
+        err = text_of(app.screen.query_one("#date-error"))
         assert "not a date" in err and "YYYY-MM-DD" in err
         await pilot.press(*["backspace"] * 10, *"2099-01-01", "enter")
         await pilot.pause()
-        assert "future" in str(app.screen.query_one("#date-error").render())
+        assert "future" in text_of(app.screen.query_one("#date-error"))
         await pilot.press(*["backspace"] * 10, *"2025-06-01", "enter")
         await wait_until(pilot, lambda: state(seeded_url, 1, "transactions")[5] is not None, what="backfill")
         assert state(seeded_url, 1, "transactions")[5].isoformat().startswith("2025-06-01")
@@ -164,4 +164,4 @@ async def test_read_only_hides_and_refuses_actions(console_settings, seeded_url)
         await pilot.pause(0.3)
         assert app.screen is dash  # no dialog opened
         assert state(seeded_url, 1, "orders")[1:4] == (False, False, False)
-        assert "READ-ONLY" in str(app.screen.query_one("StatusHeader").render())
+        assert "READ-ONLY" in text_of(app.screen.query_one("StatusHeader"))
