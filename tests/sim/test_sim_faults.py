@@ -206,3 +206,19 @@ async def test_admin_faults_accepts_json_lists_and_revocation():
         assert (await c.post("/sim/faults", json={"codes_5xx": [404]})).status_code == 400
     finally:
         await c.aclose()
+
+
+def test_fault_decisions_reproducible_per_stream():
+    from sync_core.ebay.sim.faults import FaultEngine
+
+    f = Faults(latency_ms=10, latency_jitter_ms=50, rate_reset=0.1, rate_429=0.1, rate_5xx=0.1, malformed_rate=0.3)
+    a, b, c = FaultEngine(f, 1), FaultEngine(f, 1), FaultEngine(f, 2)
+    seq = lambda e: [(d.latency_s, d.action, d.status) for d in (e.decide(ORDERS) for _ in range(200))]  # noqa: E731
+    sa, sb, sc = seq(a), seq(b), seq(c)
+    assert sa == sb and sa != sc
+    assert len({x[0] for x in sa}) > 100 and all(0.010 <= x[0] <= 0.060 for x in sa)
+    assert {x[1] for x in sa} == {None, "reset", "429", "5xx"}
+    bad_a = [i for i in range(500) if a.is_malformed("orders", i, ORDERS)]
+    assert bad_a == [i for i in range(500) if b.is_malformed("orders", i, ORDERS)]
+    assert bad_a != [i for i in range(500) if c.is_malformed("orders", i, ORDERS)]
+    assert 100 < len(bad_a) < 200
