@@ -1,0 +1,133 @@
+"""The real `baysync` in subprocesses: accounts, sync exit codes, demo --headless, run + SIGTERM."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.simproc import baysync_env, mint, sim_process
+
+NOW = (datetime.now(timezone.utc) - timedelta(minutes=2)).replace(microsecond=0)
+SELLERS = [dict(name="alice", orders=600, transactions=800, payouts=10, disputes=6, conversations=8,
+                inventory_items=25, days=100)]
+
+
+def bs(env, *args, input=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], env=env, capture_output=True, text=True,
+                          input=input, timeout=timeout)
+
+
+def q(url, sql):
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.execute(sa.text(sql)).all()
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def sim_base():
+    with sim_process(SELLERS, NOW) as base:
+        yield base
+
+
+def test_accounts_add_list_remove(cli_env, sim_base, db_url):
+    env = baysync_env(cli_env, sim_base)
+    token = mint(sim_base, "alice")
+    r = bs(env, "accounts", "add", "alice", "--refresh-token-stdin", input=token + "\n")
+    assert r.returncode == 0, r.stderr
+    assert token not in r.stdout + r.stderr
+    r = bs(env, "accounts", "list", "--json")
+    data = json.loads(r.stdout)
+    assert data[0]["name"] == "alice" and data[0]["token_state"] == "ok" and data[0]["streams"] == 8
+    assert token not in r.stdout
+    ct = q(db_url, "select refresh_token_ct from credentials")[0][0]
+    assert token.encode() not in bytes(ct)
+    r = bs(env, "accounts", "add", "bad name!")
+    assert r.returncode == 2 and "account name" in r.stderr
+    r = bs(env, "accounts", "remove", "alice")  # no tty, no --yes
+    assert r.returncode == 2 and "--yes" in r.stderr
+    r = bs(env, "accounts", "remove", "alice", "--yes")
+    assert r.returncode == 0 and q(db_url, "select count(*) from accounts")[0][0] == 0
+
+
+def test_sync_one_pair_and_exit_codes(cli_env, sim_base, db_url, empty_db_url):
+    env = baysync_env(cli_env, sim_base)
+    assert bs(env, "accounts", "add", "alice", "--refresh-token-stdin", input=mint(sim_base, "alice")).returncode == 0
+    r = bs(env, "sync", "--account", "alice", "--stream", "orders")
+    assert r.returncode == 0, r.stderr
+    assert "run succeeded" in r.stdout
+    n = q(db_url, "select count(*) from orders")[0][0]
+    assert n > 0
+    # held by someone else -> 4
+    with sa.create_engine(db_url).begin() as c:
+        c.execute(sa.text("update sync_state set lease_owner = 'otherhost:1:headless:x', "
+                          "lease_expires_at = now() + interval '5 minutes', run_id = 999 where stream = 'orders'"))
+    r = bs(env, "sync", "--account", "alice", "--stream", "orders")
+    assert r.returncode == 4 and "already running (owner otherhost:1:headless:x)" in r.stderr
+    # bad input -> 2
+    for args in (["sync", "--account", "alice", "--stream", "nope"],
+                 ["sync", "--account", "nobody", "--stream", "orders"],
+                 ["sync", "--account", "alice", "--stream", "orders", "--since", "yesterday"],
+                 ["backfill", "--account", "alice", "--stream", "orders", "--since", "2999-01-01"],
+                 ["logs", "--level", "loud"],
+                 ["run", "--health", "nowhere"],
+                 ["run", "--workers", "0"],
+                 ["sim", "--host", "0.0.0.0"]):
+        r = bs(env, *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    # schema behind -> 3, nothing written
+    env3 = dict(env, BAYSYNC_DATABASE_URL=empty_db_url)
+    r = bs(env3, "sync", "--account", "alice", "--stream", "orders")
+    assert r.returncode == 3 and "run baysync migrate" in r.stderr
+    assert q(empty_db_url, "select to_regclass('accounts')")[0][0] is None
+
+
+def test_logs_show_run_events(cli_env, sim_base):
+    env = baysync_env(cli_env, sim_base)
+    bs(env, "accounts", "add", "alice", "--refresh-token-stdin", input=mint(sim_base, "alice"))
+    assert bs(env, "sync", "--account", "alice", "--stream", "payouts").returncode == 0
+    r = bs(env, "logs", "--account", "alice", "--stream", "payouts")
+    assert r.returncode == 0 and "run_end" in r.stdout and "run succeeded" in r.stdout
+
+
+def test_run_sigterm_exits_cleanly_and_releases_leases(cli_env, sim_base, db_url):
+    env = baysync_env(cli_env, sim_base)
+    bs(env, "accounts", "add", "alice", "--refresh-token-stdin", input=mint(sim_base, "alice"))
+    p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "8", "--log-format", "json"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if q(db_url, "select count(*) from sync_runs")[0][0] > 0:
+                break
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=35)
+        assert p.returncode == 0, err[-2000:]
+        assert time.monotonic() - t0 < 30
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert q(db_url, "select count(*) from sync_state where lease_owner is not null")[0][0] == 0
+    assert q(db_url, "select count(*) from sync_runs where status = 'running'")[0][0] == 0
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert lines and all("level" in x and "msg" in x for x in lines)
+    assert q(db_url, "select count(*) from workers")[0][0] == 0
+
+
+def test_demo_headless(cli_env, db_url):
+    r = bs(cli_env, "demo", "--headless", "--seconds", "6", timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "[demo]" in r.stdout
+    assert q(db_url, "select count(*) from orders")[0][0] > 0
+    assert q(db_url, "select count(distinct account_id) from orders")[0][0] == 3
