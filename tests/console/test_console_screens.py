@@ -193,7 +193,8 @@ async def test_accounts_connect_shows_consent_url(console_settings, monkeypatch)
         await pilot.pause()
         assert "https://auth.example/consent?x=bolt" in text_of(app.screen.query_one("#prompt-detail"))
         assert app.screen.query_one("#pasted").password  # the pasted URL carries a code: never shown
-        await pilot.press(*"https://redirect/?code=abc&state=st4te", "enter")
+        app.screen.query_one("#pasted").value = "https://redirect/?code=abc&state=st4te"
+        await pilot.press("enter")
         await wait_until(pilot, lambda: got, what="consent finish")
         assert got == {"name": "bolt", "pasted": "https://redirect/?code=abc&state=st4te", "state": "st4te"}
 
