@@ -1,9 +1,20 @@
 """Batched, set-based writes of stream rows: the only module that upserts stream data.
 
-One page = one ``INSERT ... SELECT FROM unnest(<typed arrays>) ON CONFLICT (key) DO UPDATE ... WHERE
-the payload hash differs``: one statement and one round trip whatever the page size, no per-row loop,
-a stable statement text (plan cached) and rows whose content did not change are left untouched (no
-dead tuples, no WAL). ``RETURNING (xmax = 0)`` tells inserted from updated; the rest were unchanged.
+One page = one ``INSERT ... SELECT FROM ROWS FROM (unnest(<typed arrays>), json_array_elements(<payloads>))
+ON CONFLICT (key) DO UPDATE ... WHERE the payload hash differs``: one statement and one round trip
+whatever the page size, no per-row loop, a stable statement text (plan cached) and rows whose content
+did not change are left untouched (no dead tuples, no WAL). ``RETURNING (xmax = 0)`` tells inserted
+from updated; the rest were unchanged.
+
+How the rows travel (measured by ``python -m bench.upsert``, see docs/performance.md):
+
+* every non-json column is one array literal built with str operations (:func:`_array_literal`):
+  psycopg's list dumper adapts each element in Python and escapes each double quote with a
+  Python-level ``re.sub``; on ~1 KB JSON payloads that alone was over 90% of the upsert's time;
+* json columns (the raw payload) travel as ONE json array, ``"[" + ",".join(payloads) + "]"``: no
+  escaping at all on the client, and the server only validates it as ``json`` (no tree is built);
+* rows whose stored hash is equal are dropped by an anti-join before the projection, so on a re-sync
+  of unchanged data nothing is parsed as jsonb, nothing is inserted speculatively, nothing is written.
 
 Child rows (order line items, conversation messages) of parents that were inserted or changed are
 replaced in the same transaction: one DELETE and one INSERT per page.
@@ -13,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 import orjson
@@ -55,44 +68,114 @@ def _writable(table: sa.Table) -> list[sa.Column]:
     return [c for c in table.columns if c.name not in _SKIP_ON_WRITE]
 
 
-_CACHE: dict[tuple, sa.TextClause] = {}
+def _is_json(col: sa.Column) -> bool:
+    return isinstance(col.type, (postgresql.JSONB, postgresql.JSON, sa.JSON))
 
 
-def upsert_sql(table: sa.Table, key: Sequence[str], reactivate: str | None = None) -> sa.TextClause:
-    ck = (table.name, tuple(key), reactivate)
+_CACHE: dict[tuple, Any] = {}
+
+
+def _source(cols: Sequence[sa.Column], json_as_array: bool) -> tuple[str, str]:
+    """(FROM clause yielding one row per record as ``s(<columns>)``, projection of ``s`` onto the columns).
+
+    ``json_as_array``: json columns arrive as one json array each (``json_array_elements``, zipped with the
+    unnest()s by ROWS FROM); otherwise (a page with a NULL json value) as text[] like the others. Either
+    way the jsonb parse happens in the projection, so rows filtered out before it are never parsed."""
+    funcs = []
+    for c in cols:
+        if _is_json(c):
+            funcs.append(f"json_array_elements(cast(:c_{c.name} as json))" if json_as_array
+                         else f"unnest(cast(:c_{c.name} as text[]))")
+        else:
+            funcs.append(f"unnest(cast(:c_{c.name} as {_array_type(c)}))")
+    src = f"rows from ({', '.join(funcs)}) as s({', '.join(c.name for c in cols)})"
+    proj = ", ".join(f"cast(s.{c.name} as {c.type.compile(dialect=_PG)})" if _is_json(c) else f"s.{c.name}"
+                     for c in cols)
+    return src, proj
+
+
+def upsert_sql(table: sa.Table, key: Sequence[str], reactivate: str | None = None, *,
+               json_as_array: bool = True) -> sa.TextClause:
+    ck = (table.name, tuple(key), reactivate, json_as_array)
     if ck in _CACHE:
         return _CACHE[ck]
     cols = _writable(table)
     names = [c.name for c in cols]
-    arrays = ", ".join(f"cast(:c_{c.name} as {_array_type(c)})" for c in cols)
+    src, proj = _source(cols, json_as_array)
     updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in key)
     where = f"{table.name}.payload_hash is distinct from excluded.payload_hash"
     if reactivate:
         where += f" or {table.name}.{reactivate} is not null"
-    sql = (f"insert into {table.name} ({', '.join(names)}) select * from unnest({arrays}) "
+    # Rows stored with the same hash (and nothing to reactivate) are dropped before the projection: no
+    # jsonb parse, no speculative insertion, no conflict handling for them (the re-sync path). The ON
+    # CONFLICT ... WHERE still guards rows changed by someone else in between.
+    same = " and ".join([*(f"t.{k} = s.{k}" for k in key), "t.payload_hash = s.payload_hash",
+                         *([f"t.{reactivate} is null"] if reactivate else [])])
+    sql = (f"insert into {table.name} ({', '.join(names)}) select {proj} from {src} "
+           f"where not exists (select 1 from {table.name} t where {same}) "
            f"on conflict ({', '.join(key)}) do update set {updates}, synced_at = now() where {where} "
            f"returning (xmax = 0) as inserted, {', '.join(key)}")
     _CACHE[ck] = sa.text(sql)
     return _CACHE[ck]
 
 
-def insert_sql(table: sa.Table) -> sa.TextClause:
-    ck = (table.name, "insert")
+def insert_sql(table: sa.Table, *, json_as_array: bool = True) -> sa.TextClause:
+    ck = (table.name, "insert", json_as_array)
     if ck not in _CACHE:
         cols = _writable(table)
-        arrays = ", ".join(f"cast(:c_{c.name} as {_array_type(c)})" for c in cols)
-        _CACHE[ck] = sa.text(f"insert into {table.name} ({', '.join(c.name for c in cols)}) select * from unnest({arrays})")
+        src, proj = _source(cols, json_as_array)
+        _CACHE[ck] = sa.text(f"insert into {table.name} ({', '.join(c.name for c in cols)}) select {proj} from {src}")
     return _CACHE[ck]
 
 
-def _params(table: sa.Table, rows: Sequence[dict[str, Any]]) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for c in _writable(table):
-        vals = [r.get(c.name) for r in rows]
-        if isinstance(c.type, postgresql.JSONB):
-            vals = [v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in vals]
-        out[f"c_{c.name}"] = vals
-    return out
+def _json_text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).decode()
+    return orjson.dumps(v).decode()
+
+
+def _literal(v: Any) -> str:
+    """One element of a PostgreSQL array literal; the server parses it with the column type's input
+    function, as it parsed psycopg's text-format arrays before."""
+    if v is None:
+        return "NULL"
+    if isinstance(v, str):
+        s = v
+    elif isinstance(v, bool):
+        return "t" if v else "f"
+    elif isinstance(v, (int, Decimal)):
+        return str(v)
+    elif isinstance(v, (datetime, date, time)):
+        return '"' + v.isoformat() + '"'
+    elif isinstance(v, (bytes, bytearray, memoryview)):
+        return '"\\\\x' + bytes(v).hex() + '"'
+    elif isinstance(v, (dict, list)):
+        s = orjson.dumps(v).decode()
+    else:  # float and anything else: its str()
+        s = str(v)
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _array_literal(vals: Iterable[Any]) -> str:
+    """A PostgreSQL array literal built with str operations (C speed)."""
+    return "{" + ",".join(map(_literal, vals)) + "}"
+
+
+def _params(table: sa.Table, rows: Sequence[dict[str, Any]]) -> tuple[dict[str, str], bool]:
+    """(parameters, json_as_array): one string per column."""
+    cols = _writable(table)
+    json_vals = {c.name: [r.get(c.name) for r in rows] for c in cols if _is_json(c)}
+    as_array = all(v is not None for vals in json_vals.values() for v in vals)
+    out: dict[str, str] = {}
+    for c in cols:
+        if c.name in json_vals:
+            texts = [None if v is None else _json_text(v) for v in json_vals[c.name]]
+            out[f"c_{c.name}"] = "[" + ",".join(texts) + "]" if as_array else _array_literal(texts)
+        else:
+            out[f"c_{c.name}"] = _array_literal([r.get(c.name) for r in rows])
+    return out, as_array
 
 
 async def upsert(conn: AsyncConnection, table: sa.Table, key: Sequence[str], rows: Sequence[dict[str, Any]], *,
@@ -100,7 +183,8 @@ async def upsert(conn: AsyncConnection, table: sa.Table, key: Sequence[str], row
     """Insert or update ``rows`` (dicts of column values incl. ``raw`` and ``payload_hash``) in one statement.
 
     Rows with the same key within the batch are collapsed (last wins): ON CONFLICT cannot touch a row twice.
-    ``reactivate``: a nullable "gone since" column to clear when a row shows up again."""
+    ``reactivate``: a nullable "gone since" column to clear when a row shows up again.
+    A json column's value may be JSON text (str), UTF-8 JSON bytes (passed through) or a dict/list."""
     if not rows:
         return UpsertResult()
     dedup: dict[tuple, dict[str, Any]] = {}
@@ -110,7 +194,8 @@ async def upsert(conn: AsyncConnection, table: sa.Table, key: Sequence[str], row
     if reactivate:
         for r in batch:
             r.setdefault(reactivate, None)
-    res = (await conn.execute(upsert_sql(table, key, reactivate), _params(table, batch))).all()
+    params, as_array = _params(table, batch)
+    res = (await conn.execute(upsert_sql(table, key, reactivate, json_as_array=as_array), params)).all()
     out = UpsertResult(unchanged=len(batch) - len(res))
     for r in res:
         if r[0]:
@@ -129,7 +214,8 @@ async def replace_children(conn: AsyncConnection, table: sa.Table, account_id: i
     await conn.execute(sa.text(f"delete from {table.name} where account_id = :a and {parent_col} = any(:ids)"),
                        dict(a=account_id, ids=list(parent_ids)))
     if rows:
-        await conn.execute(insert_sql(table), _params(table, rows))
+        params, as_array = _params(table, rows)
+        await conn.execute(insert_sql(table, json_as_array=as_array), params)
     return len(rows)
 
 
@@ -152,6 +238,7 @@ async def quarantine(conn: AsyncConnection, run_id: int, account_id: int, stream
         insert into quarantine (run_id, account_id, stream, record_key, reason, payload)
         select :run, :a, :s, k, r, cast(p as jsonb)
         from unnest(cast(:keys as text[]), cast(:reasons as text[]), cast(:payloads as text[])) as q(k, r, p)"""),
-        dict(run=run_id, a=account_id, s=stream, keys=[b[0] for b in bad], reasons=[b[1] for b in bad],
-             payloads=[payload_bytes(b[2]).decode() for b in bad]))
+        dict(run=run_id, a=account_id, s=stream, keys=_array_literal(b[0] for b in bad),
+             reasons=_array_literal(b[1] for b in bad),
+             payloads=_array_literal(payload_bytes(b[2]).decode() for b in bad)))
     return len(bad)
