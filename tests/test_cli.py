@@ -38,10 +38,11 @@ def test_status_hides_password(cli_env):
     assert json.loads(r.stdout)["database"]["reachable"] is False
 
 
-def test_doctor_ok(cli_env):
+def test_doctor_names_missing_ebay_credentials(cli_env):
     r = run(cli_env, "doctor")
-    assert r.returncode == 0, r.stdout + r.stderr
     assert "OK    config" in r.stdout and "OK    database" in r.stdout and "OK    schema" in r.stdout
+    assert "OK    key" in r.stdout and "OK    tokens" in r.stdout
+    assert r.returncode == 1 and "FAIL  ebay" in r.stdout and "BAYSYNC_EBAY_CLIENT_ID" in r.stdout
 
 
 def test_doctor_reports_schema_behind(cli_env, empty_db_url):

@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -102,14 +103,24 @@ def test_logs_show_run_events(cli_env, sim_base):
 def test_run_sigterm_exits_cleanly_and_releases_leases(cli_env, sim_base, db_url):
     env = baysync_env(cli_env, sim_base)
     bs(env, "accounts", "add", "alice", "--refresh-token-stdin", input=mint(sim_base, "alice"))
-    p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "8", "--log-format", "json"],
+    from tests.support.simproc import free_port
+
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "8", "--log-format", "json",
+                          "--health", f"127.0.0.1:{port}"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if q(db_url, "select count(*) from sync_runs")[0][0] > 0:
+            if q(db_url, "select count(*) from sync_runs where status = 'succeeded'")[0][0] > 0:
                 break
             time.sleep(0.2)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(base + "/healthz", timeout=5).json()["ok"] is True
+        assert httpx.get(base + "/healthz/db", timeout=5).json()["ok"] is True
+        metrics = httpx.get(base + "/metrics", timeout=5).text
+        assert "baysync_runs_total" in metrics and 'baysync_lag_seconds{account="alice"' in metrics
+        assert "baysync_api_calls_total" in metrics
         t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=35)
@@ -131,3 +142,46 @@ def test_demo_headless(cli_env, db_url):
     assert "[demo]" in r.stdout
     assert q(db_url, "select count(*) from orders")[0][0] > 0
     assert q(db_url, "select count(distinct account_id) from orders")[0][0] == 3
+
+
+def test_status_json_and_doctor_after_sync(cli_env, sim_base):
+    env = baysync_env(cli_env, sim_base)
+    bs(env, "accounts", "add", "alice", "--refresh-token-stdin", input=mint(sim_base, "alice"))
+    assert bs(env, "sync", "--account", "alice", "--stream", "orders").returncode == 0
+    data = json.loads(bs(env, "status", "--json").stdout)
+    acc = data["accounts"][0]
+    assert acc["name"] == "alice" and acc["reauth_needed"] is False
+    orders = next(s for s in acc["streams"] if s["stream"] == "orders")
+    assert orders["records"] > 0 and orders["cursor"] and orders["last_run"]["status"] == "succeeded"
+    assert orders["lag_s"] is not None and orders["last_run"]["api_calls"] >= 1
+    r = bs(env, "doctor")
+    assert r.returncode == 0, r.stdout
+    assert "OK    ebay" in r.stdout and "OK    tokens" in r.stdout
+
+
+def test_accounts_connect_over_ssh_style_paste(cli_env, sim_base, db_url):
+    """Consent URL printed; the user opens it elsewhere and pastes the redirected URL back."""
+    env = baysync_env(cli_env, sim_base)
+    p = subprocess.Popen([sys.executable, "-m", "console.cli", "accounts", "connect", "alice"], env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = None
+    for line in p.stdout:
+        if line.startswith("http"):
+            url = line.strip()
+            break
+    assert url and "state=" in url and "response_type=code" in url and "scope=" in url
+    r = httpx.get(url + "&sim_user=alice", follow_redirects=False, timeout=10)
+    assert r.status_code in (302, 303, 307)
+    redirected = r.headers["location"]
+    out, err = p.communicate(redirected + "\n", timeout=60)
+    assert p.returncode == 0, err
+    assert "connected" in out
+    code = redirected.split("code=")[1].split("&")[0]
+    assert code not in out + err
+    rows = q(db_url, "select c.refresh_token_ct is not null, a.status from credentials c join accounts a on a.id = c.account_id")
+    assert rows == [(True, "active")]
+    # a pasted URL with the wrong state is refused with one line
+    p = subprocess.Popen([sys.executable, "-m", "console.cli", "accounts", "connect", "alice"], env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate("https://example.invalid/accept?code=abc&state=forged\n", timeout=60)
+    assert p.returncode == 2 and "state" in err.lower() and len(err.strip().splitlines()) == 1

@@ -1,0 +1,73 @@
+"""Extra `baysync doctor` checks: eBay reachability, credentials and the encryption key.
+
+Each check takes (settings, database url) and returns (ok, name, detail-with-the-fix)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from . import db
+
+
+def check_ebay(settings: Any, url: str) -> tuple[bool, str, str]:
+    if not settings.ebay_client_id or not settings.ebay_client_secret:
+        return False, "ebay", "ebay_client_id / ebay_client_secret not set (BAYSYNC_EBAY_CLIENT_ID, BAYSYNC_EBAY_CLIENT_SECRET)"
+    hosts = sorted({settings.ebay_api_base_url, settings.ebay_apiz_base_url})
+    bad = []
+    for h in hosts:
+        try:
+            httpx.get(h, timeout=5.0)  # any HTTP answer proves DNS, TCP and TLS work
+        except httpx.HTTPError as e:
+            bad.append(f"{h}: {type(e).__name__}")
+    if bad:
+        return False, "ebay", "unreachable: " + "; ".join(bad) + " (check network/proxy and ebay_*_base_url)"
+    return True, "ebay", "reachable: " + ", ".join(hosts)
+
+
+def check_tokens(settings: Any, url: str) -> tuple[bool, str, str]:
+    engine = db.make_engine(settings, "cli", url)
+    try:
+        with engine.connect() as conn:
+            if conn.execute(sa.text("select to_regclass('credentials')")).scalar() is None:
+                return False, "tokens", "schema not migrated"
+            rows = conn.execute(sa.text("""
+                select a.name, a.status, c.refresh_token_ct is not null as has, c.refresh_expires_at
+                from accounts a left join credentials c on c.account_id = a.id order by a.name""")).all()
+    finally:
+        engine.dispose()
+    if not rows:
+        return True, "tokens", "no accounts yet (baysync accounts add NAME)"
+    soon = datetime.now(timezone.utc) + timedelta(days=30)
+    problems = []
+    for r in rows:
+        if r.status == "reauth_needed":
+            problems.append(f"{r.name}: reauth needed (baysync accounts connect {r.name})")
+        elif not r.has:
+            problems.append(f"{r.name}: not connected (baysync accounts connect {r.name})")
+        elif r.refresh_expires_at and r.refresh_expires_at < soon:
+            problems.append(f"{r.name}: refresh token expires {r.refresh_expires_at:%Y-%m-%d} (reconnect)")
+    if problems:
+        return False, "tokens", "; ".join(problems)
+    return True, "tokens", f"{len(rows)} account(s) connected"
+
+
+def check_key(settings: Any, url: str) -> tuple[bool, str, str]:
+    import os
+
+    from .crypto import ENV_KEY, CryptoError, Vault, key_file_path
+
+    if not os.environ.get(ENV_KEY, "").strip() and not key_file_path(settings).exists():
+        return True, "key", f"none yet: generated on first use at {key_file_path(settings)} (or set {ENV_KEY})"
+    try:
+        Vault.from_settings(settings, create=False)
+    except CryptoError as e:
+        return False, "key", str(e)
+    return True, "key", "token-encryption key usable"
+
+
+CHECKS = (check_key, check_tokens, check_ebay)
