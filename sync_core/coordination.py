@@ -270,6 +270,17 @@ async def ensure_pairs(conn: AsyncConnection, account_id: int, streams: Iterable
                            dict(on=on, a=account_id, s=stream))
 
 
+async def sync_enabled_streams(conn: AsyncConnection, enabled: list[str]) -> None:
+    """Make every account have a pair for every enabled stream, and mark the others disabled
+    (configuration is the source of truth for which streams run)."""
+    await conn.execute(sa.text("""
+        insert into sync_state (account_id, stream, status)
+        select a.id, s, 'queued' from accounts a, unnest(cast(:enabled as text[])) s
+        on conflict (account_id, stream) do nothing"""), dict(enabled=enabled))
+    await conn.execute(sa.text("update sync_state set enabled = (stream = any(:enabled)) "
+                               "where enabled is distinct from (stream = any(:enabled))"), dict(enabled=enabled))
+
+
 def _pair_where(stream: str | None) -> str:
     return "account_id = :a" + (" and stream = :s" if stream else "")
 

@@ -93,6 +93,7 @@ class WorkerPool:
     async def start(self) -> None:
         async with self.engine.begin() as conn:
             await co.register_worker(conn, self.owner, self.kind, {"concurrency": self.concurrency})
+            await co.sync_enabled_streams(conn, accounts.enabled_streams(self.settings))
         self._tasks = [asyncio.create_task(self._loop(), name="baysync-claim-loop"),
                        asyncio.create_task(self._listen(), name="baysync-control-listener"),
                        asyncio.create_task(self._housekeeping(), name="baysync-housekeeping")]

@@ -133,3 +133,13 @@ async def test_reauth_needed_stops_only_that_account(engine):
         await co.mark_reauth_needed(conn, a, "invalid_grant")
         got = await co.claim_due(conn, "w", 10, 60)
     assert {g.account for g in got} == {"b"}
+
+
+async def test_config_decides_enabled_streams(engine):
+    aid = await _account(engine, streams=("orders", "transactions"))
+    async with engine.begin() as conn:
+        await co.sync_enabled_streams(conn, ["orders", "payouts"])
+        rows = dict((await conn.execute(sa.text("select stream, enabled from sync_state"))).all())
+        got = await co.claim_due(conn, "w", 10, 60)
+    assert rows == {"orders": True, "transactions": False, "payouts": True}
+    assert {g.stream for g in got} == {"orders", "payouts"}
