@@ -51,6 +51,7 @@ class Clients:
         self._vault: Vault | None = None
         self._tokens: dict[int, Any] = {}
         self._lock = asyncio.Lock()
+        self._side_tasks: set[asyncio.Task] = set()
 
     @property
     def vault(self) -> Vault:
@@ -64,13 +65,29 @@ class Clients:
             if tokens is None:
                 tokens = await accounts.token_source(self.engine, self.settings, account_id, account, self.http, self.vault)
                 self._tokens[account_id] = tokens
+                task = asyncio.create_task(self._refresh_limits(account, tokens))
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
         return EbayClient(self.settings, http=self.http, tokens=tokens, account=account, on_event=on_event,
                           budget=self.budget)
+
+    async def _refresh_limits(self, account: str, tokens: Any) -> None:
+        """Replace the published default quotas with eBay's live numbers (getRateLimits and
+        getUserRateLimits), once per account and process; failures keep the defaults."""
+        c = EbayClient(self.settings, http=self.http, tokens=tokens, account=account, budget=self.budget)
+        for call in (c.get_rate_limits, c.get_user_rate_limits):
+            try:
+                await call()
+            except Exception as e:
+                log.info("rate limits for %s not refreshed (%s); using defaults", account, type(e).__name__)
 
     def forget(self, account_id: int) -> None:
         self._tokens.pop(account_id, None)
 
     async def aclose(self) -> None:
+        for t in list(self._side_tasks):
+            t.cancel()
+        await asyncio.gather(*self._side_tasks, return_exceptions=True)
         await self.http.aclose()
 
 

@@ -163,6 +163,8 @@ async def test_all_streams_sync_and_no_token_reaches_any_sink(env, caplog):
         await pool.stop()
     states = dict(await env.rows("select stream, status from sync_state"))
     assert set(states.values()) == {"idle"}, states
+    # quotas were refreshed from getRateLimits (the simulator answers with its own numbers)
+    assert any(v["source"] != "default" for v in pool.clients.budget.snapshot().values())
     # every secret the simulator ever issued, and the client secret
     secrets = set(env.sim.auth.refresh) | set(env.sim.auth.access) | {env.settings.ebay_client_secret}
     assert len(secrets) > 2
