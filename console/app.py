@@ -37,9 +37,13 @@ from .screens.logs import LogsScreen
 from .screens.migrations import MigrationsScreen
 from .screens.modals import ConfirmScreen, ErrorScreen
 from .screens.run_detail import RunDetailScreen
-from .widgets.log_view import LogStore
+from .widgets.log_view import LogStore, make_entry
 
 NAV_ACTIONS = {"show", "help", "toggle_workers", "command_palette"}
+
+
+def _entries(rows: list[dict]) -> list:
+    return [make_entry(r) for r in rows]
 
 
 def _db_label(url: str, embedded: bool) -> str:
@@ -196,23 +200,23 @@ class BaysyncApp(App):
         self.feed_obj = EventFeed(self.engine, db.psycopg_conninfo(self.url),
                                   on_events=lambda rows: self.post_message(EventsArrived(rows)),
                                   on_status=lambda err: self.post_message(FeedStatus(err)),
-                                  on_control=lambda: self.post_message(DataChanged()))
+                                  on_control=lambda: self.post_message(DataChanged()),
+                                  transform=_entries)
         try:
             backlog = await queries.recent_events(self.engine, self.log_backlog)
         except Exception as e:
             self.report_db_error(e)
             backlog = []
         if backlog:
-            self.post_message(EventsArrived(backlog))
+            self.post_message(EventsArrived(await asyncio.to_thread(_entries, backlog)))
         self.feed_obj.last_id = int(backlog[-1]["id"]) if backlog else None
         await self.feed_obj.run()
 
     @on(EventsArrived)
     def _events_arrived(self, message: EventsArrived) -> None:
-        new = self.store.extend(message.events)
+        new = self.store.extend_entries(message.events)
         if new:
-            self.events_signal.publish(new)
-            self.data_signal.publish(None)
+            self.events_signal.publish(new)  # the dashboard refreshes on its own interval and on control notifies
 
     @on(DataChanged)
     def _data_changed(self) -> None:

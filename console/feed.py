@@ -30,7 +30,8 @@ class EventFeed:
                  on_status: Callable[[str | None], None] = lambda e: None,
                  on_control: Callable[[], None] = lambda: None,
                  start_id: int | None = None, batch: int = 5000, min_interval_s: float = 0.1,
-                 poll_s: float = 2.0, listener: Listener | None = None) -> None:
+                 poll_s: float = 2.0, listener: Listener | None = None,
+                 transform: Callable[[list[dict]], Any] | None = None) -> None:
         self.engine = engine
         self.conninfo = conninfo
         self.on_events, self.on_status, self.on_control = on_events, on_status, on_control
@@ -39,6 +40,7 @@ class EventFeed:
         self.min_interval_s = min_interval_s
         self.poll_s = poll_s
         self.listener = listener or events.listen
+        self.transform = transform  # run in a thread on each batch (formatting stays off the UI loop)
         self.reads = 0
         self.notifies = 0
         self._wake = asyncio.Event()
@@ -98,7 +100,7 @@ class EventFeed:
                     self.reads += 1
                     if rows:
                         self.last_id = int(rows[-1]["id"])
-                        self.on_events(rows)
+                        self.on_events(await asyncio.to_thread(self.transform, rows) if self.transform else rows)
                     if len(rows) < self.batch:
                         break
         except asyncio.CancelledError:

@@ -10,7 +10,7 @@ from textual.message import Message
 
 
 class EventsArrived(Message, bubble=False):
-    """A batch of new run_events rows (dicts, oldest first), read by id after a notify or a poll."""
+    """A batch of new run_events (log Entries, oldest first), read by id after a notify or a poll."""
 
     def __init__(self, events: list[dict[str, Any]]) -> None:
         super().__init__()

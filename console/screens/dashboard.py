@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Input, Static
 
 from .. import queries
 from ..widgets import badges
+from ..widgets.live_table import LiveTable
 from .base import BaseScreen
 from .modals import BackfillScreen, ConfirmScreen
 
@@ -95,7 +96,7 @@ def build_row(r: dict[str, Any], now: datetime, rates: list[float]) -> Row:
         badges.window(r.get("window_from"), r.get("window_to")) if running else "",
         r.get("lease_owner") or "", badges.one_line(r.get("last_error"), 120),
     )
-    cells = list(cells_plain)
+    cells = [Text(c) for c in cells_plain]  # Text, never markup: an error may contain "[...]"
     cells[2] = badges.state_text(state)
     if r.get("last_error"):
         cells[10] = Text(cells_plain[10], style="red")
@@ -121,7 +122,7 @@ def group_row(members: list[Row]) -> Row:
     paused = " (paused)" if acc.get("account_paused") else ""
     plain = (first.account, f"▾ {len(members)} streams{paused}", summary, "", badges.compact(records), "", "", "",
              "", "", "")
-    cells = list(plain)
+    cells = [Text(c) for c in plain]
     cells[0] = Text(first.account, style="bold")
     cells[1] = Text(plain[1], style="bold")
     cells[2] = Text(summary, style=style)
@@ -205,6 +206,8 @@ class DashboardScreen(BaseScreen):
         self.rates = RateTracker()
         self.loaded = False
         self.polls = 0
+        self.cells_updated = 0
+        self.last_apply_s = 0.0
         self._poke = asyncio.Event()
         self._need_rebuild = True
         self._was_ok = False
@@ -214,7 +217,7 @@ class DashboardScreen(BaseScreen):
         yield from self.compose_header()
         with Vertical(id="dash-body"):
             yield Static("", id="dash-info")
-            table: DataTable = DataTable(id="dash-table", cursor_type="row", zebra_stripes=False)
+            table = LiveTable(id="dash-table", cursor_type="row", zebra_stripes=False)
             yield table
             yield Static("", id="dash-empty")
             yield Static("", id="dash-detail")
@@ -276,7 +279,9 @@ class DashboardScreen(BaseScreen):
                 app.report_db_ok()
                 now = app.now()
                 rows = await asyncio.to_thread(self._build, raw, now, time.monotonic())
+                t_apply = time.perf_counter()
                 self._apply(rows)
+                self.last_apply_s = time.perf_counter() - t_apply
                 self.polls += 1
                 if not self.loaded:
                     self.loaded = True
@@ -286,7 +291,7 @@ class DashboardScreen(BaseScreen):
             except (asyncio.TimeoutError, TimeoutError):
                 pass
             self._poke.clear()
-            await asyncio.sleep(app.min_refresh_s)
+            await asyncio.sleep(max(app.min_refresh_s, 4 * self.last_apply_s))  # coalesce; never hog the UI
 
     def _build(self, raw: list[dict], now: datetime, t: float) -> dict[str, Row]:
         out: dict[str, Row] = {}
@@ -315,19 +320,19 @@ class DashboardScreen(BaseScreen):
     def _apply(self, rows: dict[str, Row]) -> None:
         self.rows = rows
         layout = self._compute_layout()
-        table = self.query_one(DataTable)
+        table = self.query_one(LiveTable)
         if self._need_rebuild or {r.key for r in layout} != self.shown.keys():
             self._rebuild(layout)
         else:
             by_key = {r.key: r for r in layout}
-            with self.app.batch_update():
-                for k, prev in self.shown.items():
-                    r = by_key[k]
-                    if r.plain != prev:
-                        for i, (a, b) in enumerate(zip(prev, r.plain)):
-                            if a != b:
-                                table.update_cell(k, COL_KEYS[i], r.cells[i])
-                        self.shown[k] = r.plain
+            changes = []
+            for k, prev in self.shown.items():
+                r = by_key[k]
+                if r.plain != prev:
+                    changes.extend((k, COL_KEYS[i], r.cells[i]) for i, (a, b) in enumerate(zip(prev, r.plain))
+                                   if a != b)
+                    self.shown[k] = r.plain
+            self.cells_updated += table.update_cells(changes)
             self.row_order = [by_key[k] for k in self.shown]
         self._status_changed(self.app.status)
         self._update_detail()

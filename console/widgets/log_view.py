@@ -47,7 +47,10 @@ class LogStore:
         self.trimmed = 0
 
     def extend(self, events: Iterable[dict]) -> list[Entry]:
-        new = [make_entry(e) for e in events if int(e.get("id") or 0) > self.last_id]
+        return self.extend_entries([make_entry(e) for e in events if int(e.get("id") or 0) > self.last_id])
+
+    def extend_entries(self, entries: Iterable[Entry]) -> list[Entry]:
+        new = [e for e in entries if e.id > self.last_id]
         if not new:
             return []
         self.entries.extend(new)

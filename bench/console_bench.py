@@ -1,0 +1,252 @@
+"""Console benchmark: first paint, and keypress-to-render latency (p50, p95) while 2,000 log lines/s
+arrive and 1,600 dashboard rows (200 accounts x 8 streams) update.
+
+    python -m bench.console_bench [--seconds 10] [--rate 2000] [--accounts 200]
+
+Uses an embedded PostgreSQL in a temporary directory (or BAYSYNC_BENCH_DATABASE_URL, a server where a
+database may be created). Load comes from two separate processes (like real workers): one inserts
+run_events at ``--rate`` lines/s in 10 statements/s, the other bumps records_total/windows on every
+sync_state row twice a second. The console runs headless at 160x48 in this process; latency is the
+time from sending a key to the first frame composed after the key was handled (App._display).
+Prints the figures, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+STREAMS = ("orders", "transactions", "payouts", "disputes", "messages", "inventory_items", "offers",
+           "active_inventory")
+
+
+def _conninfo(url: str) -> dict:
+    from sync_core.db import psycopg_conninfo
+
+    return psycopg_conninfo(url)
+
+
+def log_loader(url: str, rate: int) -> None:
+    import psycopg
+
+    per = max(1, rate // 10)
+    with psycopg.connect(**_conninfo(url), autocommit=True) as c:
+        while True:
+            t0 = time.monotonic()
+            c.execute("""
+                insert into run_events (run_id, account_id, stream, level, kind, message, data)
+                select 1, (g %% 200) + 1, 'orders', case when g %% 50 = 0 then 'warning' else 'info' end, 'http', '',
+                       jsonb_build_object('method', 'GET', 'path', '/sell/fulfillment/v1/order', 'status', 200,
+                                          'duration_ms', 100 + g %% 90, 'records', 50)
+                from generate_series(1, %s) g""", (per,))
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - t0)))
+
+
+def row_updater(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(**_conninfo(url), autocommit=True) as c:
+        while True:
+            t0 = time.monotonic()
+            c.execute("""update sync_state set records_total = records_total + (random() * 200)::int,
+                         windows_done = case when windows_total > 0 then (windows_done + 1) % (windows_total + 1)
+                                        else 0 end, cursor = now() - (random() * interval '10 minutes'),
+                         updated_at = now()""")
+            time.sleep(max(0.0, 0.5 - (time.monotonic() - t0)))
+
+
+def seed(url: str, accounts: int) -> None:
+    import psycopg
+
+    with psycopg.connect(**_conninfo(url), autocommit=True) as c:
+        c.execute("insert into accounts (name) select 'acct-' || lpad(g::text, 3, '0') from generate_series(1, %s) g",
+                  (accounts,))
+        c.execute("""insert into sync_state (account_id, stream, status, cursor, records_total, last_success_at,
+                                             windows_total, windows_done, lease_owner, lease_expires_at)
+                     select a.id, s, case when (a.id + length(s)) %% 7 = 0 then 'running' else 'idle' end,
+                            now() - random() * interval '1 hour', (random() * 100000)::int,
+                            now() - interval '5 minutes',
+                            case when (a.id + length(s)) %% 7 = 0 then 8 else 0 end, 0,
+                            case when (a.id + length(s)) %% 7 = 0 then 'bench:1:worker:x' end,
+                            case when (a.id + length(s)) %% 7 = 0 then now() + interval '1 day' end
+                     from accounts a cross join unnest(%s::text[]) s""", (list(STREAMS),))
+        c.execute("update sync_state set status = 'failed', last_error = 'HTTP 500 from eBay' "
+                  "where account_id % 37 = 0 and stream = 'payouts'")
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+async def measure(settings, url: str, seconds: float, presses: int, start_load) -> dict:
+    from textual.widgets import DataTable
+
+    from console.app import make_app
+
+    t_start = time.perf_counter()
+    app = make_app(settings, url=url, poll_interval=1.0)
+    frames: list[float] = []
+    orig = app._display
+
+    def spy(screen, renderable):
+        if renderable is not None:
+            frames.append(time.perf_counter())
+        return orig(screen, renderable)
+
+    app._display = spy  # type: ignore[method-assign]
+    out: dict = {}
+    async with app.run_test(size=(160, 48)) as pilot:
+        dash = app.screen
+        while not (getattr(dash, "loaded", False) and dash.query_one(DataTable).row_count):
+            await asyncio.sleep(0.005)
+        t_loaded = time.perf_counter()
+        while not frames or frames[-1] < t_loaded:
+            await asyncio.sleep(0.002)
+        out["first_paint_ms"] = (frames[-1] - t_start) * 1000
+        out["rows"] = dash.query_one(DataTable).row_count
+
+        stop = start_load()
+        await asyncio.sleep(2.0)  # warm up: load flowing, dashboard diffing every poll
+        last0, polls0 = app.store.last_id, dash.polls
+        t0 = time.perf_counter()
+
+        from textual import events
+
+        async def keypress_latencies(keys: list[str], effect, n: int) -> list[float]:
+            """Send a key as the terminal driver would; wait until its effect is visible in the
+            widget state, then for the first frame composed after that."""
+            lat = []
+            gap = max(0.02, seconds / 2 / n)
+            for i in range(n):
+                k = keys[i % len(keys)]
+                before = effect()
+                ts = time.perf_counter()
+                app.post_message(events.Key(k, k if len(k) == 1 else None))
+                while effect() == before:
+                    if time.perf_counter() - ts > 10:
+                        raise RuntimeError(f"key {k!r} had no effect")
+                    await asyncio.sleep(0.0005)
+                handled = time.perf_counter()
+                while not frames or frames[-1] < handled:
+                    await asyncio.sleep(0.0005)
+                lat.append((frames[-1] - ts) * 1000)
+                await asyncio.sleep(gap)
+            return lat
+
+        table = dash.query_one(DataTable)
+        dash_lat = await keypress_latencies(["down", "down", "up"], lambda: table.cursor_row, presses)
+        app.post_message(events.Key("l", "l"))
+        while type(app.screen).__name__ != "LogsScreen":
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        logs = app.screen
+        logs_lat = await keypress_latencies(["v", "f"], lambda: (logs.min_level, logs.view.follow), presses)
+        elapsed = time.perf_counter() - t0
+        out["log_lines_per_s_seen"] = (app.store.last_id - last0) / elapsed
+        out["dashboard_polls_per_s"] = (dash.polls - polls0) / elapsed
+        out["log_lines_held"] = len(app.store.entries)
+        stop()
+        out["dashboard_key_p50_ms"] = statistics.median(dash_lat)
+        out["dashboard_key_p95_ms"] = pct(dash_lat, 95)
+        out["logs_key_p50_ms"] = statistics.median(logs_lat)
+        out["logs_key_p95_ms"] = pct(logs_lat, 95)
+        all_lat = dash_lat + logs_lat
+        out["key_p50_ms"] = statistics.median(all_lat)
+        out["key_p95_ms"] = pct(all_lat, 95)
+        out["key_max_ms"] = max(all_lat)
+        out["presses"] = len(all_lat)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="measurement time under load")
+    ap.add_argument("--rate", type=int, default=2000, help="log lines per second")
+    ap.add_argument("--accounts", type=int, default=200, help="accounts (x 8 streams = dashboard rows)")
+    ap.add_argument("--presses", type=int, default=100, help="keypresses per screen")
+    ap.add_argument("--loader", choices=("logs", "rows"), help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.loader:
+        try:
+            log_loader(args.url, args.rate) if args.loader == "logs" else row_updater(args.url)
+        except KeyboardInterrupt:
+            pass
+        return 0
+
+    import psycopg
+
+    from sync_core import embedded, migrate
+    from sync_core.db import normalize_url
+    from tests.support.env import test_settings
+
+    home = Path(tempfile.mkdtemp(prefix="bsb-", dir="/tmp"))
+    admin = os.environ.get("BAYSYNC_BENCH_DATABASE_URL")
+    started = False
+    if admin:
+        admin = normalize_url(admin)
+    else:
+        admin = embedded.ensure_running(home).url("postgres")
+        started = True
+    from sqlalchemy.engine import make_url
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    ainfo = _conninfo(admin)
+    ainfo["dbname"] = "postgres"
+    with psycopg.connect(**ainfo, autocommit=True) as c:
+        c.execute(f'create database "{name}"')
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        settings = test_settings(home, url)
+        migrate.migrate(settings, say=lambda m: None)
+        seed(url, args.accounts)
+
+        procs: list[subprocess.Popen] = []
+
+        def start_load():
+            me = [sys.executable, "-m", "bench.console_bench"]
+            procs.extend([subprocess.Popen(me + ["--loader", "logs", "--url", url, "--rate", str(args.rate)]),
+                          subprocess.Popen(me + ["--loader", "rows", "--url", url])])
+
+            def stop():
+                for p in procs:
+                    p.terminate()
+                    p.wait(5)
+            return stop
+
+        res = asyncio.run(measure(settings, url, args.seconds, args.presses, start_load))
+    finally:
+        with psycopg.connect(**ainfo, autocommit=True) as c:
+            c.execute(f'drop database if exists "{name}" with (force)')
+        if started:
+            embedded.stop(home)
+    res.update({"bench": "console", "accounts": args.accounts, "target_log_rate": args.rate,
+                "python": sys.version.split()[0]})
+    print(f"first paint            {res['first_paint_ms']:.0f} ms ({res['rows']} rows)")
+    print(f"keypress->render p50   {res['key_p50_ms']:.1f} ms   p95 {res['key_p95_ms']:.1f} ms   "
+          f"max {res['key_max_ms']:.1f} ms   ({res['presses']} presses)")
+    print(f"  dashboard            p50 {res['dashboard_key_p50_ms']:.1f} ms   p95 {res['dashboard_key_p95_ms']:.1f} ms")
+    print(f"  logs                 p50 {res['logs_key_p50_ms']:.1f} ms   p95 {res['logs_key_p95_ms']:.1f} ms")
+    print(f"log lines seen         {res['log_lines_per_s_seen']:.0f}/s (target {args.rate}/s), "
+          f"{res['log_lines_held']} held")
+    print(f"dashboard refreshes    {res['dashboard_polls_per_s']:.2f}/s of {res['rows']} rows")
+    print(f"goals                  p95 < 50 ms: {'met' if res['key_p95_ms'] < 50 else 'NOT met'}; "
+          f"first paint < 1 s: {'met' if res['first_paint_ms'] < 1000 else 'NOT met'}")
+    print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
