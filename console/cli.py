@@ -41,11 +41,11 @@ def settings():
     return load_settings()
 
 
-def _setup_logging(fmt: str | None = None) -> None:
+def _setup_logging(fmt: str | None = None, file: str | None = None) -> None:
     from sync_core.logs import setup_logging
 
     s = settings()
-    setup_logging(fmt or s.log_format, s.log_level)
+    setup_logging(fmt or s.log_format, s.log_level, file)
 
 
 def _version_cb(value: bool) -> None:
@@ -214,6 +214,11 @@ def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: sync a
     s = settings()
     say("baysync demo: preparing the database" + (" (embedded PostgreSQL)" if s.embedded else ""))
     m.migrate(s, say)
+    if not headless:  # the console owns the terminal: the demo's workers log to a file
+        s.home.mkdir(parents=True, exist_ok=True)
+        log_file = s.home / "demo.log"
+        _setup_logging(file=str(log_file))
+        say(f"demo log: {log_file}")
     rt = DemoRuntime(s, workers=workers)
     run_settings = rt.start()
     say(f"eBay simulator on {rt.sim.base_url}; demo accounts: demo-small, demo-medium, demo-large")

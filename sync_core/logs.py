@@ -43,11 +43,16 @@ class TextFormatter(logging.Formatter):
         return _redact(super().format(record))
 
 
-def setup_logging(fmt: str = "text", level: str = "info") -> None:
+def setup_logging(fmt: str = "text", level: str = "info", file: str | None = None) -> None:
+    """``file``: log there instead of the terminal (when a full-screen console owns the terminal)."""
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    if fmt == "json":
+    if file is not None:
+        handler = logging.FileHandler(file)
+        handler.setFormatter(JsonFormatter() if fmt == "json" else
+                             TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    elif fmt == "json":
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(JsonFormatter())
     else:
