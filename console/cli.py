@@ -65,11 +65,21 @@ def root(ctx: typer.Context,
 @app.command()
 def console(read_only: bool = typer.Option(False, "--read-only", help="Hide every action.")) -> None:
     """Open the operations console (the default command)."""
-    try:
-        from console.app import run_console
-    except ImportError:
-        raise CliError("the console is not available in this build; use `baysync status`") from None
-    run_console(settings(), read_only=read_only)
+    from console.app import run_console
+    from sync_core.worker import console_pool_factory
+
+    s = settings()
+    if s.embedded:  # baysync's own database follows the code (an external one is migrated on purpose)
+        from sync_core import migrate as m
+
+        m.migrate(s, lambda msg: None)
+    _setup_logging(file=str(_console_log(s)))  # the console owns the terminal
+    run_console(s, read_only=read_only, worker_pool_factory=None if read_only else console_pool_factory(s))
+
+
+def _console_log(s):
+    s.home.mkdir(parents=True, exist_ok=True)
+    return s.home / "console.log"
 
 
 @app.command()

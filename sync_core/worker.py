@@ -94,8 +94,9 @@ class Clients:
 class WorkerPool:
     def __init__(self, settings: Settings, engine: AsyncEngine, *, kind: str = "headless",
                  concurrency: int | None = None, transport: httpx.AsyncBaseTransport | None = None,
-                 url: str | None = None):
+                 url: str | None = None, owns_engine: bool = False):
         self.settings, self.engine, self.kind = settings, engine, kind
+        self.owns_engine = owns_engine
         self.concurrency = concurrency or settings.workers
         self.owner = co.new_owner(kind)
         self.clients = Clients(settings, engine, transport=transport)
@@ -143,6 +144,8 @@ class WorkerPool:
         except Exception as e:
             log.warning("could not release leases cleanly (%s); they expire in %ss", db.describe(e), self.settings.lease_ttl_s)
         await self.clients.aclose()
+        if self.owns_engine:
+            await self.engine.dispose()
         log.info("worker pool %s stopped", self.owner)
 
     async def run_until(self, stop: asyncio.Event) -> None:
@@ -235,6 +238,13 @@ class WorkerPool:
             except Exception as e:
                 log.warning("housekeeping failed: %s", db.describe(e))
             await asyncio.sleep(RESCUE_EVERY_S)
+
+
+def console_pool_factory(settings: Settings):
+    """What the console calls to run workers in its own process (its own engine, made on its loop)."""
+    def make() -> WorkerPool:
+        return WorkerPool(settings, db.make_async_engine(settings, "worker"), kind="console", owns_engine=True)
+    return make
 
 
 class _NoClient:

@@ -33,7 +33,7 @@ def send(session: str, *keys: str) -> None:
     time.sleep(0.2)
 
 
-def wait_screen(session: str, *needles: str, timeout: float = 20.0) -> str:
+def wait_screen(session: str, *needles: str, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
         out = capture(session)
