@@ -9,10 +9,11 @@ to eBay; report tasks complete at once) is served by a child process on 127.0.0.
   process (concurrency ``--concurrency``, default the config's 16): wall time, runs/s, RSS at the end
   and peak (VmHWM, this process only; the simulator is another process), and the scheduler's overhead
   per claim = ``pool.stats.claim_seconds / pool.stats.claims``.
-* Part B, processes: the same workload on a fresh database drained by 1, 2 and 4 separate OS
+* Part B, processes: ``--b-accounts`` (default 50) x 8 pairs on a fresh database drained by 1, 2 and 4 separate OS
   processes (``python -m bench.scale worker``: a small runner = one WorkerPool each, like ``baysync
-  run``), each with ``--proc-concurrency`` slots, all on the one database, the configurations run
-  back to back (1, 2, 4, then 1 again to bracket drift on this shared machine). Throughput = runs (and
+  run``), each with ``--proc-concurrency`` slots (default 4: few enough that one process is bound by
+  the 50 ms latency, not by this 2-CPU machine), all on the one database, the configurations run back
+  to back (1, 2, 4, 1, 2: the repeats bracket drift on this shared machine; means are compared). Throughput = runs (and
   records) per second from the first run's start to the last run's end (database timestamps).
 """
 
@@ -108,9 +109,9 @@ async def part_a(srv, sim, names: list[str], concurrency: int, timeout: float) -
 
 # ---------------------------------------------------------------- part B: N processes
 
-def start_workers(n: int, url: str, sim_url: str, concurrency: int) -> list[subprocess.Popen]:
+def start_workers(n: int, home: Path, url: str, sim_url: str, concurrency: int) -> list[subprocess.Popen]:
     cwd = str(Path(__file__).resolve().parent.parent)
-    return [subprocess.Popen([sys.executable, "-m", "bench.scale", "worker", url, sim_url, str(concurrency)],
+    return [subprocess.Popen([sys.executable, "-m", "bench.scale", "worker", str(home), url, sim_url, str(concurrency)],
                              stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=cwd)
             for _ in range(n)]
 
@@ -122,7 +123,7 @@ async def part_b_one(srv, sim, names: list[str], procs: int, concurrency: int, t
     engine = db.make_async_engine(s, "cli")
     try:
         await add_accounts(s, engine, {n: sim.refresh_token(n) for n in names})
-        ps = start_workers(procs, url, sim.base_url, concurrency)
+        ps = start_workers(procs, home, url, sim.base_url, concurrency)
         outs = []
         try:
             for p in ps:
@@ -141,10 +142,10 @@ async def part_b_one(srv, sim, names: list[str], procs: int, concurrency: int, t
             "claim_ms_per_claim": [round(o["claim_seconds"] / max(1, o["claims"]) * 1000, 3) for o in outs]}
 
 
-def worker_main(url: str, sim_url: str, concurrency: int) -> None:
-    """One worker process: a WorkerPool until no pair is queued or running; one JSON line of stats."""
-    home = Path(tempfile.mkdtemp(prefix="bssw-", dir="/tmp"))
-    s = settings(home, url, **sim_env(sim_url))
+def worker_main(home: str, url: str, sim_url: str, concurrency: int) -> None:
+    """One worker process: a WorkerPool until no pair is queued or running; one JSON line of stats.
+    ``home`` is the parent's BAYSYNC_HOME (same token-encryption key file)."""
+    s = settings(Path(home), url, **sim_env(sim_url))
 
     async def go() -> dict:
         engine = db.make_async_engine(s, "worker")
@@ -175,10 +176,10 @@ async def run(args) -> dict:
             f"{a['claims']} claims in {a['claim_seconds']}s = {a['claim_ms_per_claim']} ms per claim")
         srv.drop_all()
         b = []
-        order = [1, 2, 4, 1] if not args.quick else [1, 2]
+        order = [1, 2, 4, 1, 2] if not args.quick else [1, 2]
         for procs in order:
             say(f"part B: {procs} worker process(es) x {args.proc_concurrency} slots ...")
-            r = await part_b_one(srv, sim, names, procs, args.proc_concurrency, args.timeout)
+            r = await part_b_one(srv, sim, names[:args.b_accounts], procs, args.proc_concurrency, args.timeout)
             say(f"  {r['runs']} runs ({r['succeeded']} ok, {r['owners']} owners) in {r['span_s']:.1f}s = "
                 f"{r['runs_per_s']} runs/s, {r['records_per_s']} records/s; runs per process {r['worker_runs']}; "
                 f"worker peak RSS {r['worker_rss_mb_peak']} MB; claim ms {r['claim_ms_per_claim']}")
@@ -193,21 +194,23 @@ async def run(args) -> dict:
     say("throughput vs 1 process (mean of the 1-process runs as base): "
         + ", ".join(f"{p} -> {v}x" for p, v in speed.items()))
     say("goals: " + ", ".join(f"{k} {'MET' if v else 'MISSED'}" for k, v in goals.items()))
-    return {"accounts": args.accounts, "latency_ms": 50, "part_a": a, "part_b": b, "speedup": speed,
+    return {"accounts": args.accounts, "b_accounts": args.b_accounts, "latency_ms": 50, "part_a": a, "part_b": b, "speedup": speed,
             "cpus": os.cpu_count(), "goals": goals}
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "worker":
-        worker_main(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "worker":
+        worker_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
         return
     p = parser(__doc__)
     p.add_argument("--accounts", type=int, default=None, help="accounts (default 200; --quick 20)")
     p.add_argument("--concurrency", type=int, default=16, help="slots of the one-process pool (part A)")
-    p.add_argument("--proc-concurrency", type=int, default=8, help="slots of each worker process (part B)")
+    p.add_argument("--proc-concurrency", type=int, default=4, help="slots of each worker process (part B)")
+    p.add_argument("--b-accounts", type=int, default=None, help="accounts in part B (default 50; --quick 20)")
     p.add_argument("--timeout", type=float, default=600)
     args = p.parse_args()
     args.accounts = args.accounts or (20 if args.quick else 200)
+    args.b_accounts = args.b_accounts or (20 if args.quick else 50)
     emit_json("scale", asyncio.run(run(args)))
 
 
