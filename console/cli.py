@@ -677,7 +677,11 @@ def run_workers(workers: Optional[int] = typer.Option(None, "--workers", "-w", h
     s = settings()
 
     async def go():
-        engine = await _gated_engine("worker")
+        from sync_core.worker import worker_engine
+
+        gate = await _gated_engine("worker")
+        await gate.dispose()
+        engine = worker_engine(s, workers)
         pool = WorkerPool(s, engine, kind="headless", concurrency=workers)
         stop_ev = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -156,7 +156,7 @@ async def fence(conn: AsyncConnection, owner: str, run_id: int, now: datetime | 
 async def save_checkpoint(conn: AsyncConnection, run_id: int, checkpoint: dict[str, Any], *,
                           cursor: datetime | None = None, windows_done: int | None = None,
                           windows_total: int | None = None, records: int = 0, counts: dict[str, int] | None = None,
-                          clear_backfill: bool = False) -> None:
+                          clear_backfill: bool = False, backfill_started: datetime | None = None) -> None:
     """Within a fenced transaction: the paging position (and, when a window completed, the cursor)."""
     await conn.execute(sa.text("""
         update sync_state set checkpoint = cast(:cp as jsonb),
@@ -164,11 +164,12 @@ async def save_checkpoint(conn: AsyncConnection, run_id: int, checkpoint: dict[s
                           else greatest(coalesce(cursor, cast(:cursor as timestamptz)), cast(:cursor as timestamptz)) end,
             windows_done = coalesce(:wd, windows_done), windows_total = coalesce(:wt, windows_total),
             records_total = records_total + :records,
-            backfill_since = case when :clear_bf then null else backfill_since end,
+            backfill_since = case when :clear_bf and backfill_since is not distinct from cast(:bf as timestamptz)
+                                  then null else backfill_since end,  -- a newer request survives
             updated_at = now()
         where run_id = :run"""),
         dict(cp=_json(checkpoint), cursor=cursor, wd=windows_done, wt=windows_total, records=records, run=run_id,
-             clear_bf=clear_backfill))
+             clear_bf=clear_backfill, bf=backfill_started))
     await add_run_counts(conn, run_id, counts or {}, windows_done=windows_done, windows_total=windows_total)
 
 
@@ -327,7 +328,8 @@ async def set_paused(conn: AsyncConnection, account_id: int, stream: str | None,
 
 async def request_backfill(conn: AsyncConnection, account_id: int, stream: str, since: datetime) -> int:
     n = (await conn.execute(sa.text("""
-        update sync_state set backfill_since = :since, checkpoint = null,
+        update sync_state set backfill_since = :since,
+               checkpoint = case when lease_owner is null then null else checkpoint end,
                status = case when lease_owner is null and status not in ('paused', 'reauth_needed') then 'queued' else status end,
                updated_at = now()
         where account_id = :a and stream = :s returning 1"""), dict(a=account_id, s=stream, since=since))).all()

@@ -99,7 +99,9 @@ class DemoRuntime:
         self.sim = sim
         s = demo_settings(self.settings, sim)
         self.run_settings = s
-        engine = db.make_async_engine(s, "worker")
+        from .worker import worker_engine
+
+        engine = worker_engine(s, self.workers)
         try:
             async with engine.begin() as conn:
                 for name, _ in DEMO_SELLERS:

@@ -177,7 +177,8 @@ class RunContext:
                 if checkpoint is not None:
                     await co.save_checkpoint(conn, self.run_id, checkpoint, cursor=cursor, windows_done=windows_done,
                                              windows_total=windows_total, records=res.inserted,
-                                             counts=c, clear_backfill=clear_backfill)
+                                             counts=c, clear_backfill=clear_backfill,
+                                             backfill_started=self.claim.backfill_since)
                 else:
                     await co.save_checkpoint(conn, self.run_id, await self._current_checkpoint(conn),
                                              records=res.inserted, counts=c)
@@ -222,6 +223,9 @@ class RunContext:
 async def _run_windowed(ctx: RunContext) -> None:
     s, claim = ctx.stream, ctx.claim
     cp = claim.checkpoint or {}
+    since = claim.backfill_since.isoformat() if claim.backfill_since else None
+    if cp.get("windows") and cp.get("since") != since:
+        cp = {}  # a backfill requested after this plan was made: plan it now
     if cp.get("windows"):
         windows = [Window.from_json(w) for w in cp["windows"]]
         idx, next_url = int(cp.get("i", 0)), cp.get("next")
@@ -247,7 +251,7 @@ async def _run_windowed(ctx: RunContext) -> None:
             got_page = True
             last = page.next_url is None
             done = idx + 1 if last else idx
-            cp = {"windows": wjson, "i": done if last else idx, "next": None if last else page.next_url}
+            cp = {"windows": wjson, "i": done if last else idx, "next": None if last else page.next_url, "since": since}
             stop = await ctx.store_page(page.records, cp, cursor=w.end if last else None, windows_done=done,
                                         windows_total=len(windows),
                                         clear_backfill=last and done == len(windows))
@@ -257,7 +261,7 @@ async def _run_windowed(ctx: RunContext) -> None:
                 idx += 1
                 raise StopRun()
         if not got_page:  # nothing at all for the window
-            cp = {"windows": wjson, "i": idx + 1, "next": None}
+            cp = {"windows": wjson, "i": idx + 1, "next": None, "since": since}
             if await ctx.store_page([], cp, cursor=w.end, windows_done=idx + 1, windows_total=len(windows),
                                     clear_backfill=idx + 1 == len(windows)):
                 raise StopRun()

@@ -193,8 +193,9 @@ class WorkerPool:
                           "warning")
             try:
                 ctx.client = await self.clients.client(claim.account_id, claim.account, ctx.on_http_event)
-            except accounts.AccountError as e:
-                ctx.client = _NoClient(str(e))
+            except Exception as e:  # no tokens, wrong key, ...: the run fails with the reason (and ends)
+                ctx.client = _NoClient(str(e) if isinstance(e, (accounts.AccountError,)) or "Crypto" in type(e).__name__
+                                       else f"{type(e).__name__}: {e}")
             status = await execute(ctx)
             if status == "reauth_needed":
                 self.clients.forget(claim.account_id)
@@ -240,10 +241,17 @@ class WorkerPool:
             await asyncio.sleep(RESCUE_EVERY_S)
 
 
+def worker_engine(settings: Settings, workers: int | None = None, url: str | None = None):
+    """An engine sized for a pool: runs take a connection only while they write, but claims, heartbeats
+    and pages should not queue behind each other, so the overflow grows with the number of slots."""
+    n = workers or settings.workers
+    return db.make_async_engine(settings, "worker", url, max_overflow=max(settings.db_max_overflow, n))
+
+
 def console_pool_factory(settings: Settings):
     """What the console calls to run workers in its own process (its own engine, made on its loop)."""
     def make() -> WorkerPool:
-        return WorkerPool(settings, db.make_async_engine(settings, "worker"), kind="console", owns_engine=True)
+        return WorkerPool(settings, worker_engine(settings), kind="console", owns_engine=True)
     return make
 
 

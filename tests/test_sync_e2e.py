@@ -179,3 +179,45 @@ async def test_all_streams_sync_and_no_token_reaches_any_sink(env, caplog):
     for row in creds:
         for ct in row:
             assert ct is None or all(sec.encode() not in bytes(ct) for sec in secrets)
+
+
+async def test_backfill_requested_during_a_run_is_not_lost(env):
+    await env.add_account("alice")
+    aid = await env.scalar("select id from accounts where name = 'alice'")
+    since = NOW - timedelta(days=140)
+    # a run in flight when the backfill request arrives ...
+    owner = co.new_owner("test")
+    async with env.engine.begin() as conn:
+        claim = await co.claim_pair(conn, owner, aid, "orders", 60)
+        await co.request_backfill(conn, aid, "orders", since)
+    ctx = RunContext(env.settings, env.engine, None, STREAMS["orders"], claim, owner)
+    clients = Clients(env.settings, env.engine, transport=env.transport)
+    ctx.client = await clients.client(aid, "alice", ctx.on_http_event)
+    assert await execute(ctx) == "succeeded"
+    # ... finishes its own plan and leaves the request for the next run
+    assert await env.scalar("select backfill_since from sync_state where stream = 'orders'") == since
+    status, ctx2 = await run_pair(env, "alice", "orders", clients=clients)
+    await clients.aclose()
+    assert status == "succeeded" and ctx2.claim.kind == "backfill"
+    assert await env.scalar("select backfill_since from sync_state where stream = 'orders'") is None
+    old = {o["orderId"] for o in env.sim.truth("alice", "orders")
+           if datetime.fromisoformat(o["lastModifiedDate"].replace("Z", "+00:00")) >= since}
+    assert old <= set(r[0] for r in await env.rows("select order_id from orders"))
+
+
+async def test_unusable_key_fails_the_run_with_the_reason(env, monkeypatch):
+    await env.add_account("alice")
+    monkeypatch.setenv("BAYSYNC_SECRET_KEY", "not-the-key-the-tokens-were-encrypted-with")
+    pool = WorkerPool(env.settings, env.engine, concurrency=8, transport=env.transport)
+    await pool.start()
+    try:
+        for _ in range(60):
+            await asyncio.sleep(0.2)
+            if await env.scalar("select count(*) from sync_state where status in ('queued', 'running')") == 0:
+                break
+    finally:
+        await pool.stop()
+    rows = await env.rows("select status, last_error from sync_state")
+    assert {r.status for r in rows} == {"failed"}
+    assert all("BAYSYNC_SECRET_KEY" in r.last_error or "key" in r.last_error for r in rows)
+    assert await env.scalar("select count(*) from sync_runs where status = 'running'") == 0

@@ -64,7 +64,7 @@ from .paging import (
     query_int,
     range_filter,
 )
-from .ratelimit import RateBudget, RateBudgetExhausted
+from .ratelimit import APP, RateBudget, RateBudgetExhausted
 from .redact import redact, strip_secret_params
 
 __all__ = [
@@ -575,7 +575,7 @@ class EbayClient:
         data = await self._get_json(self.api_base, P_RATE_LIMITS, api="analytics", op="getRateLimits",
                                     params=[("api_context", api_context), ("api_name", api_name)])
         if self._budget is not None:
-            self._budget.update_from_rate_limits(self.account, data)
+            self._budget.update_from_rate_limits(APP, data)  # application-wide quotas
         return data
 
     async def get_user_rate_limits(self, api_context: str | None = "sell", api_name: str | None = None) -> dict[str, Any]:

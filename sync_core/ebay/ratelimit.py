@@ -81,6 +81,9 @@ def _parse_reset(value: Any) -> float | None:
         return None
 
 
+APP = "(application)"  # the bucket key of application-wide quotas (getRateLimits)
+
+
 class RateBudget:
     """See the module docstring.  Safe for many coroutines of one event loop."""
 
@@ -134,7 +137,14 @@ class RateBudget:
     # ------------------------------------------------------------ use
 
     async def acquire(self, account: str, api: str, *, on_event: Callable[[dict], None] | None = None) -> None:
-        """Take one call from the budget; when near exhaustion, wait (visibly) until the bucket resets."""
+        """Take one call from the budget; when near exhaustion, wait (visibly) until the bucket resets.
+
+        eBay's quotas are per application as well as per user: every call is taken from the shared
+        application bucket (``APP``, all accounts of this process) and from the account's own."""
+        await self._take(APP, api, on_event)
+        await self._take(account, api, on_event)
+
+    async def _take(self, account: str, api: str, on_event: Callable[[dict], None] | None) -> None:
         b = self.bucket(account, api)
         while True:
             now = self._clock()
@@ -165,7 +175,8 @@ class RateBudget:
         b.reset_at = min(b.reset_at, now + retry_after) if b.reset_at > now else now + retry_after
 
     def update_from_rate_limits(self, account: str, payload: Mapping[str, Any]) -> int:
-        """Apply a getRateLimits/getUserRateLimits body; returns the number of buckets updated.
+        """Apply a getRateLimits (pass ``account=APP``) or getUserRateLimits body; returns the number of
+        buckets updated.
 
         Per API, the tightest rate (lowest ``remaining``) over its resources wins.
         """

@@ -287,3 +287,15 @@ async def test_invalid_client_on_forced_refresh_is_not_reauth(settings, http, mo
     with pytest.raises(EbayAuthError, match="invalid_client") as ei:
         await collect(client.get_orders(T0, T1))
     assert not isinstance(ei.value, ReauthNeeded)
+
+
+async def test_budget_application_quota_is_shared_by_accounts():
+    from sync_core.ebay.ratelimit import APP, RateBudget
+
+    budget = RateBudget({"fulfillment": 1000}, reserve_fraction=0.0)
+    budget.set_limit(APP, "fulfillment", 3)
+    for account in ("a", "b", "c"):
+        await budget.acquire(account, "fulfillment")
+    snap = budget.snapshot()
+    assert snap[f"{APP}/fulfillment"]["remaining"] == 0
+    assert snap["a/fulfillment"]["remaining"] == 999
