@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 from textual.worker import Worker
 
 from ..widgets.header import Banner, StatusHeader
@@ -20,6 +20,27 @@ WRITE_ACTIONS = frozenset({
     "run_now", "stop", "stop_account", "pause", "pause_account", "backfill", "clear_error", "apply_migrations",
     "add_account", "connect_account", "remove_account", "toggle_workers", "stop_run",
 })
+
+
+def set_static(widget: Static, content) -> None:
+    """``Static.update`` with a layout pass only when the widget's height would change."""
+    height = widget.size.height
+    widget.update(content, layout=False)
+    if not widget.display or not widget.size.width:
+        widget.refresh(layout=True)
+        return
+    try:
+        styles = widget.styles
+        if styles.height is not None and not styles.height.is_auto:
+            return  # a fixed, fractional or relative height does not depend on the content
+        want = widget.get_content_height(widget.parent.size if widget.parent else widget.size, widget.app.size,
+                                         widget.content_region.width) + styles.gutter.height
+        if styles.max_height is not None and styles.max_height.is_cells:
+            want = min(want, int(styles.max_height.value))
+    except Exception:
+        want = -1
+    if want != height:
+        widget.refresh(layout=True)
 
 
 class BaseScreen(Screen):

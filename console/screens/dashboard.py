@@ -26,7 +26,7 @@ from textual.widgets import DataTable, Input, Static
 from .. import queries
 from ..widgets import badges
 from ..widgets.live_table import LiveTable
-from .base import BaseScreen
+from .base import BaseScreen, set_static
 from .modals import BackfillScreen, ConfirmScreen
 
 COLUMNS: list[tuple[str, str, int]] = [
@@ -81,6 +81,21 @@ class RateTracker:
         return list(h)
 
 
+_TEXTS: dict[tuple, Text] = {}
+
+
+def _text(plain: str, style: str = "", justify=None) -> Text:
+    """Cell Text objects, shared by value: most cells repeat (names, streams, states), and building a
+    Text is most of the cost of a row. Cells are never mutated (DataTable and LiveTable only read)."""
+    key = (plain, style, justify)
+    t = _TEXTS.get(key)
+    if t is None:
+        if len(_TEXTS) > 50_000:
+            _TEXTS.clear()
+        t = _TEXTS[key] = Text(plain, style=style, justify=justify)
+    return t
+
+
 def build_row(r: dict[str, Any], now: datetime, rates: list[float]) -> Row:
     state = badges.display_state(r)
     running = r.get("run_id") is not None
@@ -96,13 +111,14 @@ def build_row(r: dict[str, Any], now: datetime, rates: list[float]) -> Row:
         badges.window(r.get("window_from"), r.get("window_to")) if running else "",
         r.get("lease_owner") or "", badges.one_line(r.get("last_error"), 120),
     )
-    cells = [Text(c) for c in cells_plain]  # Text, never markup: an error may contain "[...]"
-    cells[2] = badges.state_text(state)
+    cells = [_text(c) for c in cells_plain]  # Text, never markup: an error may contain "[...]"
+    sym, word, style = badges.STATES.get(state, ("?", state, ""))
+    cells[2] = _text(f"{sym} {word}", style)
     if r.get("last_error"):
-        cells[10] = Text(cells_plain[10], style="red")
+        cells[10] = _text(cells_plain[10], "red")
     if progress:
-        cells[6] = Text(progress, style="cyan")
-    cells[4] = Text(cells_plain[4], justify="right")
+        cells[6] = _text(progress, "cyan")
+    cells[4] = _text(cells_plain[4], "", "right")
     search = " ".join(str(x) for x in (r["account"], r["stream"], badges.STATES.get(state, ("", state))[1],
                                         r.get("last_error") or "", r.get("lease_owner") or "")).lower()
     return Row(row_key(r["account_id"], r["stream"]), r["account_id"], r["account"], r["stream"], state, r,
@@ -143,6 +159,31 @@ def sort_key(name: str):
                           -(r.data["last_error_at"].timestamp() if r.data.get("last_error_at") else 0),
                           r.account, r.stream or "")
     return lambda r: (r.account, r.stream or "")
+
+
+def compute_layout(rows: dict[str, Row], filter_text: str, sort: str, grouped: bool) -> list[Row]:
+    words = filter_text.lower().split()
+    out = [r for r in rows.values() if all(w in r.search for w in words)] if words else list(rows.values())
+    out.sort(key=sort_key(sort))
+    if not grouped:
+        return out
+    groups: dict[int, list[Row]] = {}
+    for r in out:
+        groups.setdefault(r.account_id, []).append(r)
+    layout: list[Row] = []
+    for members in sorted(groups.values(), key=lambda m: m[0].account):
+        layout.append(group_row(members))
+        layout.extend(members)
+    return layout
+
+
+@dataclass
+class Prepared:
+    version: int
+    rows: dict[str, Row]
+    layout: list[Row]
+    changes: list[tuple[str, str, Text]] | None  # None: the set of rows changed, rebuild
+    plain: dict[str, tuple]
 
 
 def detail_text(row: Row | None, now: datetime) -> Text:
@@ -210,6 +251,7 @@ class DashboardScreen(BaseScreen):
         self.last_apply_s = 0.0
         self._poke = asyncio.Event()
         self._need_rebuild = True
+        self._view_version = 0  # bumped when filter, sort or grouping change (a prepared diff is then stale)
         self._was_ok = False
         self._static_cache: dict[str, object] = {}
 
@@ -264,8 +306,11 @@ class DashboardScreen(BaseScreen):
     async def poll(self) -> None:
         app = self.app
         backoff = 0.5
+        last = 0.0
         while True:
-            if app.status.schema_ok and app.engine is not None:
+            if app.status.schema_ok and app.engine is not None and self.in_view():
+                # coalesce: refreshes at least min_refresh_s apart, never hogging the UI
+                await asyncio.sleep(max(0.0, last + max(app.min_refresh_s, 4 * self.last_apply_s) - time.monotonic()))
                 try:
                     raw = await queries.dashboard_rows(app.engine)
                 except asyncio.CancelledError:
@@ -277,11 +322,13 @@ class DashboardScreen(BaseScreen):
                     continue
                 backoff = 0.5
                 app.report_db_ok()
-                now = app.now()
-                rows = await asyncio.to_thread(self._build, raw, now, time.monotonic())
+                view = (self._view_version, self.filter_text, self.sort, self.grouped,
+                        None if self._need_rebuild else dict(self.shown))
+                prepared = await asyncio.to_thread(self._prepare, raw, app.now(), time.monotonic(), view)
                 t_apply = time.perf_counter()
-                self._apply(rows)
+                self._apply_prepared(prepared)
                 self.last_apply_s = time.perf_counter() - t_apply
+                last = time.monotonic()
                 self.polls += 1
                 if not self.loaded:
                     self.loaded = True
@@ -291,7 +338,16 @@ class DashboardScreen(BaseScreen):
             except (asyncio.TimeoutError, TimeoutError):
                 pass
             self._poke.clear()
-            await asyncio.sleep(max(app.min_refresh_s, 4 * self.last_apply_s))  # coalesce; never hog the UI
+
+    def in_view(self) -> bool:
+        """False while another mode's screen is shown: no refresh then, one on return."""
+        try:
+            return self in self.app.screen_stack
+        except Exception:
+            return True
+
+    def on_screen_resume(self) -> None:
+        self.poke()
 
     def _build(self, raw: list[dict], now: datetime, t: float) -> dict[str, Row]:
         out: dict[str, Row] = {}
@@ -302,20 +358,36 @@ class DashboardScreen(BaseScreen):
             out[k] = build_row(r, now, self.rates.feed(k, int(r.get("records_total") or 0), t))
         return out
 
+    def _prepare(self, raw: list[dict], now: datetime, t: float, view: tuple) -> "Prepared":
+        """In a thread: rows built, laid out and diffed against what the table shows (``view`` is a
+        snapshot taken on the UI thread); the UI thread then only writes the changed cells."""
+        version, filter_text, sort, grouped, shown = view
+        rows = self._build(raw, now, t)
+        layout = compute_layout(rows, filter_text, sort, grouped)
+        if shown is None or len(shown) != len(layout) or any(r.key not in shown for r in layout):
+            return Prepared(version, rows, layout, None, {})
+        changes: list[tuple[str, str, Text]] = []
+        plain: dict[str, tuple] = {}
+        for r in layout:
+            prev = shown[r.key]
+            if r.plain != prev:
+                changes.extend((r.key, COL_KEYS[i], r.cells[i]) for i, (a, b) in enumerate(zip(prev, r.plain))
+                               if a != b)
+                plain[r.key] = r.plain
+        return Prepared(version, rows, layout, changes, plain)
+
+    def _apply_prepared(self, p: "Prepared") -> None:
+        if p.version != self._view_version or p.changes is None or self._need_rebuild:
+            self._apply(p.rows)  # the view changed meanwhile (filter, sort, group): lay out again here
+            return
+        self.rows = p.rows
+        self.cells_updated += self.query_one(LiveTable).update_cells(p.changes)
+        self.shown.update(p.plain)
+        self.row_order = p.layout
+        self._after_apply()
+
     def _compute_layout(self) -> list[Row]:
-        words = self.filter_text.lower().split()
-        rows = [r for r in self.rows.values() if all(w in r.search for w in words)]
-        rows.sort(key=sort_key(self.sort))
-        if not self.grouped:
-            return rows
-        groups: dict[int, list[Row]] = {}
-        for r in rows:
-            groups.setdefault(r.account_id, []).append(r)
-        out: list[Row] = []
-        for members in sorted(groups.values(), key=lambda m: m[0].account):
-            out.append(group_row(members))
-            out.extend(members)
-        return out
+        return compute_layout(self.rows, self.filter_text, self.sort, self.grouped)
 
     def _apply(self, rows: dict[str, Row]) -> None:
         self.rows = rows
@@ -334,6 +406,9 @@ class DashboardScreen(BaseScreen):
                     self.shown[k] = r.plain
             self.cells_updated += table.update_cells(changes)
             self.row_order = [by_key[k] for k in self.shown]
+        self._after_apply()
+
+    def _after_apply(self) -> None:
         self._status_changed(self.app.status)
         self._update_detail()
         self._update_info()
@@ -353,6 +428,7 @@ class DashboardScreen(BaseScreen):
 
     def rebuild(self) -> None:
         self._need_rebuild = True
+        self._view_version += 1
         self._apply(self.rows)
 
     # ------------------------------------------------------------ selection and info
@@ -406,11 +482,12 @@ class DashboardScreen(BaseScreen):
         self._set_static("#dash-info", " · ".join(parts))
 
     def _set_static(self, selector: str, content) -> None:
-        """Update a Static only when its content changed (no needless repaint on every poll)."""
+        """Update a Static only when its content changed (no needless repaint on every poll), and
+        without a layout pass unless its height changes (a layout re-renders the whole screen)."""
         key = content.markup if isinstance(content, Text) else content
         if self._static_cache.get(selector) != key:
             self._static_cache[selector] = key
-            self.query_one(selector, Static).update(content)
+            set_static(self.query_one(selector, Static), content)
 
     # ------------------------------------------------------------ view actions
     def action_filter(self) -> None:

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from ..widgets.log_view import LEVEL_NAMES, LogFilter, LogView
-from .base import BaseScreen
+from .base import BaseScreen, set_static
 
 
 class LogsScreen(BaseScreen):
@@ -34,6 +34,7 @@ class LogsScreen(BaseScreen):
         self.min_level = 0
         self.search = ""
         self.scope: tuple[int, str, str | None] | None = None
+        self._info_text = ""
 
     def compose(self) -> ComposeResult:
         yield from self.compose_header()
@@ -77,7 +78,10 @@ class LogsScreen(BaseScreen):
                  "following ▼" if v.follow else "paused ‖ (f follows)"]
         if self.search:
             parts.append(f"search “{self.search}”")
-        self.query_one("#logs-info", Static).update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._info_text:
+            self._info_text = text
+            set_static(self.query_one("#logs-info", Static), text)
 
     def action_follow(self) -> None:
         self.view.follow = not self.view.follow

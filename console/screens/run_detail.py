@@ -108,7 +108,7 @@ class RunDetailScreen(BaseScreen):
     def _new_entries(self, entries: list) -> None:
         mine = [e for e in entries if e.run_id == self.run_id]
         if mine:
-            self.store.entries.extend(mine)
+            self.store.add_entries(mine)
             self.query_one(LogView).add(mine)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
