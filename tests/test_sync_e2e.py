@@ -221,3 +221,25 @@ async def test_unusable_key_fails_the_run_with_the_reason(env, monkeypatch):
     assert {r.status for r in rows} == {"failed"}
     assert all("BAYSYNC_SECRET_KEY" in r.last_error or "key" in r.last_error for r in rows)
     assert await env.scalar("select count(*) from sync_runs where status = 'running'") == 0
+
+
+async def test_active_inventory_reuses_a_task_left_by_a_dead_run(env):
+    """A run that created a report task and died before checkpointing it: eBay answers 409 to a new
+    task while that one is in progress; the next run reuses it and stores the snapshot."""
+    await env.add_account("alice")
+    env.sim.set_faults(report_delay_s=30)
+    clients = Clients(env.settings, env.engine, transport=env.transport)
+    aid = await env.scalar("select id from accounts where name = 'alice'")
+    orphan = await (await clients.client(aid, "alice", None)).create_inventory_task()
+    task = asyncio.create_task(run_pair(env, "alice", "active_inventory", clients=clients))
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        env.sim.advance(2)
+        if task.done():
+            break
+    status, ctx = await task
+    await clients.aclose()
+    assert status == "succeeded"
+    msgs = [r[0] for r in await env.rows("select message from run_events where kind = 'feed_task'")]
+    assert any(orphan in m and "reusing" in m for m in msgs)
+    assert await env.scalar("select count(*) from active_inventory") == len(env.sim.truth("alice", "active_inventory"))

@@ -49,7 +49,7 @@ async def run(ctx):
     cp = ctx.claim.checkpoint or {}
     task_id = cp.get("task_id")
     if not task_id:
-        task_id = await ctx.client.create_inventory_task()
+        task_id = await _create_or_reuse_task(ctx)
         await ctx.store_page([], {"task_id": task_id}, windows_done=0, windows_total=1)
         ctx.event("feed_task", f"report task {task_id} created")
     waited = 0.0
@@ -72,6 +72,27 @@ async def run(ctx):
     present = [r["listing_key"] for r in rows]
     # the whole snapshot and the "inactive" marking commit together
     await ctx.store_page(records, {}, cursor=ctx.now, windows_done=1, windows_total=1, present_keys=present)
+
+
+async def _create_or_reuse_task(ctx) -> str:
+    """Create a report task; eBay answers 409 while a similar one is unfinished (e.g. created by a run
+    that died before checkpointing it): then reuse the newest unfinished task."""
+    from ..ebay.errors import EbayRequestError
+
+    try:
+        return await ctx.client.create_inventory_task()
+    except EbayRequestError as e:
+        if e.status != 409:
+            raise
+    tasks = []
+    async for page in ctx.client.get_inventory_tasks(look_back_days=1):
+        tasks.extend(t for t in page.records if isinstance(t, dict) and t.get("taskId"))
+    open_ = [t for t in tasks if t.get("status") in ("QUEUED", "IN_PROCESS")] or tasks
+    if not open_:
+        raise RuntimeError("eBay reports a report task in progress (409) but lists none")
+    newest = max(open_, key=lambda t: t.get("creationDate") or "")
+    ctx.event("feed_task", f"reusing report task {newest['taskId']} (409: one is already in progress)")
+    return newest["taskId"]
 
 
 STREAM = Stream(

@@ -58,9 +58,18 @@ def test_kill9_at_random_moments_then_resume(cli_env, db_url):
             assert r.returncode == 0, r.stderr
         since = datetime.now(timezone.utc) - timedelta(days=90) + timedelta(hours=1)
         for i in range(KILLS):
+            with eng.begin() as c:  # keep work available for every round (runs of done pairs re-read their lookback)
+                c.execute(sa.text("update sync_state set run_now_requested = true"))
+                before = c.execute(sa.text("select coalesce(max(id), 0) from sync_runs")).scalar()
             p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "6"], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rnd.uniform(1.2, 3.5))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # the worker is claiming and running
+                with eng.connect() as c:
+                    if c.execute(sa.text("select count(*) from sync_runs where id > :b"), dict(b=before)).scalar():
+                        break
+                time.sleep(0.05)
+            time.sleep(rnd.uniform(0.0, 1.5))
             p.send_signal(signal.SIGKILL)
             p.wait(10)
             # invariant after every kill: a cursor never claims data that is not stored
