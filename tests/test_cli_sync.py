@@ -185,3 +185,23 @@ def test_accounts_connect_over_ssh_style_paste(cli_env, sim_base, db_url):
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = p.communicate("https://example.invalid/accept?code=abc&state=forged\n", timeout=60)
     assert p.returncode == 2 and "state" in err.lower() and len(err.strip().splitlines()) == 1
+
+
+def test_keys_rotate_reencrypts_and_sync_still_works(cli_env, sim_base, db_url):
+    env = baysync_env(cli_env, sim_base)
+    token = mint(sim_base, "alice")
+    assert bs(env, "accounts", "add", "alice", "--refresh-token-stdin", input=token).returncode == 0
+    key_file = os.path.join(env["BAYSYNC_HOME"], "secret.key")
+    old_key = open(key_file).read()
+    old_ct = bytes(q(db_url, "select refresh_token_ct from credentials")[0][0])
+    r = bs(env, "keys", "rotate")
+    assert r.returncode == 0 and "re-encrypted tokens of 1 account" in r.stdout, r.stderr
+    assert open(key_file).read() != old_key and oct(os.stat(key_file).st_mode & 0o777) == "0o600"
+    rotated = bytes(q(db_url, "select refresh_token_ct from credentials")[0][0])
+    assert rotated != old_ct
+    assert bs(env, "sync", "--account", "alice", "--stream", "payouts").returncode == 0
+    # a wrong key is a clear error and overwrites nothing
+    bad = dict(env, BAYSYNC_SECRET_KEY="x" * 44)
+    r = bs(bad, "keys", "rotate")
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    assert bytes(q(db_url, "select refresh_token_ct from credentials")[0][0]) == rotated
