@@ -41,7 +41,7 @@ _SEVERITY = {"failed": 0, "reauth_needed": 1, "stopping": 2, "running": 3, "queu
              "disabled": 7}
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     key: str
     account_id: int
@@ -55,7 +55,7 @@ class Row:
     lag_s: float = -1.0
     records: int = 0
     is_group: bool = False
-    members: list["Row"] = field(default_factory=list)
+    members: tuple = ()
 
 
 def row_key(account_id: int, stream: str | None) -> str:
@@ -90,7 +90,7 @@ def _text(plain: str, style: str = "", justify=None) -> Text:
     key = (plain, style, justify)
     t = _TEXTS.get(key)
     if t is None:
-        if len(_TEXTS) > 50_000:
+        if len(_TEXTS) > 10_000:
             _TEXTS.clear()
         t = _TEXTS[key] = Text(plain, style=style, justify=justify)
     return t
@@ -111,14 +111,15 @@ def build_row(r: dict[str, Any], now: datetime, rates: list[float]) -> Row:
         badges.window(r.get("window_from"), r.get("window_to")) if running else "",
         r.get("lease_owner") or "", badges.one_line(r.get("last_error"), 120),
     )
-    cells = [_text(c) for c in cells_plain]  # Text, never markup: an error may contain "[...]"
+    # Text, never markup (an error may contain "[...]"); shared by value except the ever-changing columns
+    cells = [_text(c) if i not in (3, 5) else Text(c) for i, c in enumerate(cells_plain)]
     sym, word, style = badges.STATES.get(state, ("?", state, ""))
     cells[2] = _text(f"{sym} {word}", style)
     if r.get("last_error"):
         cells[10] = _text(cells_plain[10], "red")
     if progress:
         cells[6] = _text(progress, "cyan")
-    cells[4] = _text(cells_plain[4], "", "right")
+    cells[4] = Text(cells_plain[4], justify="right")
     search = " ".join(str(x) for x in (r["account"], r["stream"], badges.STATES.get(state, ("", state))[1],
                                         r.get("last_error") or "", r.get("lease_owner") or "")).lower()
     return Row(row_key(r["account_id"], r["stream"]), r["account_id"], r["account"], r["stream"], state, r,
@@ -144,7 +145,7 @@ def group_row(members: list[Row]) -> Row:
     cells[2] = Text(summary, style=style)
     cells[4] = Text(plain[4], justify="right")
     return Row(row_key(first.account_id, None), first.account_id, first.account, None, worst, acc, tuple(cells),
-               plain, " ".join(m.search for m in members), records=records, is_group=True, members=members)
+               plain, " ".join(m.search for m in members), records=records, is_group=True, members=tuple(members))
 
 
 def sort_key(name: str):
@@ -333,6 +334,7 @@ class DashboardScreen(BaseScreen):
                 if not self.loaded:
                     self.loaded = True
                     self._status_changed(app.status)
+                    app.freeze_gc()
             try:
                 await asyncio.wait_for(self._poke.wait(), timeout=app.poll_interval)
             except (asyncio.TimeoutError, TimeoutError):
