@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from rich.text import Text
@@ -48,11 +48,24 @@ def token_cell(a: dict[str, Any], now: datetime) -> Text:
     return Text(f"✓ access valid {badges.human_duration((ax - now).total_seconds())}", style="green")
 
 
-def refresh_cell(a: dict[str, Any], now: datetime) -> str:
+def warn_days() -> int:
+    """How long before a refresh token expires the operator is told to reconnect (sync_core's setting)."""
+    return int(getattr(accounts_api(), "REFRESH_EXPIRY_WARN_DAYS", 30))
+
+
+def expiring_soon(a: dict[str, Any], now: datetime, days: int) -> bool:
+    rx = a.get("refresh_expires_at")
+    return (a.get("status") != "reauth_needed" and bool(a.get("has_refresh")) and rx is not None
+            and now < rx <= now + timedelta(days=days))
+
+
+def refresh_cell(a: dict[str, Any], now: datetime, days: int = 30) -> Text | str:
     rx = a.get("refresh_expires_at")
     if rx is None:
         return "-"
     secs = (rx - now).total_seconds()
+    if expiring_soon(a, now, days):
+        return Text(f"⚠ in {badges.human_duration(secs)}", style="bold yellow")
     return f"in {badges.human_duration(secs)}" if secs > 0 else f"{badges.human_duration(-secs)} ago"
 
 
@@ -113,6 +126,7 @@ class AccountsScreen(BaseScreen):
 
     def _show(self) -> None:
         now = self.app.now()
+        days = warn_days()
         t = self.query_one("#acc-table", DataTable)
         sel = self.selected()
         t.clear()
@@ -120,7 +134,7 @@ class AccountsScreen(BaseScreen):
             st = "reauth_needed" if a["status"] == "reauth_needed" else "paused" if a["paused"] else (
                 "disabled" if a["status"] == "disabled" else "running")
             status = badges.state_text(st) if st != "running" else Text("✓ active", style="green")
-            t.add_row(a["name"], status, token_cell(a, now), refresh_cell(a, now), str(a["streams"]),
+            t.add_row(a["name"], status, token_cell(a, now), refresh_cell(a, now, days), str(a["streams"]),
                       a.get("ebay_user") or "-", str(a["failed"]) if a["failed"] else "", key=a["name"])
         if sel and any(a["name"] == sel["name"] for a in self.accounts):
             t.move_cursor(row=t.get_row_index(sel["name"]), animate=False)
@@ -132,9 +146,16 @@ class AccountsScreen(BaseScreen):
             info += " · press n to add one"
         self.query_one("#acc-info", Static).update(info)
         need = [a["name"] for a in self.accounts if a["status"] == "reauth_needed"]
-        self.query_one("#acc-detail", Static).update(
-            Text(f"⚠ reauth needed: {', '.join(need)} — select and press c to reconnect", style="yellow")
-            if need else "")
+        soon = [f"{a['name']} (in {badges.human_duration((a['refresh_expires_at'] - now).total_seconds())})"
+                for a in self.accounts if expiring_soon(a, now, days)]
+        detail = Text()
+        if need:
+            detail.append(f"⚠ reauth needed: {', '.join(need)} — select and press c to reconnect", style="yellow")
+        if soon:
+            detail.append("\n" if need else "")
+            detail.append(f"⚠ refresh token expires within {days} days: {', '.join(soon)} — press c to reconnect "
+                          "before it does", style="yellow")
+        self.query_one("#acc-detail", Static).update(detail)
 
     def selected(self) -> dict[str, Any] | None:
         t = self.query_one("#acc-table", DataTable)

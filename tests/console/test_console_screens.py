@@ -194,6 +194,12 @@ async def test_accounts_screen(console_settings, seeded_url):
         assert "access valid 1h" in str(t.get_cell("acme", "token"))
         assert "reauth" in str(t.get_cell("bolt", "token"))
         assert "not connected" in str(t.get_cell("cask", "token"))
+        # acme's refresh token expires in 17 days (< 30): flagged in its row and under the table
+        assert "⚠ in 17d" in str(t.get_cell("acme", "refresh"))
+        assert "⚠" not in str(t.get_cell("bolt", "refresh"))  # expired and reauth needed: said elsewhere
+        detail = text_of(acc.query_one("#acc-detail"))
+        assert "refresh token expires within 30 days: acme (in 17d)" in detail
+        assert "reauth needed: bolt" in detail
         await pilot.press("n")
         await pilot.pause()
         await pilot.press(*"bad name!", "enter")

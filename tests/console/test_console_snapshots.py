@@ -27,6 +27,14 @@ def test_snapshot_dashboard(snap_compare, console_settings, size):
     assert snap_compare(_app(console_settings), terminal_size=size, run_before=_loaded)
 
 
+def test_snapshot_dashboard_monochrome(snap_compare, console_settings, monkeypatch):
+    """NO_COLOR at 80x24: every state must still read (symbol + word), with no colour at all."""
+    monkeypatch.setenv("NO_COLOR", "1")  # read (and removed) by App.__init__
+    app = _app(console_settings)
+    assert app.no_color
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_loaded)
+
+
 def test_snapshot_dashboard_grouped_read_only(snap_compare, console_settings):
     async def before(pilot):
         await _loaded(pilot)
