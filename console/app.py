@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -117,6 +118,11 @@ class BaysyncApp(App):
         return self.clock() if self.clock else datetime.now(timezone.utc)
 
     def on_mount(self) -> None:
+        # Rows and log lines are formatted in threads. A thread holding the GIL makes the UI loop wait up
+        # to the switch interval (5 ms) at every turn (each select() gives the GIL up); 1 ms keeps a
+        # keypress from paying that several times over while a refresh is being built.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, 0.001))
         self.monitor()
 
     def freeze_gc(self) -> None:
@@ -129,6 +135,7 @@ class BaysyncApp(App):
             gc.freeze()
 
     async def on_unmount(self) -> None:
+        sys.setswitchinterval(getattr(self, "_switch_interval", sys.getswitchinterval()))
         await self._stop_pool_now()
         if self._own_engine and self.engine is not None:
             await self.engine.dispose()
