@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import accounts, coordination as co, db, events
 from .config import Settings
-from .crypto import Vault
+from .crypto import CryptoError, Vault
 from .ebay.client import EbayClient, make_http_client
 from .ebay.ratelimit import RateBudget
 from .runner import RunContext, execute
@@ -194,8 +194,8 @@ class WorkerPool:
             try:
                 ctx.client = await self.clients.client(claim.account_id, claim.account, ctx.on_http_event)
             except Exception as e:  # no tokens, wrong key, ...: the run fails with the reason (and ends)
-                ctx.client = _NoClient(str(e) if isinstance(e, (accounts.AccountError,)) or "Crypto" in type(e).__name__
-                                       else f"{type(e).__name__}: {e}")
+                known = isinstance(e, (accounts.AccountError, CryptoError))
+                ctx.client = _NoClient(str(e) if known else f"{type(e).__name__}: {e}")
             status = await execute(ctx)
             if status == "reauth_needed":
                 self.clients.forget(claim.account_id)
