@@ -4,7 +4,7 @@ the selection's actions (hidden in read-only), migrations, workers, jump to acco
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Iterable
+from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import accounts, db
+from . import accounts
 from .config import Settings
 
 log = logging.getLogger("baysync.demo")

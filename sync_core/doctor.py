@@ -4,7 +4,6 @@ Each check takes (settings, database url) and returns (ok, name, detail-with-the
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 

@@ -1,6 +1,5 @@
 """The engine factory survives dropped connections (a real TCP proxy between baysync and PostgreSQL)."""
 
-import asyncio
 import threading
 import time
 

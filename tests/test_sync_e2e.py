@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from sync_core import coordination as co
-from sync_core.ebay.sim import Faults, SellerSpec
+from sync_core.ebay.sim import SellerSpec
 from sync_core.runner import RunContext, execute
 from sync_core.streams import STREAMS
 from sync_core.worker import Clients, WorkerPool

@@ -41,7 +41,6 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from .errors import (
     EbayAuthError,
     EbayRateLimited,
-    EbayRequestError,
     EbayServerError,
     EbayTransportError,
     ReauthNeeded,

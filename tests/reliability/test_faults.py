@@ -2,7 +2,6 @@
 100 concurrent starts of one pair from 4 processes."""
 
 import asyncio
-import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from sync_core import embedded, migrate

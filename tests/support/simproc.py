@@ -4,7 +4,6 @@ with a frozen clock so the test process can compute the same truth in-process.""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
