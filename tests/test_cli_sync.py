@@ -205,3 +205,17 @@ def test_keys_rotate_reencrypts_and_sync_still_works(cli_env, sim_base, db_url):
     r = bs(bad, "keys", "rotate")
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
     assert bytes(q(db_url, "select refresh_token_ct from credentials")[0][0]) == rotated
+
+
+def test_remove_keeps_data_unless_purge(cli_env, sim_base, db_url):
+    env = baysync_env(cli_env, sim_base)
+    for name in ("alice", "alice2"):
+        bs(env, "accounts", "add", name, "--refresh-token-stdin", input=mint(sim_base, "alice"))
+        assert bs(env, "sync", "--account", name, "--stream", "payouts").returncode == 0
+    n = q(db_url, "select count(*) from payouts")[0][0]
+    assert n > 0 and n % 2 == 0
+    assert bs(env, "accounts", "remove", "alice", "--yes").returncode == 0
+    assert q(db_url, "select count(*) from payouts")[0][0] == n  # kept
+    assert bs(env, "accounts", "remove", "alice2", "--purge", "--yes").returncode == 0
+    assert q(db_url, "select count(*) from payouts")[0][0] == n // 2  # only alice2's rows went
+    assert q(db_url, "select count(*) from credentials")[0][0] == 0
