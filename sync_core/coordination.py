@@ -153,13 +153,13 @@ async def fence(conn: AsyncConnection, owner: str, run_id: int, now: datetime | 
     return bool(row.stop)
 
 
-async def save_checkpoint(conn: AsyncConnection, run_id: int, checkpoint: dict[str, Any], *,
+async def save_checkpoint(conn: AsyncConnection, run_id: int, checkpoint: dict[str, Any] | None, *,
                           cursor: datetime | None = None, windows_done: int | None = None,
                           windows_total: int | None = None, records: int = 0, counts: dict[str, int] | None = None,
                           clear_backfill: bool = False, backfill_started: datetime | None = None) -> None:
     """Within a fenced transaction: the paging position (and, when a window completed, the cursor)."""
     await conn.execute(sa.text("""
-        update sync_state set checkpoint = cast(:cp as jsonb),
+        update sync_state set checkpoint = coalesce(cast(:cp as jsonb), checkpoint),  -- None keeps it
             cursor = case when cast(:cursor as timestamptz) is null then cursor
                           else greatest(coalesce(cursor, cast(:cursor as timestamptz)), cast(:cursor as timestamptz)) end,
             windows_done = coalesce(:wd, windows_done), windows_total = coalesce(:wt, windows_total),
@@ -168,8 +168,8 @@ async def save_checkpoint(conn: AsyncConnection, run_id: int, checkpoint: dict[s
                                   then null else backfill_since end,  -- a newer request survives
             updated_at = now()
         where run_id = :run"""),
-        dict(cp=_json(checkpoint), cursor=cursor, wd=windows_done, wt=windows_total, records=records, run=run_id,
-             clear_bf=clear_backfill, bf=backfill_started))
+        dict(cp=None if checkpoint is None else _json(checkpoint), cursor=cursor, wd=windows_done,
+             wt=windows_total, records=records, run=run_id, clear_bf=clear_backfill, bf=backfill_started))
     await add_run_counts(conn, run_id, counts or {}, windows_done=windows_done, windows_total=windows_total)
 
 

@@ -174,14 +174,9 @@ class RunContext:
                     await self.stream_mark_absent(conn, present_keys)
                 c = dict(counts.as_dict(), inserted=res.inserted, updated=res.updated, unchanged=res.unchanged,
                          quarantined=q)
-                if checkpoint is not None:
-                    await co.save_checkpoint(conn, self.run_id, checkpoint, cursor=cursor, windows_done=windows_done,
-                                             windows_total=windows_total, records=res.inserted,
-                                             counts=c, clear_backfill=clear_backfill,
-                                             backfill_started=self.claim.backfill_since)
-                else:
-                    await co.save_checkpoint(conn, self.run_id, await self._current_checkpoint(conn),
-                                             records=res.inserted, counts=c)
+                await co.save_checkpoint(conn, self.run_id, checkpoint, cursor=cursor, windows_done=windows_done,
+                                         windows_total=windows_total, records=res.inserted, counts=c,
+                                         clear_backfill=clear_backfill, backfill_started=self.claim.backfill_since)
                 evs = list(self.pending_events)
                 evs.append(Event("page", f"{len(records)} records: +{res.inserted} ~{res.updated} ={res.unchanged}"
                                  + (f" quarantined {q}" if q else ""), "info", self.run_id, self.account_id,
@@ -201,10 +196,6 @@ class RunContext:
         if stop:
             self.stop_requested = True
         return self.stop_requested
-
-    async def _current_checkpoint(self, conn) -> dict:
-        cp = (await conn.execute(sa.text("select checkpoint from sync_state where run_id = :r"), dict(r=self.run_id))).scalar()
-        return cp or {}
 
     async def store_records(self, records: Sequence[dict]) -> bool:
         """Write records without moving the checkpoint (e.g. re-fetched open disputes)."""

@@ -61,7 +61,8 @@ async def run(ctx):
             if stop and not last:
                 from ..runner import StopRun
                 raise StopRun()
-    await ctx.store_page([], {"skus": skus, "i": len(skus)}, cursor=ctx.now, windows_done=1, windows_total=1)
+    if not skus:  # nothing was stored in the loop: still complete the run's single window
+        await ctx.store_page([], {"skus": skus, "i": 0}, cursor=ctx.now, windows_done=1, windows_total=1)
     async with ctx.engine.begin() as conn:
         from .. import coordination as co, upserts
         await co.fence(conn, ctx.owner, ctx.run_id)
