@@ -1,14 +1,16 @@
 """Console benchmark: first paint, and keypress-to-render latency (p50, p95) while 2,000 log lines/s
 arrive and 1,600 dashboard rows (200 accounts x 8 streams) update.
 
-    python -m bench.console_bench [--seconds 10] [--rate 2000] [--accounts 200]
+    python -m bench.console_bench [--seconds 10] [--rate 2000] [--accounts 200] [--profile]
 
 Uses an embedded PostgreSQL in a temporary directory (or BAYSYNC_BENCH_DATABASE_URL, a server where a
 database may be created). Load comes from two separate processes (like real workers): one inserts
 run_events at ``--rate`` lines/s in 10 statements/s, the other bumps records_total/windows on every
 sync_state row twice a second. The console runs headless at 160x48 in this process; latency is the
 time from sending a key to the first frame composed after the key was handled (App._display).
-Prints the figures, then one JSON line.
+Prints the figures, then one JSON line. ``--profile`` also prints where the UI loop's time went during
+the measurement (every loop callback over 2 ms, labelled by the message or task it ran, garbage
+collections, frame composition) and what ran between the key and its frame for the slowest presses.
 """
 
 from __future__ import annotations
@@ -90,11 +92,143 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
-async def measure(settings, url: str, seconds: float, presses: int, start_load) -> dict:
+class LoopProfile:
+    """Times every callback of the UI loop (asyncio ``Handle._run``), labelled by the Textual message it
+    dispatched (``Widget:Message``), else by the task or function it ran; plus garbage collections and
+    frame composition (``Screen._compositor_refresh``), which also run inside callbacks."""
+
+    SLOW = 0.002
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float, str]] = []  # (start, duration, label) of callbacks >= SLOW
+        self.parts: list[tuple[float, float, str]] = []  # (start, duration, label) of gc and composition
+        self.on = False
+        self._label: str | None = None
+
+    def install(self) -> None:
+        import gc
+
+        from textual.message_pump import MessagePump
+        from textual.screen import Screen
+
+        prof = self
+        handle_run = asyncio.events.Handle._run
+
+        def _run(handle):
+            prof._label = None
+            t0 = time.perf_counter()
+            handle_run(handle)
+            dt = time.perf_counter() - t0
+            if prof.on and dt >= prof.SLOW:
+                prof.calls.append((t0, dt, prof._label or prof._describe(handle._callback)))
+        asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+
+        dispatch = MessagePump._dispatch_message
+
+        async def _dispatch_message(pump, message):
+            prof._label = f"{type(pump).__name__}:{type(message).__name__}"
+            return await dispatch(pump, message)
+        MessagePump._dispatch_message = _dispatch_message  # type: ignore[method-assign]
+
+        for name, label in (("_compositor_refresh", "compose frame"), ("_refresh_layout", "layout")):
+            orig = getattr(Screen, name)
+
+            def timed(screen, *a, _orig=orig, _label=label, **kw):
+                t0 = time.perf_counter()
+                try:
+                    return _orig(screen, *a, **kw)
+                finally:
+                    if prof.on:
+                        prof.parts.append((t0, time.perf_counter() - t0, _label))
+            setattr(Screen, name, timed)
+
+        import console.app  # noqa: F401  (every widget class defined before their render_lines are wrapped)
+        from textual.app import App
+        from textual.widget import Widget
+
+        depth = [0]
+
+        def wrap_render(cls):
+            orig = cls.__dict__["render_lines"]
+
+            def render_lines(widget, crop, _orig=orig):
+                depth[0] += 1
+                t0 = time.perf_counter()
+                try:
+                    return _orig(widget, crop)
+                finally:
+                    depth[0] -= 1
+                    if prof.on and not depth[0]:
+                        prof.parts.append((t0, time.perf_counter() - t0, f"  draw {type(widget).__name__}"))
+            cls.render_lines = render_lines
+
+        todo = [Widget]
+        while todo:
+            cls = todo.pop()
+            todo.extend(cls.__subclasses__())
+            if "render_lines" in cls.__dict__:
+                wrap_render(cls)
+
+        display = App._display
+
+        def _display(app, screen, renderable):
+            t0 = time.perf_counter()
+            try:
+                return display(app, screen, renderable)
+            finally:
+                if prof.on and renderable is not None:
+                    prof.parts.append((t0, time.perf_counter() - t0, "  write frame"))
+        App._display = _display  # type: ignore[method-assign]
+
+        gc_start: list[float] = []
+
+        def on_gc(phase, info):
+            if phase == "start":
+                gc_start[:] = [time.perf_counter()]
+            elif gc_start and prof.on:
+                prof.parts.append((gc_start[0], time.perf_counter() - gc_start[0], f"gc gen{info['generation']}"))
+        gc.callbacks.append(on_gc)
+
+    @staticmethod
+    def _describe(cb) -> str:
+        owner = getattr(cb, "__self__", None)
+        if isinstance(owner, asyncio.Task):
+            coro = owner.get_coro()
+            name = getattr(coro, "__qualname__", coro)
+            if name == "Worker._run":  # which worker: its group (dashboard-poll, feed, ...)
+                worker = getattr(getattr(coro, "cr_frame", None), "f_locals", {}).get("self")
+                return f"worker {getattr(worker, 'group', None) or getattr(worker, 'name', '?')}"
+            return f"task {name}"
+        return getattr(cb, "__qualname__", None) or type(cb).__name__
+
+    def between(self, t0: float, t1: float) -> list[tuple[float, float, str]]:
+        return [c for c in self.calls + self.parts if c[0] < t1 and c[0] + c[1] > t0]
+
+    def report(self, elapsed: float, slow_presses: list[tuple[str, float, float, float]]) -> None:
+        print(f"\nUI loop callbacks >= {self.SLOW * 1000:.0f} ms over {elapsed:.1f} s (ms: n, total, p50, p95, max)")
+        for title, items in (("callbacks", self.calls), ("inside them", self.parts)):
+            by: dict[str, list[float]] = {}
+            for _, dt, label in items:
+                by.setdefault(label, []).append(dt * 1000)
+            print(f"  {title}:")
+            for label, v in sorted(by.items(), key=lambda kv: -sum(kv[1]))[:14]:
+                print(f"    {label[:58]:58s} {len(v):5d} {sum(v):8.0f} {statistics.median(v):6.1f} "
+                      f"{pct(v, 95):6.1f} {max(v):6.1f}")
+        print("  slowest presses (what ran on the loop between the key and its frame, >= 2 ms):")
+        for screen, lat, t0, t1 in slow_presses:
+            parts = ", ".join(f"{label.strip()} {dt * 1000:.0f}" for _, dt, label in sorted(self.between(t0, t1))
+                              if dt >= self.SLOW)
+            print(f"    {screen:16s} {lat:6.1f} ms: {parts}")
+
+
+async def measure(settings, url: str, seconds: float, presses: int, start_load, profile: bool = False) -> dict:
     from textual.widgets import DataTable
 
     from console.app import make_app
 
+    prof = LoopProfile() if profile else None
+    if prof:
+        prof.install()
     t_start = time.perf_counter()
     app = make_app(settings, url=url, poll_interval=1.0)
     frames: list[float] = []
@@ -121,6 +255,9 @@ async def measure(settings, url: str, seconds: float, presses: int, start_load) 
         await asyncio.sleep(2.0)  # warm up: load flowing, dashboard diffing every poll
         last0, polls0 = app.store.last_id, dash.polls
         t0 = time.perf_counter()
+        presses_at: list[tuple[str, float, float, float]] = []  # (screen, latency, sent, frame)
+        if prof:
+            prof.on = True
 
         from textual import events
 
@@ -142,6 +279,8 @@ async def measure(settings, url: str, seconds: float, presses: int, start_load) 
                 while not frames or frames[-1] < handled:
                     await asyncio.sleep(0.0005)
                 lat.append((frames[-1] - ts) * 1000)
+                presses_at.append((f"{type(app.screen).__name__.replace('Screen', '').lower()} #{i} {k}", lat[-1],
+                                   ts, frames[-1]))
                 await asyncio.sleep(gap)
             return lat
 
@@ -154,6 +293,9 @@ async def measure(settings, url: str, seconds: float, presses: int, start_load) 
         logs = app.screen
         logs_lat = await keypress_latencies(["v", "f"], lambda: (logs.min_level, logs.view.follow), presses)
         elapsed = time.perf_counter() - t0
+        if prof:
+            prof.on = False
+            prof.report(elapsed, sorted(presses_at, key=lambda p: -p[1])[:8])
         out["log_lines_per_s_seen"] = (app.store.last_id - last0) / elapsed
         out["dashboard_polls_per_s"] = (dash.polls - polls0) / elapsed
         out["log_lines_held"] = len(app.store.entries)
@@ -176,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=2000, help="log lines per second")
     ap.add_argument("--accounts", type=int, default=200, help="accounts (x 8 streams = dashboard rows)")
     ap.add_argument("--presses", type=int, default=100, help="keypresses per screen")
+    ap.add_argument("--profile", action="store_true", help="print where the UI loop's time went")
     ap.add_argument("--loader", choices=("logs", "rows"), help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -226,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
                     p.wait(5)
             return stop
 
-        res = asyncio.run(measure(settings, url, args.seconds, args.presses, start_load))
+        res = asyncio.run(measure(settings, url, args.seconds, args.presses, start_load, args.profile))
     finally:
         with psycopg.connect(**ainfo, autocommit=True) as c:
             c.execute(f'drop database if exists "{name}" with (force)')
