@@ -151,10 +151,13 @@ async def copy_rows(engine, table: str, rows: list[dict], page: int | None) -> f
 
 async def upsert_rows(engine, rows: list[dict], page: int, expect: str) -> tuple[float, upserts.UpsertResult]:
     total = upserts.UpsertResult()
+    expect_new = False
     t = Timer()
     for i in range(0, len(rows), page):
         async with engine.begin() as conn:
-            total.add(await upserts.upsert(conn, S.table, S.key, rows[i:i + page]))
+            res = await upserts.upsert(conn, S.table, S.key, rows[i:i + page], expect_new=expect_new)
+        expect_new = res.inserted > 0 and not res.updated and not res.unchanged  # as RunContext.store_page
+        total.add(res)
     secs = t.s
     n = len(rows)
     want = {"insert": (n, 0, 0), "unchanged": (0, 0, n)}[expect]

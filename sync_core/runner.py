@@ -95,6 +95,7 @@ class RunContext:
     stop_requested: bool = False
     lease_lost: bool = False
     shutdown: bool = False  # the process is stopping: the pair should be picked up again at once
+    expect_new: bool = False  # the last page was all new: try the next one as a COPY (upserts.upsert)
 
     @property
     def run_id(self) -> int:
@@ -156,7 +157,7 @@ class RunContext:
             async with self.engine.begin() as conn:
                 stop = await co.fence(conn, self.owner, self.run_id)
                 res = await upserts.upsert(conn, self.stream.table, self.stream.key, rows,
-                                           reactivate=self.stream.absent_col)
+                                           reactivate=self.stream.absent_col, expect_new=self.expect_new)
                 if self.stream.children and res.changed_keys:
                     key_idx = self.stream.key.index(self.stream.children[0].parent_key)
                     changed = {k[key_idx] for k in res.changed_keys}
@@ -188,6 +189,8 @@ class RunContext:
 
         stop, res = await db.run_retrying(self.settings, "store page", unit)
         self.pending_events.clear()
+        # a page that was all new (a backfill) makes the next one try COPY without probing first
+        self.expect_new = res.inserted > 0 and not res.updated and not res.unchanged
         self.totals.pages += 1
         self.totals.inserted += res.inserted
         self.totals.updated += res.updated

@@ -1,23 +1,29 @@
 """Batched, set-based writes of stream rows: the only module that upserts stream data.
 
-One page = one ``INSERT ... SELECT FROM ROWS FROM (unnest(<typed arrays>), json_array_elements(<payloads>))
-ON CONFLICT (key) DO UPDATE ... WHERE the payload hash differs``: one statement and one round trip
-whatever the page size, no per-row loop, a stable statement text (plan cached) and rows whose content
-did not change are left untouched (no dead tuples, no WAL). ``RETURNING (xmax = 0)`` tells inserted
-from updated; the rest were unchanged.
+A page of rows is written in a constant number of statements, whatever its size (no per-row loop):
+
+* **probe**: one query sends only the page's keys and payload hashes and returns which keys are stored and
+  whether their hash is equal (one index probe per key);
+* **all new** (a backfill, new orders): one ``COPY table FROM STDIN`` of the page, under a savepoint; a
+  unique violation (another writer got there first) rolls back to it and the page takes the next path.
+  When the caller's previous page was all new (``expect_new``), the COPY is tried before any probe;
+* **otherwise**: rows stored with the same hash are dropped on the client (a re-sync of unchanged data sends
+  keys and hashes only and writes nothing), the rest go through ONE ``INSERT ... SELECT FROM ROWS FROM
+  (unnest(<typed arrays>), json_array_elements(<payloads>)) ON CONFLICT (key) DO UPDATE ... WHERE the
+  payload hash differs``; ``RETURNING (xmax = 0)`` tells inserted from updated.
 
 How the rows travel (measured by ``python -m bench.upsert``, see docs/performance.md):
 
-* every non-json column is one array literal built with str operations (:func:`_array_literal`):
-  psycopg's list dumper adapts each element in Python and escapes each double quote with a
-  Python-level ``re.sub``; on ~1 KB JSON payloads that alone was over 90% of the upsert's time;
+* COPY text is built with str operations (:func:`_copy_text`): about half the client time of psycopg's
+  ``write_row`` per row;
+* for the statement, every non-json column is one array literal built with str operations
+  (:func:`_array_literal`): psycopg's list dumper adapts each element in Python and escapes each double
+  quote with a Python-level ``re.sub``; on ~1 KB JSON payloads that alone was over 90% of the time;
 * json columns (the raw payload) travel as ONE json array, ``"[" + ",".join(payloads) + "]"``: no
-  escaping at all on the client, and the server only validates it as ``json`` (no tree is built);
-* rows whose stored hash is equal are dropped by an anti-join before the projection, so on a re-sync
-  of unchanged data nothing is parsed as jsonb, nothing is inserted speculatively, nothing is written.
+  escaping at all on the client, and the server only validates it as ``json`` (no tree is built).
 
 Child rows (order line items, conversation messages) of parents that were inserted or changed are
-replaced in the same transaction: one DELETE and one INSERT per page.
+replaced in the same transaction: one DELETE and one COPY per page.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any, Iterable, Sequence
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from psycopg.errors import UniqueViolation
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _PG = postgresql.dialect()
@@ -119,15 +126,6 @@ def upsert_sql(table: sa.Table, key: Sequence[str], reactivate: str | None = Non
     return _CACHE[ck]
 
 
-def insert_sql(table: sa.Table, *, json_as_array: bool = True) -> sa.TextClause:
-    ck = (table.name, "insert", json_as_array)
-    if ck not in _CACHE:
-        cols = _writable(table)
-        src, proj = _source(cols, json_as_array)
-        _CACHE[ck] = sa.text(f"insert into {table.name} ({', '.join(c.name for c in cols)}) select {proj} from {src}")
-    return _CACHE[ck]
-
-
 def _json_text(v: Any) -> str:
     if isinstance(v, str):
         return v
@@ -178,9 +176,105 @@ def _params(table: sa.Table, rows: Sequence[dict[str, Any]]) -> tuple[dict[str, 
     return out, as_array
 
 
+# Pages smaller than this go through the statement directly: the probe's round trip would not pay off.
+COPY_MIN_ROWS = 20
+
+
+def _probe_sql(table: sa.Table, key: Sequence[str], reactivate: str | None) -> sa.TextClause:
+    ck = (table.name, tuple(key), reactivate, "probe")
+    if ck not in _CACHE:
+        cols = {c.name: c for c in table.columns}
+        funcs = ", ".join([*(f"unnest(cast(:k_{k} as {_array_type(cols[k])}))" for k in key),
+                           "unnest(cast(:hashes as bytea[]))"])
+        cond = " and ".join(f"t.{k} = n.{k}" for k in key)
+        same = "t.payload_hash = n.h" + (f" and t.{reactivate} is null" if reactivate else "")
+        _CACHE[ck] = sa.text(f"select n.i, {same} from rows from ({funcs}) with ordinality as n({', '.join(key)}, h, i) "
+                             f"join {table.name} t on {cond}")
+    return _CACHE[ck]
+
+
+async def _stored(conn: AsyncConnection, table: sa.Table, key: Sequence[str], rows: Sequence[dict[str, Any]],
+                  reactivate: str | None) -> dict[int, bool]:
+    """{index in ``rows``: stored unchanged?} for the rows whose key is already stored: one index probe per
+    key, only keys and hashes travel."""
+    params = {f"k_{k}": _array_literal([r[k] for r in rows]) for k in key}
+    params["hashes"] = _array_literal([r["payload_hash"] for r in rows])
+    return {i - 1: bool(same) for i, same in await conn.execute(_probe_sql(table, key, reactivate), params)}
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_str(v: str) -> str:
+    return v.translate(_COPY_ESCAPES) if ("\\" in v or "\t" in v or "\n" in v or "\r" in v) else v
+
+
+def _copy_other(v: Any) -> str:
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "\\\\x" + bytes(v).hex()
+    if isinstance(v, (datetime, date, time)):
+        return v.isoformat()
+    if isinstance(v, (dict, list)):
+        return _copy_str(orjson.dumps(v).decode())
+    return _copy_str(str(v))
+
+
+# COPY text format of one value by its exact type (a dict lookup, not an isinstance chain, per value)
+_COPY_FORMAT: dict[type, Any] = {
+    str: _copy_str, int: str, Decimal: str, float: repr, bool: _copy_other, type(None): lambda v: "\\N",
+    datetime: datetime.isoformat, date: date.isoformat, bytes: _copy_other,
+}
+
+
+def _copy_text(names: Sequence[str], json_idx: Sequence[int], rows: Sequence[dict[str, Any]]) -> str:
+    """Rows in COPY's text format, built with str operations (about half the time of formatting them with
+    ``write_row``). Values at ``json_idx`` are JSON: text (str), UTF-8 bytes or a dict/list."""
+    fmt, other = _COPY_FORMAT, _copy_other
+    lines = []
+    for r in rows:
+        vals = [r.get(n) for n in names]
+        for i in json_idx:
+            if vals[i] is not None and type(vals[i]) is not str:
+                vals[i] = _json_text(vals[i])
+        lines.append("\t".join([fmt.get(type(v), other)(v) for v in vals]))
+    lines.append("")
+    return "\n".join(lines)
+
+
+async def _copy_rows(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """``COPY table FROM STDIN`` of ``rows`` in ``conn``'s transaction. Columns left out get their
+    defaults, as with the INSERT statements."""
+    cols = _writable(table)
+    names = [c.name for c in cols]
+    text = _copy_text(names, [i for i, c in enumerate(cols) if _is_json(c)], rows)
+    raw = (await conn.get_raw_connection()).driver_connection  # same session and transaction as conn
+    async with raw.cursor() as cur:
+        async with cur.copy(f"copy {table.name} ({', '.join(names)}) from stdin") as cp:
+            await cp.write(text)
+
+
+async def _copy_new(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> bool:
+    """COPY rows believed new straight into the table, under a savepoint: False (and nothing written) if one
+    of them is stored after all (a unique violation: another writer, or a wrong guess)."""
+    try:
+        async with conn.begin_nested():
+            await _copy_rows(conn, table, rows)
+    except UniqueViolation:
+        return False
+    return True
+
+
 async def upsert(conn: AsyncConnection, table: sa.Table, key: Sequence[str], rows: Sequence[dict[str, Any]], *,
-                 reactivate: str | None = None) -> UpsertResult:
-    """Insert or update ``rows`` (dicts of column values incl. ``raw`` and ``payload_hash``) in one statement.
+                 reactivate: str | None = None, expect_new: bool = False) -> UpsertResult:
+    """Insert or update ``rows`` (dicts of column values incl. ``raw`` and ``payload_hash``), a page at a time.
+
+    Pages of at least COPY_MIN_ROWS rows: one probe of keys and hashes; if no key is stored, one COPY (under a
+    savepoint); otherwise the rows stored unchanged are dropped and the rest go through one
+    ``INSERT ... ON CONFLICT DO UPDATE`` statement. ``expect_new`` (the caller's previous page was all new,
+    as in a backfill) skips the probe and tries the COPY first; a unique violation rolls it back and the
+    page takes the probe path. Either way the result is the same.
 
     Rows with the same key within the batch are collapsed (last wins): ON CONFLICT cannot touch a row twice.
     ``reactivate``: a nullable "gone since" column to clear when a row shows up again.
@@ -194,9 +288,23 @@ async def upsert(conn: AsyncConnection, table: sa.Table, key: Sequence[str], row
     if reactivate:
         for r in batch:
             r.setdefault(reactivate, None)
+    unchanged = 0
+    if len(batch) >= COPY_MIN_ROWS:
+        if expect_new and await _copy_new(conn, table, batch):
+            return UpsertResult(inserted=len(batch), changed_keys=[tuple(r[k] for k in key) for r in batch])
+        stored = await _stored(conn, table, key, batch, reactivate)
+        if not stored and await _copy_new(conn, table, batch):
+            return UpsertResult(inserted=len(batch), changed_keys=[tuple(r[k] for k in key) for r in batch])
+        # Rows stored with the same hash need nothing: only the others travel (a re-sync sends keys and hashes
+        # only). The statement's own guards still cover rows changed by someone else meanwhile.
+        keep = [r for i, r in enumerate(batch) if not stored.get(i)]
+        unchanged = len(batch) - len(keep)
+        batch = keep
+        if not batch:
+            return UpsertResult(unchanged=unchanged)
     params, as_array = _params(table, batch)
     res = (await conn.execute(upsert_sql(table, key, reactivate, json_as_array=as_array), params)).all()
-    out = UpsertResult(unchanged=len(batch) - len(res))
+    out = UpsertResult(unchanged=unchanged + len(batch) - len(res))
     for r in res:
         if r[0]:
             out.inserted += 1
@@ -214,8 +322,7 @@ async def replace_children(conn: AsyncConnection, table: sa.Table, account_id: i
     await conn.execute(sa.text(f"delete from {table.name} where account_id = :a and {parent_col} = any(:ids)"),
                        dict(a=account_id, ids=list(parent_ids)))
     if rows:
-        params, as_array = _params(table, rows)
-        await conn.execute(insert_sql(table, json_as_array=as_array), params)
+        await _copy_rows(conn, table, rows)
     return len(rows)
 
 

@@ -1,5 +1,7 @@
 """Batched upserts: set-based, change detection, children, quarantine; statement counts prove batching."""
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
@@ -58,30 +60,76 @@ async def test_duplicate_keys_in_one_batch_collapse(engine):
     assert r.inserted == 1
 
 
-async def test_statement_count_is_constant_per_page(engine):
-    """One upsert statement whatever the page size (no per-row loop)."""
+async def test_statement_count_is_constant_per_page(engine, monkeypatch):
+    """The number of statements (and COPYs) per page does not grow with the page: no per-row loop, whether the
+    page's rows are all new (probe + COPY under a savepoint) or already stored and unchanged (probe only)."""
+    import psycopg
+
     s = STREAMS["orders"]
-    counts = []
+    counts: list[int] = []
 
     def count(*a, **k):
         counts[-1] += 1
 
+    real_copy = psycopg.AsyncCursor.copy
+
+    def counting_copy(self, *a, **k):
+        counts[-1] += 1
+        return real_copy(self, *a, **k)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "copy", counting_copy)
+    sizes = (50, 200, 500)
+    pages = {n: [order(10_000 * n + i) for i in range(n)] for n in sizes}
+    results = []
     sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
-        for n in (1, 50, 200):
-            counts.append(0)
-            async with engine.begin() as conn:
-                rows = rows_for(s, 2, [order(1000 * n + i) for i in range(n)])
-                res = await upserts.upsert(conn, s.table, s.key, rows)
-                child = [dict(cr, account_id=2) for r, rec in zip(rows, [order(1000 * n + i) for i in range(n)])
-                         for cr in s.children[0].rows(rec, r)]
-                await upserts.replace_children(conn, s.children[0].table, 2, "order_id",
-                                               [k[1] for k in res.changed_keys], child)
+        for again in (False, True):
+            for n in sizes:
+                counts.append(0)
+                async with engine.begin() as conn:
+                    rows = rows_for(s, 2, pages[n])
+                    res = await upserts.upsert(conn, s.table, s.key, rows)
+                    child = [dict(cr, account_id=2) for r, rec in zip(rows, pages[n])
+                             for cr in s.children[0].rows(rec, r)]
+                    await upserts.replace_children(conn, s.children[0].table, 2, "order_id",
+                                                   [k[1] for k in res.changed_keys], child)
+                results.append((res.inserted, res.unchanged))
     finally:
         sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
-    assert counts[0] == counts[1] == counts[2] == 3  # upsert + delete children + insert children
+    assert results == [(50, 0), (200, 0), (500, 0), (0, 50), (0, 200), (0, 500)]
+    # new: probe, savepoint, COPY, release, delete children, COPY children
+    assert counts[:3] == [6, 6, 6], counts
+    # stored and unchanged: the probe of keys and hashes only (nothing else to write, no children to replace)
+    assert counts[3:] == [1, 1, 1], counts
     async with engine.connect() as conn:
-        assert (await conn.execute(sa.text("select count(*) from order_line_items"))).scalar() == 2 * 251
+        assert (await conn.execute(sa.text("select count(*) from order_line_items"))).scalar() == 2 * 750
+        assert (await conn.execute(sa.text("select count(*) from orders"))).scalar() == 750
+
+
+async def test_copy_fast_path_falls_back_when_a_key_appears(engine):
+    """A page whose keys were all new when probed, one of which another writer stores before the COPY ends,
+    still ends with every row stored once: the COPY waits for the other transaction, fails with a unique
+    violation when it commits, rolls back to its savepoint, and the upsert statement takes over."""
+    s = STREAMS["orders"]
+    rows = rows_for(s, 3, [order(i) for i in range(100)])
+
+    async def page():
+        async with engine.begin() as conn:
+            return await upserts.upsert(conn, s.table, s.key, rows)
+
+    async with engine.connect() as other:
+        await other.begin()
+        await upserts.upsert(other, s.table, s.key, rows_for(s, 3, [order(0, total="99.00")]))  # not committed
+        task = asyncio.create_task(page())
+        await asyncio.sleep(1.0)
+        assert not task.done()  # the COPY waits on the other writer's key
+        await other.commit()
+    res = await asyncio.wait_for(task, 30)
+    assert (res.inserted, res.updated, res.unchanged) == (99, 1, 0)
+    async with engine.connect() as conn:
+        n = (await conn.execute(sa.text("select count(*) from orders where account_id = 3"))).scalar()
+        v = (await conn.execute(sa.text("select total_value from orders where account_id = 3 and order_id = 'O-0'"))).scalar()
+    assert n == 100 and str(v) == "10.00"
 
 
 async def test_children_replaced_atomically(engine):
@@ -124,3 +172,53 @@ async def test_quarantine_and_mark_absent(engine):
     async with engine.connect() as conn:
         gone = (await conn.execute(sa.text("select sku from inventory_items where removed_at is not null order by 1"))).scalars().all()
     assert gone == ["S3", "S4"]
+
+
+async def test_copy_path_stores_values_exactly(engine):
+    """Rows written by the COPY path read back equal to what was given: text with tabs, newlines, backslashes
+    and non-ASCII, NULLs, numerics, timestamps, booleans, bytea hashes and JSON with escapes."""
+    s = STREAMS["orders"]
+    tricky = ["tab\there", "new\nline", "cr\rx", "back\\slash \\N", "quote\"d 'x'", "ünïcødé ✓", "\\", ""]
+    recs = []
+    for i in range(40):
+        rec = order(i, total=f"{i}.{i % 100:02d}")
+        rec["buyer"] = {"username": tricky[i % len(tricky)]}
+        rec["note"] = tricky[(i + 3) % len(tricky)] + "\u00e9\\\"\n"
+        recs.append(rec)
+    rows = rows_for(s, 4, recs)
+    rows[1]["payment_status"] = None
+    async with engine.begin() as conn:
+        res = await upserts.upsert(conn, s.table, s.key, rows)
+    assert res.inserted == 40
+    async with engine.connect() as conn:
+        got = {r.order_id: r for r in (await conn.execute(sa.text(
+            "select order_id, buyer, payment_status, total_value, last_modified_date, payload_hash, raw "
+            "from orders where account_id = 4"))).all()}
+    for row, rec in zip(rows, recs):
+        g = got[row["order_id"]]
+        assert g.buyer == rec["buyer"]["username"]
+        assert g.payment_status == row["payment_status"]
+        assert g.total_value == row["total_value"]
+        assert g.last_modified_date == row["last_modified_date"]
+        assert bytes(g.payload_hash) == row["payload_hash"]
+        assert g.raw == rec
+    # the same records again: every one is recognised as unchanged (hashes stored exactly)
+    async with engine.begin() as conn:
+        again = await upserts.upsert(conn, s.table, s.key, rows_for(s, 4, recs))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 40)
+
+
+async def test_expect_new_guess_wrong_falls_back(engine):
+    """``expect_new`` on a page whose keys are partly stored: the COPY's unique violation rolls back to its
+    savepoint and the page is upserted normally in the same transaction (counts and values right)."""
+    s = STREAMS["orders"]
+    recs = [order(i) for i in range(60)]
+    async with engine.begin() as conn:
+        first = await upserts.upsert(conn, s.table, s.key, rows_for(s, 5, recs[:30]), expect_new=True)
+    assert (first.inserted, first.updated, first.unchanged) == (30, 0, 0)
+    recs[3] = order(3, total="42.00")
+    async with engine.begin() as conn:
+        res = await upserts.upsert(conn, s.table, s.key, rows_for(s, 5, recs), expect_new=True)
+        n = (await conn.execute(sa.text("select count(*) from orders where account_id = 5"))).scalar()
+    assert (res.inserted, res.updated, res.unchanged) == (30, 1, 29) and n == 60
+    assert sorted(k[1] for k in res.changed_keys) == sorted(["O-3", *(f"O-{i}" for i in range(30, 60))])
