@@ -1,0 +1,139 @@
+"""LiveTable draws exactly what a stock DataTable draws, while repainting only what changed.
+
+Both tables get the same columns, rows and changes (LiveTable through ``update_cells``, DataTable through
+``update_cell``); after every step the lines each widget renders (what the compositor gets, including
+cursor, hover, zebra stripes, horizontal and vertical scrolling) must be identical segment for segment.
+No database: this is the widget alone."""
+
+from __future__ import annotations
+
+import pytest
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.containers import Vertical
+from textual.geometry import Region
+from textual.widgets import DataTable
+
+from console.widgets.live_table import LiveTable
+
+COLUMNS = [("name", 10), ("state", 12), ("n", 7), ("note", 24), ("owner", 14)]
+
+
+def cells(i: int, gen: int) -> list:
+    """A mix of what the dashboard uses and what takes DataTable's own path: styled, right-justified,
+    spans, too long for the column (truncated), plain strings, empty cells."""
+    note = Text(f"note {i} g{gen}")
+    if i % 3 == 0:
+        note.stylize("bold", 0, 4)  # spans
+    long = "x" * 30 if (i + gen) % 5 == 0 else f"own-{i % 4}"  # 30 > 14: truncated by DataTable
+    return [Text(f"acct-{i:03d}"), Text(["▶ running", "‖ paused", "✗ failed"][(i + gen) % 3],
+                                        style=["green", "", "bold red"][(i + gen) % 3]),
+            Text(str(1000 * i + gen), justify="right"), note, long if i % 2 else Text(long, style="cyan")]
+
+
+class Pair(App):
+    CSS = "DataTable { height: 14; width: 70; }"
+
+    def __init__(self, zebra: bool, cursor_type: str) -> None:
+        super().__init__()
+        self.zebra, self.cursor_type = zebra, cursor_type
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield DataTable(id="stock", zebra_stripes=self.zebra, cursor_type=self.cursor_type)
+            yield LiveTable(id="live", zebra_stripes=self.zebra, cursor_type=self.cursor_type)
+
+
+def lines(table: DataTable) -> list[list[tuple]]:
+    w, h = table.size
+    return [[(s.text, s.style) for s in strip] for strip in table.render_lines(Region(0, 0, w, h))]
+
+
+@pytest.mark.parametrize("zebra,cursor_type", [(False, "row"), (True, "row"), (False, "cell")])
+async def test_live_table_draws_what_datatable_draws(zebra, cursor_type):
+    app = Pair(zebra, cursor_type)
+    async with app.run_test(size=(80, 32)) as pilot:
+        stock, live = app.query_one("#stock", DataTable), app.query_one("#live", LiveTable)
+        for t in (stock, live):
+            for key, width in COLUMNS:
+                t.add_column(key.title(), key=key, width=width)
+            for i in range(40):
+                t.add_row(*cells(i, 0), key=str(i))
+        await pilot.pause()
+        fast_before = LiveTable.fast_lines
+
+        app.set_focus(None)  # neither focused: a focus change restyles a table and empties its caches
+
+        async def same(step: str) -> None:
+            await pilot.pause()
+            assert lines(live) == lines(stock), step
+
+        await same("first paint")
+        for gen in range(1, 4):
+            changes = []
+            for i in range(0, 40, gen):  # every row, then every 2nd, every 3rd
+                new = cells(i, gen)
+                for (key, _), value in zip(COLUMNS, new):
+                    if i % 2 or key != "name":
+                        changes.append((str(i), key, value))
+            for row, col, value in changes:
+                stock.update_cell(row, col, value)
+            assert live.update_cells(changes) == len(changes)
+            await same(f"update {gen}")
+            for key in ("down", "down", "right", "up"):
+                for t in (stock, live):
+                    t.action_cursor_down() if key == "down" else (
+                        t.action_cursor_up() if key == "up" else t.action_cursor_right())
+                await same(f"cursor {key} after update {gen}")
+        for t in (stock, live):
+            t._show_hover_cursor = True  # as after a mouse move
+            t.hover_coordinate = t.cursor_coordinate.down()
+        await same("hover")
+        for t in (stock, live):
+            t.hover_coordinate = t.cursor_coordinate.down().down()
+        await same("hover moved")
+        for t in (stock, live):
+            t.scroll_to(x=7, y=20, animate=False, immediate=True)
+        await same("scrolled")
+        changes = [(str(i), "n", Text(str(-i), justify="right")) for i in range(15, 40)]
+        for row, col, value in changes:
+            stock.update_cell(row, col, value)
+        live.update_cells(changes)
+        await same("update while scrolled")
+        for t in (stock, live):
+            t.sort("name", key=lambda name: name.plain, reverse=True)
+        await same("sorted")
+        for t in (stock, live):
+            t.remove_row("3")
+            t.add_row(*cells(99, 9), key="99")
+        await same("rows removed and added")
+        drawn = []
+        for t in (stock, live):  # and each one focused (the cursor and header look different)
+            t.focus()
+            await pilot.pause()
+            drawn.append(lines(t))
+        assert drawn[1] == drawn[0], "focused"
+        if cursor_type == "row":  # the console's table; other cursors take DataTable's path for whole lines
+            assert LiveTable.fast_lines > fast_before
+
+
+async def test_live_table_repaints_only_changed_rows():
+    """After update_cells only the changed rows are drawn again, and in them only the changed cells."""
+    app = Pair(False, "row")
+    async with app.run_test(size=(80, 32)) as pilot:
+        live = app.query_one("#live", LiveTable)
+        for key, width in COLUMNS:
+            live.add_column(key.title(), key=key, width=width)
+        for i in range(40):
+            live.add_row(*cells(i, 0), key=str(i))
+        await pilot.pause()
+        drawn: list[int] = []
+        orig = live._fast_line
+        live._fast_line = lambda y, *a: (drawn.append(y), orig(y, *a))[1]  # type: ignore[method-assign]
+        cells_before = LiveTable.fast_cells
+        live.update_cells([("2", "n", Text("7", justify="right")), ("5", "n", Text("8", justify="right")),
+                           ("5", "note", Text("changed"))])
+        await pilot.pause()
+        assert sorted(drawn) == [3, 6]  # rows 2 and 5 (the header is line 0)
+        assert LiveTable.fast_cells - cells_before == 3  # the three changed cells, nothing else
+        assert "changed" in "".join(t for t, _ in lines(live)[6])
