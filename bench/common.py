@@ -59,6 +59,38 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     return _status_kb(pid, "VmHWM") / 1024
 
 
+def _proc_stat(pid: int | str) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()  # fields from "state" on (the name may hold spaces)
+
+
+def proc_cpu_s(pid: int | str, children: bool = True) -> float:
+    """CPU seconds (user + system) of ``pid``, its waited-for children and, with ``children``, its live
+    children: e.g. a PostgreSQL postmaster and all its backends. 0.0 if it is gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        st = _proc_stat(pid)
+    except OSError:
+        return 0.0
+    total = sum(int(x) for x in st[11:15])
+    if children:
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                with contextlib.suppress(OSError, IndexError):
+                    c = _proc_stat(d)
+                    if c[1] == str(pid):
+                        total += sum(int(x) for x in c[11:15])
+    return total / tick
+
+
+def machine_busy_s() -> tuple[float, float]:
+    """(busy CPU seconds, all CPU seconds) of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(v) - v[3] - v[4]) / tick, sum(v) / tick
+
+
 def reset_peak_rss() -> None:
     """Reset VmHWM to the current RSS (Linux: write 5 to clear_refs)."""
     with contextlib.suppress(OSError):
@@ -116,6 +148,14 @@ class Server:
     def version(self) -> str:
         with psycopg.connect(**self._admin()) as c:
             return c.execute("show server_version").fetchone()[0]
+
+    def postmaster_pid(self) -> int | None:
+        """The server's postmaster pid when it runs on this machine (embedded), else None."""
+        if not self.embedded:
+            return None
+        with psycopg.connect(**self._admin()) as c:
+            backend = c.execute("select pg_backend_pid()").fetchone()[0]
+        return int(_proc_stat(backend)[1])
 
     def setting(self, name: str) -> str:
         with psycopg.connect(**self._admin()) as c:
