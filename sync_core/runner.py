@@ -132,9 +132,14 @@ class RunContext:
                 if not isinstance(rec, dict):
                     raise Invalid(f"record is a {type(rec).__name__}, not an object")
                 row = self.stream.map(rec)
-                row["account_id"] = self.account_id
                 payload = {k: v for k, v in rec.items() if k not in self.stream.raw_exclude} if self.stream.raw_exclude else rec
                 data = upserts.payload_bytes(payload)
+                if b"\\u0000" in data:  # PostgreSQL's text and jsonb cannot hold NUL: replace it, map again
+                    rec = upserts.without_nul(rec)
+                    row = self.stream.map(rec)
+                    payload = {k: v for k, v in rec.items() if k not in self.stream.raw_exclude} if self.stream.raw_exclude else rec
+                    data = upserts.payload_bytes(payload)
+                row["account_id"] = self.account_id
                 row["raw"] = data.decode()
                 row["payload_hash"] = upserts.payload_hash(data)
                 row["run_id"] = self.run_id

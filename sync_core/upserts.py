@@ -48,6 +48,18 @@ def payload_bytes(record: Any) -> bytes:
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
+def without_nul(obj: Any) -> Any:
+    """``obj`` with every NUL character in its strings (keys too) replaced by U+FFFD: PostgreSQL's text and
+    jsonb types cannot store NUL, and one such record must not fail its whole page."""
+    if isinstance(obj, str):
+        return obj.replace("\x00", "\ufffd")
+    if isinstance(obj, dict):
+        return {without_nul(k): without_nul(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [without_nul(v) for v in obj]
+    return obj
+
+
 def payload_hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
@@ -345,7 +357,7 @@ async def quarantine(conn: AsyncConnection, run_id: int, account_id: int, stream
         insert into quarantine (run_id, account_id, stream, record_key, reason, payload)
         select :run, :a, :s, k, r, cast(p as jsonb)
         from unnest(cast(:keys as text[]), cast(:reasons as text[]), cast(:payloads as text[])) as q(k, r, p)"""),
-        dict(run=run_id, a=account_id, s=stream, keys=_array_literal(b[0] for b in bad),
-             reasons=_array_literal(b[1] for b in bad),
-             payloads=_array_literal(payload_bytes(b[2]).decode() for b in bad)))
+        dict(run=run_id, a=account_id, s=stream, keys=_array_literal(without_nul(b[0]) for b in bad),
+             reasons=_array_literal(without_nul(b[1]) for b in bad),
+             payloads=_array_literal(payload_bytes(without_nul(b[2])).decode() for b in bad)))
     return len(bad)

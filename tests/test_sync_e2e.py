@@ -243,3 +243,27 @@ async def test_active_inventory_reuses_a_task_left_by_a_dead_run(env):
     msgs = [r[0] for r in await env.rows("select message from run_events where kind = 'feed_task'")]
     assert any(orphan in m and "reusing" in m for m in msgs)
     assert await env.scalar("select count(*) from active_inventory") == len(env.sim.truth("alice", "active_inventory"))
+
+
+async def test_nul_characters_are_replaced_and_the_page_is_stored(env):
+    """PostgreSQL text and jsonb cannot hold NUL: a record carrying one (in a mapped column, in the payload,
+    in a child row) is stored with U+FFFD instead, and the page's other records are stored too."""
+    await env.add_account("alice")
+    aid = await env.scalar("select id from accounts where name = 'alice'")
+    owner = co.new_owner("test")
+    async with env.engine.begin() as conn:
+        claim = await co.claim_pair(conn, owner, aid, "orders", 60, kind="incremental")
+    ctx = RunContext(env.settings, env.engine, None, STREAMS["orders"], claim, owner)
+
+    def rec(i, name):
+        return {"orderId": f"NUL-{i}", "creationDate": "2026-09-30T00:00:00.000Z",
+                "lastModifiedDate": "2026-10-01T00:00:00.000Z", "buyer": {"username": name},
+                "pricingSummary": {"total": {"value": "1.00", "currency": "USD"}},
+                "lineItems": [{"lineItemId": f"L{i}", "sku": "S\x001", "title": "t\x00", "quantity": 1,
+                               "total": {"value": "1.00", "currency": "USD"}}]}
+
+    await ctx.store_page([rec(1, "bad\x00name"), rec(2, "fine")], None)
+    assert await env.scalar("select count(*) from orders where order_id like 'NUL-%'") == 2
+    assert await env.scalar("select buyer from orders where order_id = 'NUL-1'") == "bad\ufffdname"
+    assert await env.scalar("select raw->'buyer'->>'username' from orders where order_id = 'NUL-1'") == "bad\ufffdname"
+    assert await env.scalar("select sku from order_line_items where order_id = 'NUL-2'") == "S\ufffd1"
