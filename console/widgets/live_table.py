@@ -48,6 +48,9 @@ class LiveTable(DataTable):
         self._offsets: tuple[object, list] | None = None
         self._ordered: tuple[object, list] | None = None
         self._columns_sig: tuple = ()
+        self._columns: list[tuple[int, ColumnKey, int]] = []  # (index, key, width) for this repaint
+        self._frame_style: Style | None = None
+        self._position_styles: dict[tuple, object] = {}  # (row, column, flags) -> final style of a content style
         super().__init__(*args, **kw)
 
     def update_cells(self, changes: Iterable[tuple[str, str, object]]) -> int:
@@ -124,6 +127,7 @@ class LiveTable(DataTable):
     def _clear_live_caches(self) -> None:
         self._line_slots.clear()
         self._cell_slots.clear()
+        self._position_styles.clear()
         self._offsets = self._ordered = None
 
     def _clear_caches(self) -> None:
@@ -138,13 +142,29 @@ class LiveTable(DataTable):
         structure = self._structure_key()
         columns = (tuple(c.get_render_width(self) for c in self.ordered_columns), self.cell_padding,
                    self.fixed_columns, self.fixed_rows, self._row_label_column_width, self.show_row_labels)
+        self._columns = [(i, c.key, w) for i, (c, w) in enumerate(zip(self.ordered_columns, columns[0]))]
         if structure != self._structure or columns != self._columns_sig:
             self._structure, self._columns_sig = structure, columns
             self._line_slots.clear()
             self._cell_slots.clear()
-        elif len(self._line_slots) > 4 * max(50, self.size.height):
+            self._position_styles.clear()
+        elif (len(self._line_slots) > 4 * max(50, self.size.height)
+              or len(self._position_styles) > 40 * max(50, self.size.height)):
             self._prune()
-        return super().render_lines(crop)
+        self._frame_style = self.rich_style  # one DOM style lookup per repaint, not one per line
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
+    def render_line(self, y: int) -> Strip:
+        base_style = self._frame_style
+        if base_style is None or self.fixed_rows:
+            return super().render_line(y)
+        scroll_x, scroll_y = self.scroll_offset
+        if y >= (self.header_height if self.show_header else 0):
+            y += scroll_y
+        return self._render_line(y, scroll_x, scroll_x + self.size.width, base_style)
 
     def _prune(self) -> None:
         """Keep the caches to the rows in and near view (scrolled-away rows would keep thousands of
@@ -154,6 +174,8 @@ class LiveTable(DataTable):
         keep = {r.key for r in self.ordered_rows[first:first + 3 * h]}
         self._line_slots = {k: v for k, v in self._line_slots.items() if k in keep}
         self._cell_slots = {k: v for k, v in self._cell_slots.items() if k[0] in keep}
+        rows = range(first, first + 3 * h)
+        self._position_styles = {k: v for k, v in self._position_styles.items() if k[0] in rows}
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
         try:
@@ -191,11 +213,19 @@ class LiveTable(DataTable):
         row_style = self._get_row_style(row_index, base_style)
         segments: list[Segment] = []
         table_width = 0
-        for column_index, column in enumerate(self.ordered_columns):
-            location = (row_index, column_index)
-            column_width = column.get_render_width(self)
+        render_cell, cell_slots, data = self._render_cell, self._cell_slots, self._data[row_key]
+        cell_variant = (row_style, flags[0], flags[1], self._show_hover_cursor, self._pseudo_class_state)
+        for column_index, column_key, column_width in self._columns:
             table_width += column_width
-            segments.extend(self._render_cell(
+            if cursor_type == "row":  # the cell's own slot, without the call (most cells of a changed row)
+                cached = cell_slots.get((row_key, column_key))
+                if cached is not None and cached[0] is data[column_key]:
+                    lines = cached[1].get(cell_variant + (column_width,))
+                    if lines is not None:
+                        segments.extend(lines[line_no])
+                        continue
+            location = (row_index, column_index)
+            segments.extend(render_cell(
                 row_index, column_index, row_style, column_width,
                 cursor=should_highlight(cursor, location, cursor_type),
                 hover=should_highlight(hover, location, cursor_type))[line_no])
@@ -295,14 +325,34 @@ class LiveTable(DataTable):
                 line.append(Segment(" " * fill, null))
         if pad:
             line.append(Segment(" " * pad, null))
-        component_style, post_style = self._get_styles_to_render_cell(
-            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
-            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
-        pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
-        lines = [list(Segment.apply_style(line, pre_style, post_style))]
+        styles = self._cell_styles(row_index, column_index, base_style, cursor, hover)
+        lines = [[Segment(text, styles(style)) for text, style, _ in line]]
         slot[1][variant] = lines
         LiveTable.fast_cells += 1
         return lines
+
+    def _cell_styles(self, row_index: int, column_index: int, base_style: Style, cursor: bool, hover: bool):
+        """The final style of each content style in a cell: ``Segment.apply_style`` with the cell's pre style
+        (base + its row/column meta + component) and post style, done once per position and content style
+        instead of for every segment of every redraw (the style sums dominated drawing a cell)."""
+        key = (row_index, column_index, base_style, cursor, hover, self._show_hover_cursor, self.show_cursor,
+               self._pseudo_class_state)
+        styles = self._position_styles.get(key)
+        if styles is None:
+            component_style, post_style = self._get_styles_to_render_cell(
+                False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+                self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+            pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+            done: dict = {}
+
+            def styles(style, pre_style=pre_style, post_style=post_style, done=done):
+                final = done.get(style, done)
+                if final is done:
+                    final = done[style] = next(iter(Segment.apply_style([Segment("x", style)], pre_style,
+                                                                         post_style))).style
+                return final
+            self._position_styles[key] = styles
+        return styles
 
 
 class _Fallback(Exception):
