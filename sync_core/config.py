@@ -181,6 +181,8 @@ KEYS: tuple[Key, ...] = (
     Key("initial_backfill_days", _parse_int(1, 3650), 90, "history read when a stream has no cursor"),
     Key("lookback_s", _parse_int(0, 30 * 86400), 1800, "incremental windows start this far before the cursor"),
     Key("safety_lag_s", _parse_int(0, 86400), 60, "windows end this far before now"),
+    Key("write_batch_rows", _parse_int(1, 20000), 1000,
+        "consecutive API pages are written (with their checkpoint) in one transaction up to this many records"),
     Key("lease_ttl_s", _parse_int(5, 3600), 60, "a run's lease; heartbeats extend it"),
     Key("heartbeat_s", _parse_int(1, 600), 15, "heartbeat period of a running worker"),
     Key("workers", _parse_int(1, 1024), 16, "concurrent runs per `baysync run` process"),

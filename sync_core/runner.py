@@ -80,6 +80,40 @@ class StopRun(Exception):
     """Cooperative stop (cancel or pause) observed between pages."""
 
 
+# Held pages are written at the latest when the next page arrives this long after the first (a slow API
+# still commits its progress every few seconds).
+WRITE_HOLD_S = 2.0
+
+
+@dataclass
+class _Held:
+    """Pages mapped but not written yet (write batching): their rows and the last one's position."""
+    rows: list = field(default_factory=list)
+    pairs: list = field(default_factory=list)
+    bad: list = field(default_factory=list)
+    records: int = 0
+    pages: int = 0
+    since: float = 0.0
+    checkpoint: dict | None = None
+    windows_done: int | None = None
+    windows_total: int | None = None
+
+    def hold(self, mapped: tuple[list, list, list], n_records: int, checkpoint: dict, windows_done: int | None,
+             windows_total: int | None) -> None:
+        if not self.pages:
+            self.since = time.monotonic()
+        self.rows += mapped[0]
+        self.pairs += mapped[1]
+        self.bad += mapped[2]
+        self.records += n_records
+        self.pages += 1
+        self.checkpoint = checkpoint
+        if windows_done is not None:
+            self.windows_done = windows_done
+        if windows_total is not None:
+            self.windows_total = windows_total
+
+
 @dataclass
 class RunContext:
     settings: Settings
@@ -96,6 +130,7 @@ class RunContext:
     lease_lost: bool = False
     shutdown: bool = False  # the process is stopping: the pair should be picked up again at once
     expect_new: bool = False  # the last page was all new: try the next one as a COPY (upserts.upsert)
+    _held: "_Held" = field(default_factory=lambda: _Held())  # pages mapped, not written yet (store_page)
 
     @property
     def run_id(self) -> int:
@@ -150,12 +185,51 @@ class RunContext:
                 bad.append((self.stream.record_key(rec), str(e), rec))
         return rows, pairs, bad
 
-    # -- the one write path: a page and its checkpoint, fenced, in one transaction
+    # -- the one write path: pages and their checkpoint, fenced, in one transaction
     async def store_page(self, records: Sequence[dict], checkpoint: dict | None, *, cursor: datetime | None = None,
                          windows_done: int | None = None, windows_total: int | None = None,
                          clear_backfill: bool = False, present_keys: Any = None) -> bool:
-        rows, pairs, bad = self.map_records(records)
-        counts = Counts(pages=1, api_calls=self.totals.api_calls, retries=self.totals.retries)
+        """Store a page of records with the position after it (``checkpoint``; ``cursor`` when a window or
+        listing is complete). Returns whether the run should stop.
+
+        Write batching: a plain page (a checkpoint and nothing else) is mapped now but may be held and
+        written with the following ones, in one transaction with the last one's checkpoint, while they total
+        fewer than ``write_batch_rows`` records and the first is younger than WRITE_HOLD_S. Anything else
+        (a cursor, a snapshot's present keys, records without a position) writes what is held at once; so does
+        the end of the run (:func:`execute` calls :meth:`flush`). Data and position stay in one transaction,
+        so a crash loses held pages and their position together: the next run fetches them again."""
+        mapped = self.map_records(records)
+        held = self._held
+        if (checkpoint is not None and cursor is None and present_keys is None and not clear_backfill
+                and self.settings.write_batch_rows > 1
+                and held.records + len(records) < self.settings.write_batch_rows
+                and (not held.pages or time.monotonic() - held.since < WRITE_HOLD_S)):
+            held.hold(mapped, len(records), checkpoint, windows_done, windows_total)
+            return self.stop_requested
+        return await self._write(mapped, len(records), 1, checkpoint, cursor=cursor, windows_done=windows_done,
+                                 windows_total=windows_total, clear_backfill=clear_backfill, present_keys=present_keys)
+
+    async def flush(self) -> bool:
+        """Write the held pages, if any (end of a run, STOP, an API error after some pages)."""
+        if not self._held.pages:
+            return self.stop_requested
+        return await self._write(([], [], []), 0, 0, None)
+
+    async def _write(self, mapped: tuple[list, list, list], n_records: int, n_pages: int, checkpoint: dict | None, *,
+                     cursor: datetime | None = None, windows_done: int | None = None, windows_total: int | None = None,
+                     clear_backfill: bool = False, present_keys: Any = None) -> bool:
+        held, self._held = self._held, _Held()  # taken even if the write fails: a failed write is not retried twice
+        rows, pairs, bad = held.rows + mapped[0], held.pairs + mapped[1], held.bad + mapped[2]
+        n_records += held.records
+        n_pages += held.pages
+        if checkpoint is None:
+            checkpoint = held.checkpoint
+        windows_done = held.windows_done if windows_done is None else windows_done
+        windows_total = held.windows_total if windows_total is None else windows_total
+        if held.pages and self.stream.children:
+            # a record seen on two of the held pages (it moved while paging): its last version wins, children too
+            pairs = list({tuple(row[k] for k in self.stream.key): (row, ch) for row, ch in pairs}.values())
+        counts = Counts(pages=n_pages, api_calls=self.totals.api_calls, retries=self.totals.retries)
         self.totals.api_calls = self.totals.retries = 0
 
         async def unit() -> tuple[bool, upserts.UpsertResult]:
@@ -184,9 +258,10 @@ class RunContext:
                                          windows_total=windows_total, records=res.inserted, counts=c,
                                          clear_backfill=clear_backfill, backfill_started=self.claim.backfill_since)
                 evs = list(self.pending_events)
-                evs.append(Event("page", f"{len(records)} records: +{res.inserted} ~{res.updated} ={res.unchanged}"
+                pages = f" ({n_pages} pages)" if n_pages > 1 else ""
+                evs.append(Event("page", f"{n_records} records{pages}: +{res.inserted} ~{res.updated} ={res.unchanged}"
                                  + (f" quarantined {q}" if q else ""), "info", self.run_id, self.account_id,
-                                 self.stream.name, {"records": len(records), "inserted": res.inserted,
+                                 self.stream.name, {"records": n_records, "pages": n_pages, "inserted": res.inserted,
                                                     "updated": res.updated, "unchanged": res.unchanged,
                                                     "quarantined": q, "cursor": cursor}))
                 await emit_many(conn, evs)
@@ -194,9 +269,9 @@ class RunContext:
 
         stop, res = await db.run_retrying(self.settings, "store page", unit)
         self.pending_events.clear()
-        # a page that was all new (a backfill) makes the next one try COPY without probing first
+        # a write that was all new (a backfill) makes the next one try COPY without probing first
         self.expect_new = res.inserted > 0 and not res.updated and not res.unchanged
-        self.totals.pages += 1
+        self.totals.pages += n_pages
         self.totals.inserted += res.inserted
         self.totals.updated += res.updated
         self.totals.unchanged += res.unchanged
@@ -306,23 +381,29 @@ async def execute(ctx: RunContext) -> str:
             await stream.run_custom(ctx)
         if ctx.lease_lost:
             raise co.LeaseLost("lease lost")
+        await ctx.flush()
     except StopRun:
         status = "cancelled"
+        await _flush_held(ctx)
     except co.LeaseLost:
         status = "lost"
     except ReauthNeeded as e:
         status, error = "reauth_needed", f"eBay refused the refresh token: reconnect the account ({e.message})"
+        await _flush_held(ctx)
     except EbayError as e:
         status, error = "failed", str(e)
+        await _flush_held(ctx)
     except asyncio.CancelledError:
         hb.cancel()
         raise
     except Exception as e:  # a bug or an unexpected payload: record it, do not crash the pool
         log.exception("run %s failed", ctx.run_id)
         status, error = "failed", f"{type(e).__name__}: {e}"
+        await _flush_held(ctx)
     finally:
         hb.cancel()
-    if status == "lost":
+    if status == "lost" or ctx.lease_lost:
+        status = "lost"
         log.warning("run %s (%s/%s) lost its lease; stopped without writing", ctx.run_id, ctx.claim.account, stream.name)
         return status
     t = ctx.totals
@@ -342,6 +423,22 @@ async def execute(ctx: RunContext) -> str:
     await db.run_retrying(ctx.settings, "finish run", fin)
     ctx.pending_events.clear()
     return status
+
+
+async def _flush_held(ctx: RunContext) -> None:
+    """Keep what was fetched before a run ends early (STOP, an API error): write the held pages, if any."""
+    pages = ctx._held.pages
+    if ctx.lease_lost or not pages:
+        return
+    try:
+        await ctx.flush()
+    except asyncio.CancelledError:
+        raise
+    except co.LeaseLost:
+        ctx.lease_lost = True
+    except Exception as e:
+        log.warning("run %s: %d held page(s) not written (%s: %s); the next run fetches them again",
+                    ctx.run_id, pages, type(e).__name__, e)
 
 
 async def _heartbeat(ctx: RunContext) -> None:

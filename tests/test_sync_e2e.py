@@ -267,3 +267,75 @@ async def test_nul_characters_are_replaced_and_the_page_is_stored(env):
     assert await env.scalar("select buyer from orders where order_id = 'NUL-1'") == "bad\ufffdname"
     assert await env.scalar("select raw->'buyer'->>'username' from orders where order_id = 'NUL-1'") == "bad\ufffdname"
     assert await env.scalar("select sku from order_line_items where order_id = 'NUL-2'") == "S\ufffd1"
+
+
+async def _pair_ctx(env, account, stream):
+    aid = await env.scalar("select id from accounts where name = :n", n=account)
+    owner = co.new_owner("test")
+    async with env.engine.begin() as conn:
+        claim = await co.claim_pair(conn, owner, aid, stream, 60, kind="incremental")
+    return RunContext(env.settings, env.engine, None, STREAMS[stream], claim, owner)
+
+
+@pytest.mark.parametrize("batch_rows", ["1000", "1"])
+async def test_consecutive_pages_are_written_together(tmp_path, db_url, batch_rows):
+    """write_batch_rows: pages of 50 are written in one transaction per window (the page that ends a window
+    writes what is held, with the window's cursor); with 1, one transaction per page. Same data either way."""
+    sim = make_sim(seller("carol", orders=300, days=80), now=NOW)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_WRITE_BATCH_ROWS=batch_rows)
+    try:
+        await e.add_account("carol")
+        clients = Clients(e.settings, e.engine, transport=e.transport)
+        ctx = await _pair_ctx(e, "carol", "orders")
+        ctx.client = await clients.client(ctx.account_id, "carol", ctx.on_http_event)
+        assert await execute(ctx) == "succeeded"
+        await clients.aclose()
+        truth = {o["orderId"] for o in e.sim.truth("carol", "orders")}
+        assert {r[0] for r in await e.rows("select order_id from orders")} == truth
+        writes = await e.scalar("select count(*) from run_events where kind = 'page'")
+        run = (await e.rows("select pages, windows_total, records_inserted from sync_runs"))[0]
+        assert run.records_inserted == len(truth) and run.pages == ctx.totals.pages >= len(truth) // 50
+        if batch_rows == "1":
+            assert writes == run.pages
+        else:
+            assert writes == run.windows_total < run.pages
+    finally:
+        await e.engine.dispose()
+
+
+async def test_held_pages_are_written_when_the_api_fails(tmp_path, db_url):
+    """Pages held for a batched write are not lost when a later call fails: they are written with their
+    checkpoint, the run fails with the API's error, and the next run resumes after them (no duplicates)."""
+    sim = make_sim(seller("dave", orders=400, days=25), now=NOW)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_API_RETRY_ATTEMPTS="1")
+    try:
+        await e.add_account("dave")
+        clients = Clients(e.settings, e.engine, transport=e.transport)
+        ctx = await _pair_ctx(e, "dave", "orders")
+        ctx.client = await clients.client(ctx.account_id, "dave", ctx.on_http_event)
+        orig = ctx.store_page
+
+        async def store_page(*a, **k):
+            r = await orig(*a, **k)
+            if ctx._held.pages == 3:
+                e.sim.set_faults(rate_5xx=1.0)  # every later call fails
+            return r
+        ctx.store_page = store_page
+        assert await execute(ctx) == "failed"
+        assert await e.scalar("select count(*) from orders") == 150  # the three held pages
+        # (the two earlier 30-day windows are empty: one page each, written with its window's cursor)
+        assert [r[0] for r in await e.rows("select (data->>'pages')::int from run_events where kind = 'page' "
+                                           "order by id")] == [1, 1, 3]
+        cp = await e.scalar("select checkpoint from sync_state where stream = 'orders'")
+        assert cp["next"] and "offset=150" in cp["next"]
+
+        e.sim.set_faults(rate_5xx=0.0)
+        ctx2 = await _pair_ctx(e, "dave", "orders")
+        ctx2.client = await clients.client(ctx2.account_id, "dave", ctx2.on_http_event)
+        assert await execute(ctx2) == "succeeded"
+        await clients.aclose()
+        assert ctx2.totals.inserted == 250 and ctx2.totals.updated == 0
+        truth = {o["orderId"] for o in e.sim.truth("dave", "orders")}
+        assert {r[0] for r in await e.rows("select order_id from orders")} == truth and len(truth) == 400
+    finally:
+        await e.engine.dispose()
