@@ -10,10 +10,12 @@ same process, interleaved round by round:
   table created ``LIKE orders INCLUDING ALL`` (same primary key and indexes): the ceiling.
 * ``copy_pages``: the same COPY, but one COPY + commit per page of 200 (what a page-at-a-time sync
   could at best do).
-* ``upsert_200``: :func:`sync_core.upserts.upsert` into the empty ``orders`` table, one page of 200 rows
-  per transaction (the runner's page size for orders), all rows new.
-* ``resync_200``: the same rows again, nothing changed (the re-sync path).
-* ``upsert_1000`` / ``upsert_5000``: larger batches, all rows new.
+* ``upsert``: :func:`sync_core.upserts.upsert` into the empty ``orders`` table the way the runner writes
+  a backfill with the default config: pages of 200 (eBay's maximum for orders) grouped into one
+  transaction per ``write_batch_rows`` (1,000) records, all rows new.
+* ``upsert_page``: one page of 200 per transaction (``write_batch_rows = 1``), all rows new.
+* ``resync`` / ``resync_page``: the same rows again, nothing changed (the re-sync path), in both shapes.
+* ``upsert_5000``: batches of 5,000, all rows new.
 * ``row_loop``: ``INSERT`` one row, ``COMMIT``, repeat, on a subset (``--loop-rows``, default 2000),
   rows/s extrapolated linearly from that subset.
 
@@ -257,8 +259,9 @@ async def run(args) -> dict:
                     await conn.execute(sa.text(f"create table {tbl} (like orders including all)"))
             split.update(await time_split(engine, rows))
 
+            batch = s.write_batch_rows  # the runner's default write batch (config)
             res: dict[str, list[float]] = {k: [] for k in
-                                           ("copy", "copy_pages", "upsert_200", "resync_200", "upsert_1000",
+                                           ("copy", "copy_pages", "upsert", "resync", "upsert_page", "resync_page",
                                             "upsert_5000")}
             for rnd in range(args.rounds):
                 say(f"round {rnd + 1}/{args.rounds}")
@@ -267,27 +270,26 @@ async def run(args) -> dict:
                 secs = await copy_rows(engine, "orders_copy", rows, None)
                 assert await count(engine, "orders_copy") == n
                 res["copy"].append(n / secs)
-                say(f"  copy (one COPY)      {n / secs:10.0f} rows/s  {secs:6.2f}s")
+                say(f"  copy (one COPY)                 {n / secs:10.0f} rows/s  {secs:6.2f}s")
 
-                await reset(engine, "orders")
-                secs, _ = await upsert_rows(engine, rows, PAGE, "insert")
-                res["upsert_200"].append(n / secs)
-                say(f"  upsert pages of 200  {n / secs:10.0f} rows/s  {secs:6.2f}s")
-
-                secs, _ = await upsert_rows(engine, rows, PAGE, "unchanged")
-                res["resync_200"].append(n / secs)
-                say(f"  re-sync unchanged    {n / secs:10.0f} rows/s  {secs:6.2f}s")
+                for name, size in (("", batch), ("_page", PAGE)):
+                    await reset(engine, "orders")
+                    secs, _ = await upsert_rows(engine, rows, size, "insert")
+                    res[f"upsert{name}"].append(n / secs)
+                    say(f"  upsert, {size:>4} rows per transaction {n / secs:10.0f} rows/s  {secs:6.2f}s")
+                    secs, _ = await upsert_rows(engine, rows, size, "unchanged")
+                    res[f"resync{name}"].append(n / secs)
+                    say(f"  re-sync unchanged, {size:>4} rows/tx {n / secs:10.0f} rows/s  {secs:6.2f}s")
 
                 await reset(engine, "orders_copy")
                 secs = await copy_rows(engine, "orders_copy", rows, PAGE)
                 res["copy_pages"].append(n / secs)
-                say(f"  copy pages of 200    {n / secs:10.0f} rows/s  {secs:6.2f}s")
+                say(f"  copy, one COPY+commit per 200   {n / secs:10.0f} rows/s  {secs:6.2f}s")
 
-                for size in (1000, 5000):
-                    await reset(engine, "orders")
-                    secs, _ = await upsert_rows(engine, rows, size, "insert")
-                    res[f"upsert_{size}"].append(n / secs)
-                    say(f"  upsert batches {size:<5} {n / secs:10.0f} rows/s  {secs:6.2f}s")
+                await reset(engine, "orders")
+                secs, _ = await upsert_rows(engine, rows, 5000, "insert")
+                res["upsert_5000"].append(n / secs)
+                say(f"  upsert, 5000 rows per transaction {n / secs:8.0f} rows/s  {secs:6.2f}s")
 
             await reset(engine, "orders_loop")
             loop_n = min(args.loop_rows, n)
@@ -302,7 +304,7 @@ async def run(args) -> dict:
                 await reset(engine, "orders")
                 prof = cProfile.Profile()
                 prof.enable()
-                await upsert_rows(engine, rows[:min(n, 20000)], PAGE, "insert")
+                await upsert_rows(engine, rows[:min(n, 20000)], batch, "insert")
                 prof.disable()
                 profile_lines = profile_summary(prof)
         finally:
@@ -314,12 +316,14 @@ async def run(args) -> dict:
         return statistics.median(x / y for x, y in zip(res[a], res[b]))
 
     ratios = {
-        "insert_vs_copy": ratio("upsert_200", "copy"),
-        "insert_vs_copy_pages": ratio("upsert_200", "copy_pages"),
-        "resync_vs_copy": ratio("resync_200", "copy"),
-        "insert1000_vs_copy": ratio("upsert_1000", "copy"),
+        "insert_vs_copy": ratio("upsert", "copy"),
+        "resync_vs_copy": ratio("resync", "copy"),
+        "insert_page_vs_copy": ratio("upsert_page", "copy"),
+        "insert_page_vs_copy_pages": ratio("upsert_page", "copy_pages"),
+        "resync_page_vs_copy": ratio("resync_page", "copy"),
         "insert5000_vs_copy": ratio("upsert_5000", "copy"),
-        "insert_vs_row_loop": med["upsert_200"] / loop_rps,
+        "insert_vs_row_loop": med["upsert"] / loop_rps,
+        "insert_page_vs_row_loop": med["upsert_page"] / loop_rps,
     }
     goals = {"insert_vs_copy>=0.70": ratios["insert_vs_copy"] >= 0.70,
              "resync_vs_copy>=0.85": ratios["resync_vs_copy"] >= 0.85,
@@ -336,7 +340,7 @@ async def run(args) -> dict:
     say(f"  psycopg adapts the arrays   {split['adapt_us']:7.1f}")
     say(f"  => preparing a row (runner side): {prep_s / n * 1e6:.1f} us = {n / prep_s:.0f} rows/s on one core")
     if profile_lines:
-        say("cProfile of 20k rows through upsert (pages of 200), by own time:")
+        say("cProfile of 20k rows through upsert (runner's batches), by own time:")
         for ln in profile_lines:
             say("  " + ln)
     say("")
