@@ -1,0 +1,46 @@
+"""Full garbage collections run when nobody is typing (and never more than GC_FORCE apart); the app
+restores the collector's settings when it exits."""
+
+from __future__ import annotations
+
+import gc
+import time
+from types import SimpleNamespace
+
+from console.app import BaysyncApp, make_app
+from tests.console.conftest import app_kwargs, wait_until
+
+
+def middle_collections(n: int) -> None:
+    for _ in range(n):
+        gc.collect(1)  # each one counts towards the next full collection
+
+
+def test_full_collection_waits_until_nobody_types(tmp_path):
+    app = BaysyncApp(SimpleNamespace(home=tmp_path), feed=False)
+    gc.collect()
+    assert not app.collect_when_idle()  # nothing due
+    middle_collections(app.GC_DUE)
+    app.last_input = time.monotonic()  # a key just now
+    assert not app.collect_when_idle()
+    assert gc.get_count()[2] >= app.GC_DUE  # still due
+    app.last_input = time.monotonic() - app.GC_IDLE_S
+    assert app.collect_when_idle()
+    assert gc.get_count()[2] == 0 and app.full_collections == 1
+    middle_collections(app.GC_FORCE)
+    app.last_input = time.monotonic()  # typing, but too long without one
+    assert app.collect_when_idle()
+
+
+async def test_console_defers_full_collections_and_restores_the_collector(console_settings):
+    before = gc.get_threshold()
+    app = make_app(console_settings, **app_kwargs())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.screen.loaded, what="dashboard")
+        assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] >= 1000
+        app.last_input = 0.0
+        middle_collections(app.GC_DUE)
+        await wait_until(pilot, lambda: app.full_collections >= 1, what="idle full collection")
+        await pilot.press("down")
+        assert time.monotonic() - app.last_input < 5  # key presses are seen
+    assert gc.get_threshold() == before
