@@ -102,6 +102,8 @@ class LoopProfile:
     def __init__(self) -> None:
         self.calls: list[tuple[float, float, str]] = []  # (start, duration, label) of callbacks >= SLOW
         self.parts: list[tuple[float, float, str]] = []  # (start, duration, label) of gc and composition
+        self.all: list[tuple[float, float]] = []  # (start, duration) of every callback
+        self.threads: list[tuple[float, float, str]] = []  # (start, duration, function) run by asyncio.to_thread
         self.on = False
         self._label: str | None = None
 
@@ -119,8 +121,10 @@ class LoopProfile:
             t0 = time.perf_counter()
             handle_run(handle)
             dt = time.perf_counter() - t0
-            if prof.on and dt >= prof.SLOW:
-                prof.calls.append((t0, dt, prof._label or prof._describe(handle._callback)))
+            if prof.on:
+                prof.all.append((t0, dt))
+                if dt >= prof.SLOW:
+                    prof.calls.append((t0, dt, prof._label or prof._describe(handle._callback)))
         asyncio.events.Handle._run = _run  # type: ignore[method-assign]
 
         dispatch = MessagePump._dispatch_message
@@ -180,6 +184,19 @@ class LoopProfile:
                     prof.parts.append((t0, time.perf_counter() - t0, "  write frame"))
         App._display = _display  # type: ignore[method-assign]
 
+        to_thread = asyncio.to_thread
+
+        async def timed_to_thread(fn, *a, **kw):
+            def run():
+                t0 = time.perf_counter()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    if prof.on:
+                        prof.threads.append((t0, time.perf_counter() - t0, getattr(fn, "__qualname__", str(fn))))
+            return await to_thread(run)
+        asyncio.to_thread = timed_to_thread
+
         gc_start: list[float] = []
 
         def on_gc(phase, info):
@@ -214,11 +231,45 @@ class LoopProfile:
             for label, v in sorted(by.items(), key=lambda kv: -sum(kv[1]))[:14]:
                 print(f"    {label[:58]:58s} {len(v):5d} {sum(v):8.0f} {statistics.median(v):6.1f} "
                       f"{pct(v, 95):6.1f} {max(v):6.1f}")
-        print("  slowest presses (what ran on the loop between the key and its frame, >= 2 ms):")
+        by: dict[str, list[float]] = {}
+        for _, dt, label in self.threads:
+            by.setdefault(label, []).append(dt * 1000)
+        print("  in threads (asyncio.to_thread; they hold the GIL part of the time):")
+        for label, v in sorted(by.items(), key=lambda kv: -sum(kv[1])):
+            print(f"    {label[:58]:58s} {len(v):5d} {sum(v):8.0f} {statistics.median(v):6.1f} "
+                  f"{pct(v, 95):6.1f} {max(v):6.1f}")
+        import collections
+        import gc
+
+        objs = gc.get_objects()  # what a full collection walks (frozen objects excluded)
+        kinds = collections.Counter(type(o).__name__ for o in objs)
+        print(f"  objects tracked by the GC (not frozen): {len(objs)}; frozen {gc.get_freeze_count()}; most: "
+              + ", ".join(f"{k} {n}" for k, n in kinds.most_common(12)))
+        refs = sorted(((len(gc.get_referents(o)), type(o).__name__) for o in objs), reverse=True)
+        by_kind: collections.Counter = collections.Counter()
+        for n, k in refs:
+            by_kind[k] += n
+        print(f"  references from them: {sum(n for n, _ in refs)}; by type: "
+              + ", ".join(f"{k} {n}" for k, n in by_kind.most_common(8)) + "; largest containers: "
+              + ", ".join(f"{k} {n}" for n, k in refs[:8]))
+        del objs, refs
+        t = time.perf_counter()
+        n = gc.collect()
+        t1 = time.perf_counter()
+        gc.collect()
+        print(f"  a full collection now: {(t1 - t) * 1000:.1f} ms ({n} unreachable found), "
+              f"again: {(time.perf_counter() - t1) * 1000:.1f} ms")
+        busy = sum(dt for _, dt in self.all)
+        print(f"  loop busy {busy / elapsed * 100:.0f}% of the time in {len(self.all) / elapsed:.0f} callbacks/s")
+        print("  slowest presses: loop busy (all callbacks) / threads running, then what ran >= 2 ms:")
         for screen, lat, t0, t1 in slow_presses:
             parts = ", ".join(f"{label.strip()} {dt * 1000:.0f}" for _, dt, label in sorted(self.between(t0, t1))
                               if dt >= self.SLOW)
-            print(f"    {screen:16s} {lat:6.1f} ms: {parts}")
+            inside = [(s, d) for s, d in self.all if s < t1 and s + d > t0]
+            busy = sum(min(s + d, t1) - max(s, t0) for s, d in inside)
+            thr = sum(min(s + d, t1) - max(s, t0) for s, d, _ in self.threads if s < t1 and s + d > t0)
+            print(f"    {screen:16s} {lat:6.1f} ms: busy {busy * 1000:.0f} in {len(inside)} / threads {thr * 1000:.0f}"
+                  f" | {parts}")
 
 
 async def measure(settings, url: str, seconds: float, presses: int, start_load, profile: bool = False) -> dict:
