@@ -268,7 +268,7 @@ class LoopProfile:
             inside = [(s, d) for s, d in self.all if s < t1 and s + d > t0]
             busy = sum(min(s + d, t1) - max(s, t0) for s, d in inside)
             thr = sum(min(s + d, t1) - max(s, t0) for s, d, _ in self.threads if s < t1 and s + d > t0)
-            print(f"    {screen:16s} {lat:6.1f} ms: busy {busy * 1000:.0f} in {len(inside)} / threads {thr * 1000:.0f}"
+            print(f"    {screen:26s} {lat:6.1f} ms: busy {busy * 1000:.0f} in {len(inside)} / threads {thr * 1000:.0f}"
                   f" | {parts}")
 
 
@@ -330,8 +330,8 @@ async def measure(settings, url: str, seconds: float, presses: int, start_load, 
                 while not frames or frames[-1] < handled:
                     await asyncio.sleep(0.0005)
                 lat.append((frames[-1] - ts) * 1000)
-                presses_at.append((f"{type(app.screen).__name__.replace('Screen', '').lower()} #{i} {k}", lat[-1],
-                                   ts, frames[-1]))
+                presses_at.append((f"{type(app.screen).__name__.replace('Screen', '').lower()} #{i} {k} "
+                                   f"(seen {(handled - ts) * 1000:.0f})", lat[-1], ts, frames[-1]))
                 await asyncio.sleep(gap)
             return lat
 
