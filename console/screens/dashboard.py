@@ -111,15 +111,15 @@ def build_row(r: dict[str, Any], now: datetime, rates: list[float]) -> Row:
         badges.window(r.get("window_from"), r.get("window_to")) if running else "",
         r.get("lease_owner") or "", badges.one_line(r.get("last_error"), 120),
     )
-    # Text, never markup (an error may contain "[...]"); shared by value except the ever-changing columns
-    cells = [_text(c) if i not in (3, 5) else Text(c) for i, c in enumerate(cells_plain)]
+    # Text, never markup (an error may contain "[...]"); shared by value (lag, rate and records repeat too)
+    cells = [_text(c) for c in cells_plain]
     sym, word, style = badges.STATES.get(state, ("?", state, ""))
     cells[2] = _text(f"{sym} {word}", style)
     if r.get("last_error"):
         cells[10] = _text(cells_plain[10], "red")
     if progress:
         cells[6] = _text(progress, "cyan")
-    cells[4] = Text(cells_plain[4], justify="right")
+    cells[4] = _text(cells_plain[4], "", "right")
     search = " ".join(str(x) for x in (r["account"], r["stream"], badges.STATES.get(state, ("", state))[1],
                                         r.get("last_error") or "", r.get("lease_owner") or "")).lower()
     return Row(row_key(r["account_id"], r["stream"]), r["account_id"], r["account"], r["stream"], state, r,
