@@ -200,8 +200,11 @@ def _probe_sql(table: sa.Table, key: Sequence[str], reactivate: str | None) -> s
                            "unnest(cast(:hashes as bytea[]))"])
         cond = " and ".join(f"t.{k} = n.{k}" for k in key)
         same = "t.payload_hash = n.h" + (f" and t.{reactivate} is null" if reactivate else "")
-        _CACHE[ck] = sa.text(f"select n.i, {same} from rows from ({funcs}) with ordinality as n({', '.join(key)}, h, i) "
-                             f"join {table.name} t on {cond}")
+        # One primary-key lookup per key whatever the table's statistics say (a freshly filled table may
+        # look empty to the planner, which would then hash-join a full scan): LIMIT keeps the LATERAL
+        # subquery from being flattened into a join the planner could reorder.
+        _CACHE[ck] = sa.text(f"select n.i, t.same from rows from ({funcs}) with ordinality as n({', '.join(key)}, h, i) "
+                             f"cross join lateral (select {same} as same from {table.name} t where {cond} limit 1) t")
     return _CACHE[ck]
 
 
