@@ -160,20 +160,21 @@ class RunContext:
                                          data or None))
 
     # -- mapping
+    def _map_one(self, rec: dict) -> tuple[dict, bytes]:
+        """(the record's row, its payload as stored: canonical JSON bytes without the excluded keys)."""
+        excl = self.stream.raw_exclude
+        return self.stream.map(rec), upserts.payload_bytes({k: v for k, v in rec.items() if k not in excl} if excl else rec)
+
     def map_records(self, records: Sequence[dict]) -> tuple[list[dict], list[tuple[dict, dict]], list[tuple]]:
         rows, pairs, bad = [], [], []
         for rec in records:
             try:
                 if not isinstance(rec, dict):
                     raise Invalid(f"record is a {type(rec).__name__}, not an object")
-                row = self.stream.map(rec)
-                payload = {k: v for k, v in rec.items() if k not in self.stream.raw_exclude} if self.stream.raw_exclude else rec
-                data = upserts.payload_bytes(payload)
+                row, data = self._map_one(rec)
                 if b"\\u0000" in data:  # PostgreSQL's text and jsonb cannot hold NUL: replace it, map again
                     rec = upserts.without_nul(rec)
-                    row = self.stream.map(rec)
-                    payload = {k: v for k, v in rec.items() if k not in self.stream.raw_exclude} if self.stream.raw_exclude else rec
-                    data = upserts.payload_bytes(payload)
+                    row, data = self._map_one(rec)
                 row["account_id"] = self.account_id
                 row["raw"] = data.decode()
                 row["payload_hash"] = upserts.payload_hash(data)

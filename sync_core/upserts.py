@@ -36,8 +36,8 @@ from typing import Any, Iterable, Sequence
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from psycopg.errors import UniqueViolation
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _PG = postgresql.dialect()
