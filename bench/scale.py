@@ -19,8 +19,8 @@ to eBay; report tasks complete at once) is served by a child process on 127.0.0.
   the whole machine was (/proc/stat, which includes other people's work on a shared host).
 
 Why 2 slots per process: scaling out adds throughput only while the host has idle CPU. A run costs about
-70 ms of CPU in all (worker ~45, PostgreSQL ~17, simulator ~10), so on a 2-CPU machine the three together
-saturate at roughly 25-30 runs/s whatever the number of processes. With 2 slots one process is bound by
+80 ms of CPU in all (worker ~48, PostgreSQL ~18, simulator ~12), so on a 2-CPU machine the three together
+saturate at roughly 25 runs/s whatever the number of processes. With 2 slots one process is bound by
 the 50 ms latency (about half the machine busy), so 1 -> 2 processes measures the coordination, not the
 size of this machine; ``--proc-concurrency 4`` shows the saturated case (docs/performance.md has both).
 """
