@@ -52,8 +52,12 @@ def test_demo_in_tmux_80x24(cli_env, db_url, tmp_path):
             assert time.monotonic() < deadline, capture()
             time.sleep(0.3)
         send("Escape")
-        # data visibly moving: records stored for all three demo sellers
-        assert q(db_url, "select count(distinct account_id) from orders")[0][0] == 3
+        # data visibly moving: records stored for all three demo sellers (a run writes its pages in batches
+        # held up to 2 s, so give the last seller's first batch a moment)
+        deadline = time.monotonic() + 30
+        while q(db_url, "select count(distinct account_id) from orders")[0][0] < 3:
+            assert time.monotonic() < deadline, capture()
+            time.sleep(0.3)
         # logs, live, then a search
         send("l")
         wait_screen("records")
