@@ -131,6 +131,8 @@ class RunContext:
     shutdown: bool = False  # the process is stopping: the pair should be picked up again at once
     expect_new: bool = False  # the last page was all new: try the next one as a COPY (upserts.upsert)
     _held: "_Held" = field(default_factory=lambda: _Held())  # pages mapped, not written yet (store_page)
+    _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # store_page vs the stale-page flusher
+    _write_error: BaseException | None = None  # a background write failed: the run must not go on past it
 
     @property
     def run_id(self) -> int:
@@ -200,21 +202,31 @@ class RunContext:
         the end of the run (:func:`execute` calls :meth:`flush`). Data and position stay in one transaction,
         so a crash loses held pages and their position together: the next run fetches them again."""
         mapped = self.map_records(records)
-        held = self._held
-        if (checkpoint is not None and cursor is None and present_keys is None and not clear_backfill
-                and self.settings.write_batch_rows > 1
-                and held.records + len(records) < self.settings.write_batch_rows
-                and (not held.pages or time.monotonic() - held.since < WRITE_HOLD_S)):
-            held.hold(mapped, len(records), checkpoint, windows_done, windows_total)
-            return self.stop_requested
-        return await self._write(mapped, len(records), 1, checkpoint, cursor=cursor, windows_done=windows_done,
-                                 windows_total=windows_total, clear_backfill=clear_backfill, present_keys=present_keys)
+        async with self._write_lock:
+            self._raise_write_error()
+            held = self._held
+            if (checkpoint is not None and cursor is None and present_keys is None and not clear_backfill
+                    and self.settings.write_batch_rows > 1
+                    and held.records + len(records) < self.settings.write_batch_rows
+                    and (not held.pages or time.monotonic() - held.since < WRITE_HOLD_S)):
+                held.hold(mapped, len(records), checkpoint, windows_done, windows_total)
+                return self.stop_requested
+            return await self._write(mapped, len(records), 1, checkpoint, cursor=cursor, windows_done=windows_done,
+                                     windows_total=windows_total, clear_backfill=clear_backfill,
+                                     present_keys=present_keys)
 
-    async def flush(self) -> bool:
-        """Write the held pages, if any (end of a run, STOP, an API error after some pages)."""
-        if not self._held.pages:
-            return self.stop_requested
-        return await self._write(([], [], []), 0, 0, None)
+    async def flush(self, *, older_than: float = 0.0) -> bool:
+        """Write the held pages, if any (end of a run, STOP, an API error after some pages; with
+        ``older_than``, only if the first was held that many seconds ago: the stale-page flusher)."""
+        async with self._write_lock:
+            self._raise_write_error()
+            if not self._held.pages or time.monotonic() - self._held.since < older_than:
+                return self.stop_requested
+            return await self._write(([], [], []), 0, 0, None)
+
+    def _raise_write_error(self) -> None:
+        if self._write_error is not None:
+            raise self._write_error
 
     async def _write(self, mapped: tuple[list, list, list], n_records: int, n_pages: int, checkpoint: dict | None, *,
                      cursor: datetime | None = None, windows_done: int | None = None, windows_total: int | None = None,
@@ -232,6 +244,7 @@ class RunContext:
             pairs = list({tuple(row[k] for k in self.stream.key): (row, ch) for row, ch in pairs}.values())
         counts = Counts(pages=n_pages, api_calls=self.totals.api_calls, retries=self.totals.retries)
         self.totals.api_calls = self.totals.retries = 0
+        n_events = len(self.pending_events)  # events of calls made while this writes go with the next write
 
         async def unit() -> tuple[bool, upserts.UpsertResult]:
             async with self.engine.begin() as conn:
@@ -258,7 +271,7 @@ class RunContext:
                 await co.save_checkpoint(conn, self.run_id, checkpoint, cursor=cursor, windows_done=windows_done,
                                          windows_total=windows_total, records=res.inserted, counts=c,
                                          clear_backfill=clear_backfill, backfill_started=self.claim.backfill_since)
-                evs = list(self.pending_events)
+                evs = self.pending_events[:n_events]
                 pages = f" ({n_pages} pages)" if n_pages > 1 else ""
                 evs.append(Event("page", f"{n_records} records{pages}: +{res.inserted} ~{res.updated} ={res.unchanged}"
                                  + (f" quarantined {q}" if q else ""), "info", self.run_id, self.account_id,
@@ -269,7 +282,7 @@ class RunContext:
                 return stop, res
 
         stop, res = await db.run_retrying(self.settings, "store page", unit)
-        self.pending_events.clear()
+        del self.pending_events[:n_events]
         # a write that was all new (a backfill) makes the next one try COPY without probing first
         self.expect_new = res.inserted > 0 and not res.updated and not res.unchanged
         self.totals.pages += n_pages
@@ -373,13 +386,18 @@ async def execute(ctx: RunContext) -> str:
     stream = ctx.stream
     status, error = "succeeded", None
     hb = asyncio.create_task(_heartbeat(ctx))
+    flusher = asyncio.create_task(_flush_stale(ctx))
     try:
-        if stream.mode == "windowed":
-            await _run_windowed(ctx)
-        elif stream.mode == "full":
-            await _run_full(ctx)
-        else:
-            await stream.run_custom(ctx)
+        try:
+            if stream.mode == "windowed":
+                await _run_windowed(ctx)
+            elif stream.mode == "full":
+                await _run_full(ctx)
+            else:
+                await stream.run_custom(ctx)
+        finally:
+            async with ctx._write_lock:  # not in the middle of a write: cancelling it loses nothing
+                flusher.cancel()
         if ctx.lease_lost:
             raise co.LeaseLost("lease lost")
         await ctx.flush()
@@ -396,6 +414,7 @@ async def execute(ctx: RunContext) -> str:
         await _flush_held(ctx)
     except asyncio.CancelledError:
         hb.cancel()
+        flusher.cancel()
         raise
     except Exception as e:  # a bug or an unexpected payload: record it, do not crash the pool
         log.exception("run %s failed", ctx.run_id)
@@ -429,7 +448,7 @@ async def execute(ctx: RunContext) -> str:
 async def _flush_held(ctx: RunContext) -> None:
     """Keep what was fetched before a run ends early (STOP, an API error): write the held pages, if any."""
     pages = ctx._held.pages
-    if ctx.lease_lost or not pages:
+    if ctx.lease_lost or not pages or ctx._write_error is not None:
         return
     try:
         await ctx.flush()
@@ -440,6 +459,25 @@ async def _flush_held(ctx: RunContext) -> None:
     except Exception as e:
         log.warning("run %s: %d held page(s) not written (%s: %s); the next run fetches them again",
                     ctx.run_id, pages, type(e).__name__, e)
+
+
+async def _flush_stale(ctx: RunContext) -> None:
+    """Write held pages once the first is WRITE_HOLD_S old even if no page follows (a slow API, a long
+    rate-limit wait): progress is committed every few seconds whatever the API does. A failed write is
+    handed to the run (its next store_page raises it): the run must not store later pages past a gap."""
+    while True:
+        await asyncio.sleep(WRITE_HOLD_S / 4)
+        try:
+            await ctx.flush(older_than=WRITE_HOLD_S)
+        except asyncio.CancelledError:
+            raise
+        except co.LeaseLost as e:
+            ctx.lease_lost = True
+            ctx._write_error = e
+            return
+        except Exception as e:
+            ctx._write_error = e
+            return
 
 
 async def _heartbeat(ctx: RunContext) -> None:

@@ -339,3 +339,37 @@ async def test_held_pages_are_written_when_the_api_fails(tmp_path, db_url):
         assert {r[0] for r in await e.rows("select order_id from orders")} == truth and len(truth) == 400
     finally:
         await e.engine.dispose()
+
+
+async def test_held_pages_are_written_after_the_hold_time_while_the_api_is_slow(tmp_path, db_url):
+    """A held page does not wait for the next page: when the API is slow (here every call takes 3 s), the
+    run's flusher writes it with its checkpoint once it is WRITE_HOLD_S old, while the next call is still
+    in flight."""
+    from sync_core.runner import WRITE_HOLD_S
+
+    sim = make_sim(seller("erin", orders=150, days=25), now=NOW)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50")
+    try:
+        await e.add_account("erin")
+        clients = Clients(e.settings, e.engine, transport=e.transport)
+        ctx = await _pair_ctx(e, "erin", "orders")
+        ctx.client = await clients.client(ctx.account_id, "erin", ctx.on_http_event)
+        e.sim.set_faults(latency_ms=3000.0, only_paths=("/sell/fulfillment",))
+        run = asyncio.create_task(execute(ctx))
+        # the two empty 30-day windows are written at once (each page ends its window); then the third
+        # window's first page (50 orders) is held while the second page takes 3 s to come
+        deadline = asyncio.get_running_loop().time() + 30
+        while await e.scalar("select count(*) from orders") < 50:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+        stored_while_running = not run.done()
+        held_pages_written = await e.scalar("select count(*) from run_events where kind = 'page' "
+                                            "and (data->>'records')::int = 50")
+        cp = await e.scalar("select checkpoint from sync_state where stream = 'orders'")
+        assert await run == "succeeded"
+        await clients.aclose()
+        assert stored_while_running and held_pages_written == 1 and "offset=50" in cp["next"]
+        assert WRITE_HOLD_S < 3
+        assert await e.scalar("select count(*) from orders") == 150
+    finally:
+        await e.engine.dispose()
