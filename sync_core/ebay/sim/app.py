@@ -223,12 +223,7 @@ class Api:
         stats = sim.counters
         stats.call(seller, self.op)
         dec = sim.faults.decide(scope["path"])
-        if dec.latency_s > 0:
-            stats.fault("latency")
-            await asyncio.sleep(dec.latency_s)
-        if dec.action == "reset":
-            stats.fault("reset")
-            await abort(scope, send)
+        await delay_or_reset(stats, dec, scope, send)
         resp: Response
         if dec.action == "429":
             stats.fault("429")
@@ -294,6 +289,16 @@ async def abort(scope, send) -> None:
     url = f"{scope.get('scheme', 'http')}://{host}{scope.get('path', '/')}"
     raise SimConnectionReset("Server disconnected without sending a complete response (simulated reset).",
                              request=httpx.Request(scope.get("method", "GET"), url))
+
+
+async def delay_or_reset(stats: Any, dec: Any, scope, send) -> None:
+    """Apply a fault decision's latency, then its connection reset (raises) if it drew one."""
+    if dec.latency_s > 0:
+        stats.fault("latency")
+        await asyncio.sleep(dec.latency_s)
+    if dec.action == "reset":
+        stats.fault("reset")
+        await abort(scope, send)
 
 
 def malformed(sim: "Simulator", req: Request, stream: str, rid: Any, rec: dict) -> dict:
@@ -703,12 +708,7 @@ def make_token(sim: "Simulator") -> RawEndpoint:
         f = sim.faults.faults
         if f.token_faults:
             dec = sim.faults.decide(scope["path"])
-            if dec.latency_s > 0:
-                stats.fault("latency")
-                await asyncio.sleep(dec.latency_s)
-            if dec.action == "reset":
-                stats.fault("reset")
-                await abort(scope, send)
+            await delay_or_reset(stats, dec, scope, send)
             if dec.action in ("429", "5xx"):
                 stats.fault(dec.action)
                 hdrs = {"Retry-After": str(f.retry_after_s)} if dec.action == "429" else None
