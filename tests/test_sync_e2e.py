@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from sync_core import coordination as co
 from sync_core.ebay.sim import SellerSpec
@@ -371,5 +372,31 @@ async def test_held_pages_are_written_after_the_hold_time_while_the_api_is_slow(
         assert stored_while_running and held_pages_written == 1 and "offset=50" in cp["next"]
         assert WRITE_HOLD_S < 3
         assert await e.scalar("select count(*) from orders") == 150
+    finally:
+        await e.engine.dispose()
+
+
+async def test_held_pages_are_not_written_once_the_lease_is_gone(tmp_path, db_url):
+    """Write batching keeps the fence: a page held when the run's lease passes to another owner (as after
+    a rescue) is never written, by the flusher or later; the run ends as lost."""
+    sim = make_sim(seller("fred", orders=150, days=25), now=NOW)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50")
+    try:
+        await e.add_account("fred")
+        clients = Clients(e.settings, e.engine, transport=e.transport)
+        ctx = await _pair_ctx(e, "fred", "orders")
+        ctx.client = await clients.client(ctx.account_id, "fred", ctx.on_http_event)
+        e.sim.set_faults(latency_ms=1500.0, only_paths=("/sell/fulfillment",))
+        run = asyncio.create_task(execute(ctx))
+        deadline = asyncio.get_running_loop().time() + 30
+        while not ctx._held.pages:  # the third window's first page is held (the two before were empty)
+            assert asyncio.get_running_loop().time() < deadline and not run.done()
+            await asyncio.sleep(0.02)
+        async with e.engine.begin() as conn:
+            await conn.execute(sa.text("update sync_state set lease_owner = 'someone-else' where run_id = :r"),
+                               dict(r=ctx.run_id))
+        assert await asyncio.wait_for(run, 60) == "lost"
+        await clients.aclose()
+        assert await e.scalar("select count(*) from orders") == 0
     finally:
         await e.engine.dispose()
