@@ -400,3 +400,36 @@ async def test_held_pages_are_not_written_once_the_lease_is_gone(tmp_path, db_ur
         assert await e.scalar("select count(*) from orders") == 0
     finally:
         await e.engine.dispose()
+
+
+async def test_a_failed_background_write_fails_the_run_without_a_gap(tmp_path, db_url):
+    """The flusher's write fails (here a real constraint violation from PostgreSQL): its error is handed to
+    the run, which fails with it (the flusher does not swallow it and let later pages be stored past the lost
+    ones); no position after the lost pages is saved, and the next run stores everything."""
+    sim = make_sim(seller("gina", orders=150, days=25), now=NOW)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50")
+    try:
+        await e.add_account("gina")
+        clients = Clients(e.settings, e.engine, transport=e.transport)
+        async with e.engine.begin() as conn:
+            await conn.execute(sa.text("alter table orders add constraint no_rows_yet check (false) not valid"))
+        e.sim.set_faults(latency_ms=1500.0, only_paths=("/sell/fulfillment",))
+        ctx = await _pair_ctx(e, "gina", "orders")
+        ctx.client = await clients.client(ctx.account_id, "gina", ctx.on_http_event)
+        assert await execute(ctx) == "failed"
+        assert isinstance(ctx._write_error, Exception) and "no_rows_yet" in str(ctx._write_error)
+        assert await e.scalar("select count(*) from orders") == 0
+        cp = await e.scalar("select checkpoint from sync_state where stream = 'orders'")
+        assert "offset=" not in str(cp)  # nothing of the third window was recorded as done
+        assert "no_rows_yet" in await e.scalar("select error from sync_runs where id = :r", r=ctx.run_id)
+
+        async with e.engine.begin() as conn:
+            await conn.execute(sa.text("alter table orders drop constraint no_rows_yet"))
+        e.sim.set_faults(latency_ms=0.0)
+        ctx2 = await _pair_ctx(e, "gina", "orders")
+        ctx2.client = await clients.client(ctx2.account_id, "gina", ctx2.on_http_event)
+        assert await execute(ctx2) == "succeeded"
+        await clients.aclose()
+        assert await e.scalar("select count(*) from orders") == 150
+    finally:
+        await e.engine.dispose()
