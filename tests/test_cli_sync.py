@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.support.env import q
 from tests.support.simproc import baysync_env, mint, sim_process
 
 NOW = (datetime.now(timezone.utc) - timedelta(minutes=2)).replace(microsecond=0)
@@ -22,15 +23,6 @@ SELLERS = [dict(name="alice", orders=600, transactions=800, payouts=10, disputes
 def bs(env, *args, input=None, timeout=120):
     return subprocess.run([sys.executable, "-m", "console.cli", *args], env=env, capture_output=True, text=True,
                           input=input, timeout=timeout)
-
-
-def q(url, sql):
-    eng = sa.create_engine(url)
-    try:
-        with eng.connect() as c:
-            return c.execute(sa.text(sql)).all()
-    finally:
-        eng.dispose()
 
 
 @pytest.fixture(scope="module")

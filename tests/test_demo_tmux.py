@@ -10,22 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from sync_core.crypto import Vault
-from tests.support.env import test_settings
+from tests.support.env import q, test_settings
 from tests.support.tmux import Tmux
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
-
-
-def q(url: str, sql: str):
-    eng = sa.create_engine(url)
-    try:
-        with eng.connect() as c:
-            return c.execute(sa.text(sql)).all()
-    finally:
-        eng.dispose()
 
 
 def test_demo_in_tmux_80x24(cli_env, db_url, tmp_path):

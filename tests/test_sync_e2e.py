@@ -24,16 +24,24 @@ def seller(name="alice", orders=400, **kw):
     return SellerSpec(name, orders=orders, **base)
 
 
-async def run_pair(env, account, stream, clients=None, kind="incremental", stop_after_pages=None):
-    own = clients is None
-    clients = clients or Clients(env.settings, env.engine, transport=env.transport)
+async def _pair_ctx(env, account, stream, clients=None, kind="incremental"):
+    """A claimed run of (account, stream), with its eBay client when ``clients`` is given."""
     aid = await env.scalar("select id from accounts where name = :n", n=account)
     owner = co.new_owner("test")
     async with env.engine.begin() as conn:
         claim = await co.claim_pair(conn, owner, aid, stream, 60, kind=kind)
     assert claim is not None
     ctx = RunContext(env.settings, env.engine, None, STREAMS[stream], claim, owner)
-    ctx.client = await clients.client(aid, account, ctx.on_http_event)
+    if clients is not None:
+        ctx.client = await clients.client(aid, account, ctx.on_http_event)
+    return ctx
+
+
+async def run_pair(env, account, stream, clients=None, kind="incremental", stop_after_pages=None):
+    own = clients is None
+    clients = clients or Clients(env.settings, env.engine, transport=env.transport)
+    ctx = await _pair_ctx(env, account, stream, clients, kind)
+    aid = ctx.account_id
     if stop_after_pages:
         orig = ctx.store_page
 
@@ -250,11 +258,7 @@ async def test_nul_characters_are_replaced_and_the_page_is_stored(env):
     """PostgreSQL text and jsonb cannot hold NUL: a record carrying one (in a mapped column, in the payload,
     in a child row) is stored with U+FFFD instead, and the page's other records are stored too."""
     await env.add_account("alice")
-    aid = await env.scalar("select id from accounts where name = 'alice'")
-    owner = co.new_owner("test")
-    async with env.engine.begin() as conn:
-        claim = await co.claim_pair(conn, owner, aid, "orders", 60, kind="incremental")
-    ctx = RunContext(env.settings, env.engine, None, STREAMS["orders"], claim, owner)
+    ctx = await _pair_ctx(env, "alice", "orders")
 
     def rec(i, name):
         return {"orderId": f"NUL-{i}", "creationDate": "2026-09-30T00:00:00.000Z",
@@ -270,14 +274,6 @@ async def test_nul_characters_are_replaced_and_the_page_is_stored(env):
     assert await env.scalar("select sku from order_line_items where order_id = 'NUL-2'") == "S\ufffd1"
 
 
-async def _pair_ctx(env, account, stream):
-    aid = await env.scalar("select id from accounts where name = :n", n=account)
-    owner = co.new_owner("test")
-    async with env.engine.begin() as conn:
-        claim = await co.claim_pair(conn, owner, aid, stream, 60, kind="incremental")
-    return RunContext(env.settings, env.engine, None, STREAMS[stream], claim, owner)
-
-
 @pytest.mark.parametrize("batch_rows", ["1000", "1"])
 async def test_consecutive_pages_are_written_together(tmp_path, db_url, batch_rows):
     """write_batch_rows: pages of 50 are written in one transaction per window (the page that ends a window
@@ -287,8 +283,7 @@ async def test_consecutive_pages_are_written_together(tmp_path, db_url, batch_ro
     try:
         await e.add_account("carol")
         clients = Clients(e.settings, e.engine, transport=e.transport)
-        ctx = await _pair_ctx(e, "carol", "orders")
-        ctx.client = await clients.client(ctx.account_id, "carol", ctx.on_http_event)
+        ctx = await _pair_ctx(e, "carol", "orders", clients)
         assert await execute(ctx) == "succeeded"
         await clients.aclose()
         truth = {o["orderId"] for o in e.sim.truth("carol", "orders")}
@@ -312,8 +307,7 @@ async def test_held_pages_are_written_when_the_api_fails(tmp_path, db_url):
     try:
         await e.add_account("dave")
         clients = Clients(e.settings, e.engine, transport=e.transport)
-        ctx = await _pair_ctx(e, "dave", "orders")
-        ctx.client = await clients.client(ctx.account_id, "dave", ctx.on_http_event)
+        ctx = await _pair_ctx(e, "dave", "orders", clients)
         orig = ctx.store_page
 
         async def store_page(*a, **k):
@@ -331,8 +325,7 @@ async def test_held_pages_are_written_when_the_api_fails(tmp_path, db_url):
         assert cp["next"] and "offset=150" in cp["next"]
 
         e.sim.set_faults(rate_5xx=0.0)
-        ctx2 = await _pair_ctx(e, "dave", "orders")
-        ctx2.client = await clients.client(ctx2.account_id, "dave", ctx2.on_http_event)
+        ctx2 = await _pair_ctx(e, "dave", "orders", clients)
         assert await execute(ctx2) == "succeeded"
         await clients.aclose()
         assert ctx2.totals.inserted == 250 and ctx2.totals.updated == 0
@@ -353,8 +346,7 @@ async def test_held_pages_are_written_after_the_hold_time_while_the_api_is_slow(
     try:
         await e.add_account("erin")
         clients = Clients(e.settings, e.engine, transport=e.transport)
-        ctx = await _pair_ctx(e, "erin", "orders")
-        ctx.client = await clients.client(ctx.account_id, "erin", ctx.on_http_event)
+        ctx = await _pair_ctx(e, "erin", "orders", clients)
         e.sim.set_faults(latency_ms=3000.0, only_paths=("/sell/fulfillment",))
         run = asyncio.create_task(execute(ctx))
         # the two empty 30-day windows are written at once (each page ends its window); then the third
@@ -384,8 +376,7 @@ async def test_held_pages_are_not_written_once_the_lease_is_gone(tmp_path, db_ur
     try:
         await e.add_account("fred")
         clients = Clients(e.settings, e.engine, transport=e.transport)
-        ctx = await _pair_ctx(e, "fred", "orders")
-        ctx.client = await clients.client(ctx.account_id, "fred", ctx.on_http_event)
+        ctx = await _pair_ctx(e, "fred", "orders", clients)
         e.sim.set_faults(latency_ms=1500.0, only_paths=("/sell/fulfillment",))
         run = asyncio.create_task(execute(ctx))
         deadline = asyncio.get_running_loop().time() + 30
@@ -414,8 +405,7 @@ async def test_a_failed_background_write_fails_the_run_without_a_gap(tmp_path, d
         async with e.engine.begin() as conn:
             await conn.execute(sa.text("alter table orders add constraint no_rows_yet check (false) not valid"))
         e.sim.set_faults(latency_ms=1500.0, only_paths=("/sell/fulfillment",))
-        ctx = await _pair_ctx(e, "gina", "orders")
-        ctx.client = await clients.client(ctx.account_id, "gina", ctx.on_http_event)
+        ctx = await _pair_ctx(e, "gina", "orders", clients)
         assert await execute(ctx) == "failed"
         assert isinstance(ctx._write_error, Exception) and "no_rows_yet" in str(ctx._write_error)
         assert await e.scalar("select count(*) from orders") == 0
@@ -426,8 +416,7 @@ async def test_a_failed_background_write_fails_the_run_without_a_gap(tmp_path, d
         async with e.engine.begin() as conn:
             await conn.execute(sa.text("alter table orders drop constraint no_rows_yet"))
         e.sim.set_faults(latency_ms=0.0)
-        ctx2 = await _pair_ctx(e, "gina", "orders")
-        ctx2.client = await clients.client(ctx2.account_id, "gina", ctx2.on_http_event)
+        ctx2 = await _pair_ctx(e, "gina", "orders", clients)
         assert await execute(ctx2) == "succeeded"
         await clients.aclose()
         assert await e.scalar("select count(*) from orders") == 150

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from sync_core.config import load_settings
 
 
@@ -15,3 +17,13 @@ def test_settings(home: Path, url: str | None = None, **env: str):
 
 
 test_settings.__test__ = False  # not a test
+
+
+def q(url: str, sql: str) -> list:
+    """Rows of one query on a short-lived synchronous engine (tests that drive baysync from outside)."""
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.execute(sa.text(sql)).all()
+    finally:
+        eng.dispose()
