@@ -159,19 +159,25 @@ async def test_reauth_needed_for_one_account_others_keep_syncing(env):
 async def test_all_streams_sync_and_no_token_reaches_any_sink(env, caplog):
     caplog.set_level(logging.DEBUG)
     await env.add_account("alice")
-    env.sim.set_faults(access_token_ttl_s=1)  # force 401 -> refresh during the run
+    # Force 401 -> refresh again and again during the runs: every access token the simulator issues
+    # expires after 15 calls.  Counted in calls, not seconds, so a token is never rejected before its
+    # first use (8 workers share one token: each has at most one call in flight when it is renewed).
+    env.sim.set_faults(access_token_uses=15)
     pool = WorkerPool(env.settings, env.engine, concurrency=8, transport=env.transport)
     await pool.start()
     try:
-        for _ in range(100):
+        for _ in range(300):
             await asyncio.sleep(0.2)
-            env.sim.advance(2)  # access tokens expire server-side
+            env.sim.advance(2)  # report tasks complete in simulator time (tokens expire by calls here)
             if await env.scalar("select count(*) from sync_state where status in ('queued', 'running')") == 0:
                 break
     finally:
         await pool.stop()
     states = dict(await env.rows("select stream, status from sync_state"))
     assert set(states.values()) == {"idle"}, states
+    # the tokens did expire mid-run and were refreshed, more than once
+    stats = env.sim.stats
+    assert stats["faults"].get("401", 0) >= 2 and stats["tokens"].get("refresh_token", 0) >= 3, stats
     # quotas were refreshed from getRateLimits (the simulator answers with its own numbers)
     assert any(v["source"] != "default" for v in pool.clients.budget.snapshot().values())
     # every secret the simulator ever issued, and the client secret

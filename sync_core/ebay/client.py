@@ -20,8 +20,10 @@ Every request attempt:
 Retries (tenacity): 429 (Retry-After honoured, capped by ``api_retry_max_s``), 500/502/503/504, timeouts
 and connection errors; exponential backoff from ``api_retry_initial_s`` with jitter, capped by
 ``api_retry_max_s``; at most ``api_retry_attempts`` attempts.  POST is retried only when the request
-surely did not reach eBay (connect errors) or on 429.  Other 4xx raise at once.  401 -> one forced
-token refresh and one more try; a second 401 (or invalid_grant on the refresh) raises ReauthNeeded.
+surely did not reach eBay (connect errors) or on 429.  Other 4xx raise at once.  401 -> a forced token
+refresh and one more try (at most MAX_REFRESHES_PER_CALL times); a 401 after that, although the refresh
+worked, raises EbayAuthError (the run fails and is retried later); only invalid_grant on the refresh raises
+ReauthNeeded (re-consent).
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ FEED_TASKS_MAX_LIMIT = 500
 
 CONVERSATION_TYPES = ("FROM_EBAY", "FROM_MEMBERS")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# 401s answered by a forced token refresh within one call.  Two, not one: the token a caller gets after
+# "refreshing" may be one another caller refreshed a while ago (the refresh is shared), and that one can
+# expire in turn.  A 401 after that fails the call with EbayAuthError (never ReauthNeeded).
+MAX_REFRESHES_PER_CALL = 2
 
 P_ORDERS = "/sell/fulfillment/v1/order"
 P_DISPUTES = "/sell/fulfillment/v1/payment_dispute_summary"
@@ -243,7 +249,7 @@ class EbayClient:
                        binary: bool = False) -> _Result:
         """Send with retries + the 401 refresh dance.  Statuses in ``empty`` are returned, not raised."""
         counter: list[Any] = [0, None]  # attempts so far, last token sent
-        refreshed = False
+        refreshes = 0
         while True:
             try:
                 async for attempt in AsyncRetrying(
@@ -262,12 +268,16 @@ class EbayClient:
             except EbayAuthError as e:
                 if e.status != 401 or e.api == "oauth":  # token endpoint errors (invalid_client) are final
                     raise
-                if refreshed:
-                    raise ReauthNeeded(401, e.error_id, e.category,
-                                       "eBay rejected a freshly refreshed access token (401); the seller must consent again",
-                                       domain=e.domain, errors=e.errors, method=e.method, path=e.path, api=api,
-                                       account=self.account) from None
-                refreshed = True
+                if refreshes >= MAX_REFRESHES_PER_CALL:
+                    # The refresh itself worked (the refresh token is good), so this is not a reason to
+                    # park the account: the token may simply have expired again before it was used, or
+                    # eBay's token service may lag.  Only invalid_grant on the refresh means re-consent.
+                    raise EbayAuthError(401, e.error_id, e.category,
+                                        "eBay rejected a freshly refreshed access token (401); this run fails "
+                                        "and the stream is tried again at its next interval",
+                                        domain=e.domain, errors=e.errors, method=e.method, path=e.path, api=api,
+                                        account=self.account) from None
+                refreshes += 1
                 try:
                     await self._force_refresh(counter[1])
                 except ReauthNeeded as re:
@@ -290,10 +300,10 @@ class EbayClient:
                        ok: Sequence[int], empty: Sequence[int], binary: bool, counter: list[int]) -> _Result:
         counter[0] += 1
         attempt = counter[0]
+        if self._budget is not None:  # before the token: a long wait here must not send a stale token
+            await self._budget.acquire(self.account, api, on_event=self._on_event)
         token = await self._tokens.access_token()
         counter[1] = token
-        if self._budget is not None:
-            await self._budget.acquire(self.account, api, on_event=self._on_event)
         headers = {
             "Authorization": f"Bearer {token}",
             "X-EBAY-C-MARKETPLACE-ID": self.settings.ebay_marketplace_id,

@@ -7,9 +7,9 @@ eBay answers errors with ``{"errors": [{"errorId", "domain", "subdomain", "categ
 =====================  ===========================================  =========
 class                  when                                         retried
 =====================  ===========================================  =========
-EbayAuthError          401                                          once, after a forced token refresh
-ReauthNeeded           refresh said invalid_grant, or 401 after     no: the seller must consent again
-                       one refresh
+EbayAuthError          401                                          once, after a forced token refresh;
+                                                                    a 401 after that fails the run only
+ReauthNeeded           the refresh said invalid_grant               no: the seller must consent again
 EbayRateLimited        429 (``retry_after`` from Retry-After)       yes
 EbayServerError        5xx (``retryable`` for 500/502/503/504)      yes if retryable
 EbayRequestError       other 4xx                                    no
@@ -89,7 +89,7 @@ class EbayAuthError(EbayError):
 
 
 class ReauthNeeded(EbayAuthError):
-    """The refresh token no longer works (invalid_grant), or eBay still says 401 after one refresh.
+    """The refresh token no longer works (invalid_grant on the token endpoint).
 
     Nothing retries this: the seller must run the consent flow again (``baysync accounts connect``).
     """

@@ -345,6 +345,7 @@ class RefreshingTokenSource:
         self._account = account
         self._margin = margin_s
         self._lock = asyncio.Lock()
+        self._persist_lock = asyncio.Lock()
         self._current: TokenSet | None = None
         if access_token and access_expires_at:
             self._current = TokenSet(access_token, access_expires_at, refresh_token, None, self._scopes)
@@ -360,8 +361,9 @@ class RefreshingTokenSource:
     async def access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> str:
         seen = self._current.access_token if self._current else None
         cur = self._current
-        if not force_refresh and cur is not None and cur.access_valid(self._margin):
-            return cur.access_token
+        if cur is not None and cur.access_valid(self._margin) and (
+                not force_refresh or (rejected is not None and cur.access_token != rejected)):
+            return cur.access_token  # valid, or the rejected token was already replaced: no need to queue
         async with self._lock:
             cur = self._current
             if cur is not None and cur.access_token != seen and cur.access_valid(self._margin):
@@ -381,8 +383,14 @@ class RefreshingTokenSource:
             if ts.refresh_token and ts.refresh_token != self._refresh_token:
                 self._refresh_token = ts.refresh_token
             self._current = ts
+            # persisting (a database write) happens after the waiters are let go, one at a time and in
+            # the order of the refreshes: a caller whose token was just rejected must not wait for it
+            await self._persist_lock.acquire()
+        try:
             if self._on_refresh is not None:
                 res = self._on_refresh(ts)
                 if inspect.isawaitable(res):
                     await res
-            return ts.access_token
+        finally:
+            self._persist_lock.release()
+        return ts.access_token

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from conftest import ACCESS1, ACCESS2, API, APIZ, CLIENT_SECRET, REFRESH, TOKEN_URL, assert_no_secrets, token_response
-from sync_core.ebay.client import EbayClient
+from sync_core.ebay.client import MAX_REFRESHES_PER_CALL, EbayClient
 from sync_core.ebay.errors import (
+    EbayAuthError,
     EbayRateLimited,
     EbayRequestError,
     EbayServerError,
@@ -136,14 +137,22 @@ async def test_401_refresh_once_then_success(client, mock, token_route, events):
     assert_no_secrets(events)
 
 
-async def test_401_twice_reauth_needed(client, mock, token_route):
+async def test_401_after_a_successful_refresh_fails_the_call_not_the_account(client, mock, token_route):
+    """A 401 right after a refresh that worked is not a revoked consent (the refresh token is good: the
+    new token may have expired before use); the call fails with EbayAuthError, never ReauthNeeded."""
     route = mock.get(ORDERS).mock(return_value=err(401, error_id=1001, message="Invalid access token"))
-    with pytest.raises(ReauthNeeded) as ei:
+    with pytest.raises(EbayAuthError) as ei:
         await collect(client.get_orders(T0, T1))
-    assert route.call_count == 2 and token_route.call_count == 2
+    assert not isinstance(ei.value, ReauthNeeded)
+    assert route.call_count == 1 + MAX_REFRESHES_PER_CALL and token_route.call_count == 1 + MAX_REFRESHES_PER_CALL
     assert ei.value.account == "seller1" and ei.value.status == 401
+    assert "tried again" in str(ei.value)
     for s in (ACCESS1, ACCESS2, REFRESH):
         assert s not in str(ei.value)
+    # the next call starts afresh: a 401 refreshes once more, and the retry goes through
+    route.mock(side_effect=[err(401), OK])
+    pages = await collect(client.get_orders(T0, T1))
+    assert len(pages[0].records) == 1 and token_route.call_count == 2 + MAX_REFRESHES_PER_CALL
 
 
 async def test_invalid_grant_on_refresh_reauth_needed(settings, http, mock, events):
@@ -178,6 +187,31 @@ async def test_concurrent_callers_refresh_once(settings, http, mock):
     got = await asyncio.gather(*(ts.access_token(force_refresh=True, rejected=ACCESS1) for _ in range(10)))
     assert set(got) == {ACCESS2} and tok.call_count == 2
     assert await ts.access_token(force_refresh=True) == ACCESS2 and tok.call_count == 3
+
+
+async def test_a_rejected_caller_does_not_wait_for_the_new_token_to_be_persisted(settings, http, mock):
+    """on_refresh (a database write) runs after the waiters are released: a caller whose token eBay
+    just rejected gets the new one at once, not after the write."""
+    mock.post(TOKEN_URL).mock(side_effect=[token_response(ACCESS1), token_response(ACCESS2)])
+    release, persisted = asyncio.Event(), []
+
+    async def slow_persist(ts):
+        await release.wait()
+        persisted.append(ts.access_token)
+
+    ts = RefreshingTokenSource(http, settings, REFRESH, [], on_refresh=slow_persist)
+    first = asyncio.create_task(ts.access_token())
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await first == ACCESS1
+    release.clear()
+    refresher = asyncio.create_task(ts.access_token(force_refresh=True, rejected=ACCESS1))
+    await asyncio.sleep(0.05)  # the refresh is done, its persist is waiting
+    assert not refresher.done()
+    got = await asyncio.wait_for(ts.access_token(force_refresh=True, rejected=ACCESS1), 1)
+    assert got == ACCESS2 and persisted == [ACCESS1]
+    release.set()
+    assert await refresher == ACCESS2 and persisted == [ACCESS1, ACCESS2]
 
 
 async def test_concurrent_401s_refresh_once(client, mock, token_route):
@@ -278,8 +312,6 @@ async def test_429_marks_budget_exhausted_until_retry_after(settings, http, mock
 
 
 async def test_invalid_client_on_forced_refresh_is_not_reauth(settings, http, mock):
-    from sync_core.ebay.errors import EbayAuthError
-
     mock.post(TOKEN_URL).mock(side_effect=[token_response(ACCESS1), httpx.Response(
         401, json={"error": "invalid_client", "error_description": "client authentication failed"})])
     mock.get(ORDERS).mock(return_value=err(401))

@@ -759,7 +759,8 @@ async def _token(sim: "Simulator", req: Request) -> Response:
             return oauth_error(400, "invalid_grant",
                                "the provided authorization grant code is invalid or was issued to another client")
         refresh = sim.auth.new_refresh(g.seller, g.scopes, now)
-        access = sim.auth.new_access(g.seller, g.scopes, sim.access_ttl_s(), now)
+        access = sim.auth.new_access(g.seller, g.scopes, sim.access_ttl_s(), now,
+                                     sim.faults.faults.access_token_uses)
         stats.token("authorization_code")
         return json_response({"access_token": access, "expires_in": ACCESS_TTL_S, "refresh_token": refresh,
                               "refresh_token_expires_in": REFRESH_TTL_S, "token_type": "User Access Token"})
@@ -781,7 +782,8 @@ async def _token(sim: "Simulator", req: Request) -> Response:
                 return oauth_error(400, "invalid_scope", "the requested scope is invalid, unknown, malformed, "
                                    "or exceeds the scope granted by the resource owner")
             scopes = want
-        access = sim.auth.new_access(g.seller, scopes, sim.access_ttl_s(), now)
+        access = sim.auth.new_access(g.seller, scopes, sim.access_ttl_s(), now,
+                                     sim.faults.faults.access_token_uses)
         stats.token("refresh_token")
         return json_response({"access_token": access, "expires_in": ACCESS_TTL_S, "token_type": "User Access Token"})
     if gt == "client_credentials":

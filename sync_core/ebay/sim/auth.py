@@ -49,6 +49,7 @@ class AccessToken:
     seller: str | None  # None = application token (client_credentials)
     scopes: frozenset[str]
     expires_ms: int
+    uses_left: int | None = None  # None = unlimited; see Faults.access_token_uses
 
 
 @dataclass
@@ -98,22 +99,28 @@ class AuthStore:
                 del self.access[t]
         return n
 
-    def new_access(self, seller: str | None, scopes: frozenset[str], ttl_s: float, now: int) -> str:
+    def new_access(self, seller: str | None, scopes: frozenset[str], ttl_s: float, now: int,
+                   uses: int | None = None) -> str:
         tok = "v^1.1#i^1#p^3#f^0#I^3#r^0#t^" + secrets.token_urlsafe(96)
         with self.lock:
             if len(self.access) > 50_000:  # drop expired ones now and then
                 for t in [t for t, a in self.access.items() if a.expires_ms < now]:
                     del self.access[t]
-            self.access[tok] = AccessToken(seller, scopes, now + int(ttl_s * 1000))
+            self.access[tok] = AccessToken(seller, scopes, now + int(ttl_s * 1000), uses)
         return tok
 
     def lookup_access(self, tok: str | None, now: int) -> AccessToken | None:
         if not tok:
             return None
-        a = self.access.get(tok)
-        if a is None or a.expires_ms <= now:
-            return None
-        return a
+        with self.lock:
+            a = self.access.get(tok)
+            if a is None or a.expires_ms <= now:
+                return None
+            if a.uses_left is not None:
+                if a.uses_left <= 0:
+                    return None
+                a.uses_left -= 1
+            return a
 
 
 def parse_scopes(text: str | None) -> frozenset[str] | None:

@@ -48,6 +48,10 @@ class Faults:
       (the client sees ``httpx.RemoteProtocolError``, a ``TransportError``).
     * ``access_token_ttl_s``: server-side lifetime of new access tokens (the token response still says
       ``expires_in: 7200`` like eBay; a shorter TTL forces unexpected 401s).  None = 7200.
+    * ``access_token_uses``: a new access token is accepted for this many API calls, then answered
+      401 like an expired one.  The same fault as a short TTL (eBay's tokens expire by time, whenever a
+      call happens to come), but it does not depend on how fast the client runs: a token is never
+      rejected before its first use, so tests stay deterministic.  None = unlimited.
     * ``revoke_refresh_tokens``: True (all sellers) or a list of seller names whose refresh tokens are
       treated as revoked while the knob is set (refresh -> ``invalid_grant``).
     * ``malformed_rate``: fraction of served records that are corrupted (missing primary key, amount as a
@@ -69,6 +73,7 @@ class Faults:
     codes_5xx: tuple[int, ...] = ALL_5XX
     rate_reset: float = 0.0
     access_token_ttl_s: float | None = None
+    access_token_uses: int | None = None
     revoke_refresh_tokens: bool | list[str] = False
     malformed_rate: float = 0.0
     report_delay_s: float = 2.0
@@ -97,6 +102,10 @@ class Faults:
                 v = int(v)
             elif k == "access_token_ttl_s" and v is not None:
                 v = float(v)
+            elif k == "access_token_uses" and v is not None:
+                v = int(v)
+                if v < 1:
+                    raise ValueError(f"access_token_uses must be at least 1: {v}")
             elif k == "revoke_refresh_tokens" and not isinstance(v, bool):
                 v = [str(s) for s in v]
             elif k == "token_faults":
