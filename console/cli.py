@@ -681,7 +681,7 @@ def run_workers(workers: Optional[int] = typer.Option(None, "--workers", "-w", h
 
         gate = await _gated_engine("worker")
         await gate.dispose()
-        engine = worker_engine(s, workers)
+        engine = worker_engine(s)
         pool = WorkerPool(s, engine, kind="headless", concurrency=workers)
         stop_ev = asyncio.Event()
         loop = asyncio.get_running_loop()

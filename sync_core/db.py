@@ -161,6 +161,8 @@ def is_retryable(exc: BaseException) -> bool:
 
     if is_fatal(exc):
         return False
+    if isinstance(exc, sa.exc.TimeoutError):  # every pooled connection stayed busy: wait another round
+        return True
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
     orig = _root(exc)
