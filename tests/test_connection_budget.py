@@ -3,15 +3,19 @@ plus one LISTEN connection, however many slots it runs; slots beyond that wait f
 their runs still succeed."""
 
 import asyncio
+import logging
 import threading
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 from sqlalchemy.engine import make_url
 
+from sync_core import coordination as co
 from sync_core.db import psycopg_conninfo
 from sync_core.ebay.sim import SellerSpec
-from sync_core.worker import LISTEN_APP, WorkerPool, worker_engine
+from sync_core.runner import RunContext, execute
+from sync_core.streams import STREAMS
+from sync_core.worker import LISTEN_APP, Clients, WorkerPool, worker_engine
 from tests.support.env import test_settings
 from tests.support.simenv import make_env, make_sim
 
@@ -90,3 +94,39 @@ def test_worker_engine_is_the_configured_budget_whatever_the_slots(tmp_path, db_
     eng = worker_engine(s)
     assert eng.pool.size() == 3 and eng.pool._max_overflow == 0
     assert make_url(str(eng.url)).database == make_url(db_url).database
+
+
+async def test_a_run_that_waits_longer_than_the_pool_timeout_still_succeeds(tmp_path, db_url, caplog):
+    """Waiting for a pooled connection is normal under the budget: a run whose writes find the only
+    connection busy for longer than db_pool_timeout_s retries the wait and succeeds."""
+    caplog.set_level(logging.WARNING, logger="baysync.db")
+    sim = make_sim(SellerSpec("alice", orders=40, days=20, future_days=0), now=NOW)
+    env = make_env(tmp_path, db_url, sim, BAYSYNC_DB_POOL_SIZE="1", BAYSYNC_DB_MAX_OVERFLOW="0",
+                   BAYSYNC_DB_POOL_TIMEOUT_S="1")
+    aid = await env.add_account("alice")
+    engine = worker_engine(env.settings)
+    clients = Clients(env.settings, engine, transport=env.transport)
+    owner = co.new_owner("test")
+    async with env.engine.begin() as conn:
+        claim = await co.claim_pair(conn, owner, aid, "orders", 60)
+    ctx = RunContext(env.settings, engine, None, STREAMS["orders"], claim, owner)
+    ctx.client = await clients.client(aid, "alice", ctx.on_http_event)
+    busy = await engine.connect()  # the whole budget, taken
+    run = asyncio.create_task(execute(ctx))
+    try:
+        for _ in range(600):  # until the run has waited a full pool timeout at least once
+            if "QueuePool limit" in caplog.text or run.done():
+                break
+            await asyncio.sleep(0.05)
+        assert "QueuePool limit" in caplog.text, caplog.text
+    finally:
+        await busy.close()
+    try:
+        assert await asyncio.wait_for(run, 60) == "succeeded", await env.scalar(
+            "select error from sync_runs where id = :r", r=claim.run_id)
+        truth = {o["orderId"] for o in sim.truth("alice", "orders")}
+        assert {r[0] for r in await env.rows("select order_id from orders")} == truth
+    finally:
+        await clients.aclose()
+        await engine.dispose()
+        await env.engine.dispose()
