@@ -294,7 +294,7 @@ async def _gated_engine(role: str = "cli"):
     if s.embedded:
         import asyncio
 
-        await asyncio.to_thread(m.migrate, s, lambda msg: None, url=url)
+        await asyncio.to_thread(m.migrate, s, lambda msg: None)
     engine = db.make_async_engine(s, role, url)
     try:
         await db.run_retrying(s, "schema check", lambda: m.check_schema_async(engine))
