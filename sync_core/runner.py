@@ -304,8 +304,10 @@ class RunContext:
                                       self.stream.absent_col)
 
     async def query_column(self, sql: str, **params: Any) -> list[Any]:
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(sa.text(sql), dict(params, a=self.account_id))).scalars())
+        async def read() -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(sa.text(sql), dict(params, a=self.account_id))).scalars())
+        return await db.run_retrying(self.settings, "read", read)
 
 
 async def _set_window(ctx: RunContext, start: datetime | None, end: datetime | None, total: int) -> None:
