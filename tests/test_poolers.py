@@ -7,7 +7,7 @@ from sqlalchemy.engine import make_url
 
 from sync_core import doctor, migrate
 from tests.support.env import q, test_settings
-from tests.support.proxy import FaultProxy, TransactionPoolerProxy
+from tests.support.proxy import FaultProxy, SharedPoolerProxy, TransactionPoolerProxy
 from tests.test_cli import run
 
 
@@ -37,6 +37,17 @@ def test_a_session_keeping_proxy_is_not_taken_for_a_transaction_pooler(tmp_path,
         assert proxy.connections == 2
     with TransactionPoolerProxy.for_url(db_url) as proxy:
         assert doctor.session_problem(s, _via(proxy, db_url)) == "successive statements ran on different server backends"
+
+
+def test_a_pooler_shared_by_connections_is_found_even_when_one_client_keeps_its_backend(tmp_path, db_url):
+    """A real transaction-mode pgbouncer with little load hands a lone client the same backend every
+    time; what gives it away is a second connection landing on the first one's backend."""
+    s = test_settings(tmp_path, db_url)
+    with SharedPoolerProxy.for_url(db_url) as proxy:
+        url = _via(proxy, db_url)
+        assert q(url, "select 1")[0][0] == 1  # an ordinary client works through it
+        assert doctor.session_problem(s, url) == "two open connections shared one server backend"
+        assert proxy._opened <= proxy.servers
 
 
 def test_doctor_checks_migrate_database_url_too(tmp_path, db_url):

@@ -176,3 +176,98 @@ class TransactionPoolerProxy(FaultProxy):
                     w.close()
                 except Exception:
                     pass
+
+
+class SharedPoolerProxy(FaultProxy):
+    """pgbouncer pool_mode=transaction with one pool shared by every client: the proxy answers each
+    client's startup itself (as the first client's user and database; the server must trust it) and
+    lends a server backend to a client for one transaction at a time, the most recently released
+    first, like pgbouncer. A lone client keeps meeting the same backend; two clients share it."""
+
+    def __init__(self, target_host: str, target_port: int = 5432, servers: int = 2):
+        super().__init__(target_host, target_port)
+        self.servers = servers
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._opened = 0
+        self._cond = asyncio.Condition()
+        self._startup: bytes | None = None
+        self._hello: list[bytes] = []  # a server's ParameterStatus messages, replayed to each client
+
+    async def _lend(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with self._cond:
+            while not self._idle and self._opened >= self.servers:
+                await self._cond.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._opened += 1
+        try:
+            r, w = await self._open_upstream()
+            self._writers.add(w)
+            w.write(self._startup)
+            params = []
+            while True:
+                kind, msg = await _read_msg(r)
+                if kind == b"E" or (kind == b"R" and msg[5:9] != b"\0\0\0\0"):
+                    raise ConnectionError("server refused the startup (the proxy needs trust auth)")
+                if kind == b"S":
+                    params.append(msg)
+                if kind == b"Z":
+                    self._hello = self._hello or params
+                    return r, w
+        except BaseException:
+            async with self._cond:
+                self._opened -= 1
+                self._cond.notify()
+            raise
+
+    async def _release(self, server, broken: bool = False) -> None:
+        async with self._cond:
+            if broken:
+                self._opened -= 1
+                server[1].close()
+            else:
+                self._idle.append(server)
+            self._cond.notify()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        server = None
+        try:
+            startup = await _read_startup(reader, writer)
+            if startup is None:
+                return
+            self._startup = self._startup or startup
+            if not self._hello:
+                await self._release(await self._lend())
+            writer.write(b"R\0\0\0\x08\0\0\0\0" + b"".join(self._hello)
+                         + b"K\0\0\0\x0c" + self.connections.to_bytes(4, "big") + b"\0\0\0\0" + b"Z\0\0\0\x05I")
+            await writer.drain()
+            while True:
+                kind, msg = await _read_msg(reader)
+                if kind == b"X":
+                    return
+                if server is None:
+                    server = await self._lend()
+                server[1].write(msg)
+                await server[1].drain()
+                if kind in (b"Q", b"S"):  # a sync point: the answer runs up to ReadyForQuery
+                    while True:
+                        rkind, rmsg = await _read_msg(server[0])
+                        writer.write(rmsg)
+                        if rkind == b"Z":
+                            break
+                    await writer.drain()
+                    if rmsg[5:6] == b"I":  # transaction over: the backend goes back to the pool
+                        await self._release(server)
+                        server = None
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            if server is not None:  # mid-transaction: pgbouncer would close that server too
+                await self._release(server, broken=True)
+            self._writers.discard(writer)
+            try:
+                writer.close()
+            except Exception:
+                pass
