@@ -76,17 +76,13 @@ async def test_16_slots_keep_to_pool_size_3_plus_listener_and_every_run_succeeds
         sampler.stop.set()
         sampler.join(10)
         await env.engine.dispose()
-    statuses = dict(await _rows(env, "select status, count(*) from sync_runs group by 1"))
+    statuses = dict(await env.rows("select status, count(*) from sync_runs group by 1"))
     assert statuses == {"succeeded": expected}, statuses
     assert pool.stats.runs == {"succeeded": expected}, pool.stats.runs
     # the sampler did watch this pool: its pooled connections and its listener were seen
     assert sampler.samples > 20 and {"baysync/worker", LISTEN_APP} <= sampler.seen, (sampler.samples, sampler.seen)
     assert sampler.peak <= 3 + 1, sampler.at_peak
     assert sampler.at_peak.get(LISTEN_APP, 0) <= 1, sampler.at_peak
-
-
-async def _rows(env, sql):
-    return [tuple(r) for r in await env.rows(sql)]
 
 
 def test_worker_engine_is_the_configured_budget_whatever_the_slots(tmp_path, db_url):
