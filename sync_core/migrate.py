@@ -197,7 +197,7 @@ def migrate(settings: Settings, say: Callable[[str], None] = print, *, url: str 
     except Exception as e:
         if db.is_fatal(e):
             raise db.DatabaseFatal(db.fatal_message(e, url, key)) from None
-        if db.is_retryable(e):
+        if db.is_retryable(e) and not isinstance(e, TimeoutError):  # (not the migration lock's wait)
             raise db.DatabaseUnavailable(f"database {redact_url(url)} unreachable: {db.describe(e)} "
                                          f"(check {key} / BAYSYNC_{key.upper()})") from None
         raise
