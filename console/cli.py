@@ -294,7 +294,7 @@ async def _gated_engine(role: str = "cli"):
     if s.embedded:
         import asyncio
 
-        await asyncio.to_thread(m.migrate, s, lambda msg: None, url=url)
+        await asyncio.to_thread(m.migrate, s, lambda msg: None)
     engine = db.make_async_engine(s, role, url)
     try:
         await db.run_retrying(s, "schema check", lambda: m.check_schema_async(engine))
@@ -681,7 +681,7 @@ def run_workers(workers: Optional[int] = typer.Option(None, "--workers", "-w", h
 
         gate = await _gated_engine("worker")
         await gate.dispose()
-        engine = worker_engine(s, workers)
+        engine = worker_engine(s)
         pool = WorkerPool(s, engine, kind="headless", concurrency=workers)
         stop_ev = asyncio.Event()
         loop = asyncio.get_running_loop()

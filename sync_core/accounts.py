@@ -14,7 +14,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import coordination
+from . import coordination, db
 from .config import STREAM_NAMES, Settings
 from .crypto import Vault
 from .ebay import oauth
@@ -149,20 +149,24 @@ async def consent_finish(engine: AsyncEngine, settings: Settings, name: str, pas
 async def token_source(engine: AsyncEngine, settings: Settings, aid: int, account: str, http: httpx.AsyncClient,
                        vault: Vault, on_event=None) -> oauth.RefreshingTokenSource:
     """A RefreshingTokenSource for a stored account; new access tokens are persisted (encrypted)."""
-    async with engine.connect() as conn:
-        row = (await conn.execute(sa.text("""
-            select refresh_token_ct, access_token_ct, access_expires_at from credentials where account_id = :a"""),
-            dict(a=aid))).first()
+    async def load():
+        async with engine.connect() as conn:
+            return (await conn.execute(sa.text("""
+                select refresh_token_ct, access_token_ct, access_expires_at from credentials where account_id = :a"""),
+                dict(a=aid))).first()
+    row = await db.run_retrying(settings, "load tokens", load)  # retried: a wait for a pooled connection is normal
     if row is None or row.refresh_token_ct is None:
         raise AccountError(f"account {account!r} has no tokens: baysync accounts connect {account}")
     refresh = vault.decrypt(row.refresh_token_ct)
     access = vault.decrypt(row.access_token_ct) if row.access_token_ct else None
 
     async def persist(ts: oauth.TokenSet) -> None:
-        async with engine.begin() as conn:
-            await store_tokens(conn, aid, vault, access_token=ts.access_token, access_expires_at=ts.access_expires_at,
-                               refresh_token=ts.refresh_token if ts.refresh_token != refresh else None,
-                               refresh_expires_at=ts.refresh_expires_at)
+        async def unit() -> None:
+            async with engine.begin() as conn:
+                await store_tokens(conn, aid, vault, access_token=ts.access_token, access_expires_at=ts.access_expires_at,
+                                   refresh_token=ts.refresh_token if ts.refresh_token != refresh else None,
+                                   refresh_expires_at=ts.refresh_expires_at)
+        await db.run_retrying(settings, "save tokens", unit)
 
     return oauth.RefreshingTokenSource(http, settings, refresh, None, persist, access_token=access,
                                        access_expires_at=row.access_expires_at if access else None,

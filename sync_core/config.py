@@ -153,14 +153,17 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("database_url", _parse_url("postgresql", "postgresql+psycopg", "postgres", allow_empty=True), "",
         "PostgreSQL URL; empty = baysync's own embedded server under $BAYSYNC_HOME/pg", secret=True),
+    Key("migrate_database_url", _parse_url("postgresql", "postgresql+psycopg", "postgres", allow_empty=True), "",
+        "direct PostgreSQL URL for migrations when database_url goes through a pooler; empty = database_url",
+        secret=True),
     Key("db_connect_timeout_s", _parse_int(1, 300), 10, "seconds to wait for a connection"),
     Key("db_keepalives_idle_s", _parse_int(1, 7200), 30, "TCP keepalive idle seconds"),
     Key("db_keepalives_interval_s", _parse_int(1, 600), 10, "TCP keepalive probe interval"),
     Key("db_keepalives_count", _parse_int(1, 100), 3, "TCP keepalive probes before the connection is dropped"),
-    Key("db_pool_size", _parse_int(1, 200), 5, "connections kept per engine"),
-    Key("db_max_overflow", _parse_int(0, 200), 5, "extra connections an engine may open under load"),
+    Key("db_pool_size", _parse_int(1, 200), 5, "connections kept per engine (per worker process: see Connection budget)"),
+    Key("db_max_overflow", _parse_int(0, 200), 5, "extra connections an engine may open under load (never raised by `--workers`)"),
     Key("db_pool_recycle_s", _parse_int(30, 86400), 1800, "recycle pooled connections older than this"),
-    Key("db_pool_timeout_s", _parse_int(1, 600), 30, "seconds to wait for a pooled connection"),
+    Key("db_pool_timeout_s", _parse_int(1, 600), 30, "seconds one attempt waits for a pooled connection (run writes wait again)"),
     Key("db_statement_timeout_s", _parse_int(0, 86400), 120, "statement timeout for workers and the console (0 = none)"),
     Key("db_lock_timeout_s", _parse_int(0, 3600), 10, "lock timeout for every role"),
     Key("db_retry_attempts", _parse_int(1, 20), 3, "attempts for connecting and idempotent database work"),
@@ -377,6 +380,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_file: bool = 
                     raise ConfigError(label, "environment" if src.startswith(ENV_PREFIX) else src, str(e), raw) from None
         streams[sname] = StreamSettings(**kw)
 
+    if parsed["migrate_database_url"] and not parsed["database_url"]:
+        raise ConfigError("migrate_database_url", sources["migrate_database_url"],
+                          "needs database_url (it is a direct route to that same database)", show_value=False)
     if parsed["heartbeat_s"] * 2 > parsed["lease_ttl_s"]:
         raise ConfigError("heartbeat_s", sources["heartbeat_s"],
                           f"must be at most half of lease_ttl_s ({parsed['lease_ttl_s']})", parsed["heartbeat_s"])

@@ -52,6 +52,14 @@ def database_url(settings: Settings, *, start_embedded: bool = True) -> str:
         raise DatabaseFatal(f"embedded PostgreSQL: {e}") from None
 
 
+def migrate_url(settings: Settings) -> str:
+    """The URL migrations use: ``migrate_database_url`` (a direct connection, for when database_url goes
+    through a pooler) or else the database_url."""
+    if settings.migrate_database_url:
+        return normalize_url(settings.migrate_database_url)
+    return database_url(settings)
+
+
 def normalize_url(url: str) -> str:
     u = make_url(url)
     if u.drivername in ("postgresql", "postgres"):
@@ -161,6 +169,8 @@ def is_retryable(exc: BaseException) -> bool:
 
     if is_fatal(exc):
         return False
+    if isinstance(exc, sa.exc.TimeoutError):  # every pooled connection stayed busy: wait another round
+        return True
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
     orig = _root(exc)
@@ -184,8 +194,8 @@ def describe(exc: BaseException) -> str:
     return text[:300] or type(orig).__name__
 
 
-def fatal_message(exc: BaseException, url: str) -> str:
-    return f"cannot use database {redact_url(url)}: {describe(exc)} (check database_url / BAYSYNC_DATABASE_URL)"
+def fatal_message(exc: BaseException, url: str, key: str = "database_url") -> str:
+    return f"cannot use database {redact_url(url)}: {describe(exc)} (check {key} / BAYSYNC_{key.upper()})"
 
 
 def _before_sleep(what: str) -> Callable[[RetryCallState], None]:

@@ -101,7 +101,7 @@ class DemoRuntime:
         self.run_settings = s
         from .worker import worker_engine
 
-        engine = worker_engine(s, self.workers)
+        engine = worker_engine(s)
         try:
             async with engine.begin() as conn:
                 for name, _ in DEMO_SELLERS:

@@ -1,4 +1,5 @@
-"""Extra `baysync doctor` checks: eBay reachability, credentials and the encryption key.
+"""Extra `baysync doctor` checks: session-keeping connections (no transaction-mode pooler), eBay
+reachability, credentials and the encryption key.
 
 Each check takes (settings, database url) and returns (ok, name, detail-with-the-fix)."""
 
@@ -69,4 +70,44 @@ def check_key(settings: Any, url: str) -> tuple[bool, str, str]:
     return True, "key", "token-encryption key usable"
 
 
-CHECKS = (check_key, check_tokens, check_ebay)
+def session_problem(settings: Any, url: str) -> str | None:
+    """What a transaction-mode pooler (pgbouncer ``pool_mode=transaction``) gives away: None when the
+    connection keeps one server session, else the symptom seen. Probes, outside any transaction:
+    successive statements of one connection run on one backend; a session setting survives to the next
+    statement; a second open connection never shares the first one's backend."""
+    import psycopg
+
+    info = dict(db.psycopg_conninfo(url), connect_timeout=settings.db_connect_timeout_s,
+                application_name="baysync/doctor")
+    with psycopg.connect(**info, autocommit=True, prepare_threshold=None) as a, \
+            psycopg.connect(**info, autocommit=True, prepare_threshold=None) as b:
+        pids = {a.execute("select pg_backend_pid()").fetchone()[0] for _ in range(3)}
+        a.execute("set baysync.doctor_probe = 'kept'")
+        kept = a.execute("select current_setting('baysync.doctor_probe', true)").fetchone()[0]
+        other = b.execute("select pg_backend_pid()").fetchone()[0]
+    if len(pids) > 1:
+        return "successive statements ran on different server backends"
+    if kept != "kept":
+        return "a session setting was lost between two statements"
+    if other in pids:
+        return "two open connections shared one server backend"
+    return None
+
+
+def check_pooler(settings: Any, url: str) -> tuple[bool, str, str]:
+    urls = [("database_url", url)]
+    if settings.migrate_database_url:
+        urls.append(("migrate_database_url", db.migrate_url(settings)))
+    for key, u in urls:
+        try:
+            problem = session_problem(settings, u)
+        except Exception as e:
+            return False, "pooler", f"{key}: cannot connect ({db.describe(e)})"
+        if problem:
+            return False, "pooler", (f"{key} goes through a transaction-mode pooler ({problem}): LISTEN, session "
+                                     "advisory locks and prepared statements break there; use a session-mode "
+                                     "pooler or a direct URL")
+    return True, "pooler", "sessions kept (direct connection or session-mode pooler)"
+
+
+CHECKS = (check_pooler, check_key, check_tokens, check_ebay)

@@ -27,7 +27,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from . import db
-from .config import Settings
+from .config import Settings, redact_url
 
 MIGRATE_LOCK_KEY = 0x62617973796E63  # "baysync"
 LOCK_POLL_S = 0.25
@@ -188,19 +188,24 @@ def _migrate_once(settings: Settings, url: str, say: Callable[[str], None], lock
 
 def migrate(settings: Settings, say: Callable[[str], None] = print, *, url: str | None = None,
             lock_timeout_s: float = 600.0, target: str | None = None) -> MigrateResult:
-    """Upgrade to head (or ``target``), retrying only on connection loss."""
-    url = url or db.database_url(settings)
+    """Upgrade to head (or ``target``), retrying only on connection loss. Migrations use
+    ``migrate_database_url`` when it is set (a direct connection: they hold a session advisory lock)."""
+    key = "migrate_database_url" if url is None and settings.migrate_database_url else "database_url"
+    url = url or db.migrate_url(settings)
     try:
         return db.run_retrying_sync(settings, "migrate", lambda: _migrate_once(settings, url, say, lock_timeout_s, target))
     except Exception as e:
         if db.is_fatal(e):
-            raise db.DatabaseFatal(db.fatal_message(e, url)) from None
+            raise db.DatabaseFatal(db.fatal_message(e, url, key)) from None
+        if db.is_retryable(e) and not isinstance(e, TimeoutError):  # (not the migration lock's wait)
+            raise db.DatabaseUnavailable(f"database {redact_url(url)} unreachable: {db.describe(e)} "
+                                         f"(check {key} / BAYSYNC_{key.upper()})") from None
         raise
 
 
 def downgrade(settings: Settings, target: str, url: str | None = None, say: Callable[[str], None] = print) -> None:
-    """Downgrade (developers and tests); same lock as migrate."""
-    url = url or db.database_url(settings)
+    """Downgrade (developers and tests); same lock and URL as migrate."""
+    url = url or db.migrate_url(settings)
     engine = db.make_engine(settings, "migrate", url)
     try:
         with engine.connect() as conn:

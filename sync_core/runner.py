@@ -304,8 +304,17 @@ class RunContext:
                                       self.stream.absent_col)
 
     async def query_column(self, sql: str, **params: Any) -> list[Any]:
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(sa.text(sql), dict(params, a=self.account_id))).scalars())
+        async def read() -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(sa.text(sql), dict(params, a=self.account_id))).scalars())
+        return await db.run_retrying(self.settings, "read", read)
+
+
+async def _set_window(ctx: RunContext, start: datetime | None, end: datetime | None, total: int) -> None:
+    async def unit() -> None:
+        async with ctx.engine.begin() as conn:
+            await co.set_run_window(conn, ctx.run_id, start, end, total)
+    await db.run_retrying(ctx.settings, "record run plan", unit)
 
 
 async def _run_windowed(ctx: RunContext) -> None:
@@ -327,9 +336,7 @@ async def _run_windowed(ctx: RunContext) -> None:
         ctx.plan_start = start
         ctx.event("plan", f"{len(windows)} window(s) from {start.isoformat(timespec='seconds')} "
                   f"to {end.isoformat(timespec='seconds')}", windows=len(windows), run_kind=claim.kind)
-    async with ctx.engine.begin() as conn:
-        await co.set_run_window(conn, ctx.run_id, windows[0].start if windows else None,
-                                windows[-1].end if windows else None, len(windows))
+    await _set_window(ctx, windows[0].start if windows else None, windows[-1].end if windows else None, len(windows))
     wjson = [w.as_json() for w in windows]
     size = ctx.page_size()
     while idx < len(windows):
@@ -365,8 +372,7 @@ async def _run_full(ctx: RunContext) -> None:
     cp = ctx.claim.checkpoint or {}
     next_url = cp.get("next")
     seen: list[str] = list(cp.get("seen", [])) if next_url else []
-    async with ctx.engine.begin() as conn:
-        await co.set_run_window(conn, ctx.run_id, None, None, 1)
+    await _set_window(ctx, None, None, 1)
     async for page in s.fetch_all(ctx.client, next_url, ctx.page_size()):
         last = page.next_url is None
         rows, _, _ = ctx.map_records(page.records)

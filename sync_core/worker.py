@@ -28,6 +28,7 @@ log = logging.getLogger("baysync.worker")
 
 POLL_S = 2.0
 RESCUE_EVERY_S = 10.0
+LISTEN_APP = "baysync/worker-listen"  # application_name of the one connection outside the pool
 
 
 @dataclass
@@ -211,7 +212,7 @@ class WorkerPool:
             self._wake.set()
 
     async def _listen(self) -> None:
-        conninfo = db.psycopg_conninfo(self.url)
+        conninfo = dict(db.psycopg_conninfo(self.url), application_name=LISTEN_APP)
         async for _ in events.listen(conninfo, (co.CONTROL_CHANNEL,), timeout=POLL_S):
             if self._stopping.is_set():
                 return
@@ -241,11 +242,14 @@ class WorkerPool:
             await asyncio.sleep(RESCUE_EVERY_S)
 
 
-def worker_engine(settings: Settings, workers: int | None = None, url: str | None = None):
-    """An engine sized for a pool: runs take a connection only while they write, but claims, heartbeats
-    and pages should not queue behind each other, so the overflow grows with the number of slots."""
-    n = workers or settings.workers
-    return db.make_async_engine(settings, "worker", url, max_overflow=max(settings.db_max_overflow, n))
+def worker_engine(settings: Settings, url: str | None = None):
+    """The engine of a worker process. Its pool is the process's whole connection budget: at most
+    ``db_pool_size + db_max_overflow`` connections, whatever the number of slots. Runs hold a
+    connection only while they write (claims, heartbeats, housekeeping, token saves and /metrics use
+    the same pool); a run that finds every connection busy waits for one (``db_pool_timeout_s`` per
+    attempt, and page writes retry). The LISTEN connection (:meth:`WorkerPool._listen`) is the one
+    connection outside the pool."""
+    return db.make_async_engine(settings, "worker", url)
 
 
 def console_pool_factory(settings: Settings):

@@ -124,3 +124,22 @@ def test_readme_documents_every_key():
     assert not missing, f"README lacks config keys: {missing}"
     for s in STREAM_NAMES:
         assert s in readme
+
+
+def test_migrate_database_url_is_a_secret_and_needs_database_url(tmp_path):
+    s = load_settings(env(tmp_path, BAYSYNC_DATABASE_URL="postgresql://u@pooler:6432/db",
+                          BAYSYNC_MIGRATE_DATABASE_URL="postgres://u:pw@direct:5432/db"))
+    assert s.migrate_database_url == "postgres://u:pw@direct:5432/db"
+    with pytest.raises(ConfigError) as ei:
+        load_settings(env(tmp_path, BAYSYNC_DATABASE_URL="postgresql://u@h/db",
+                          BAYSYNC_MIGRATE_DATABASE_URL="mysql://u:hunter2@h/db"))
+    assert "BAYSYNC_MIGRATE_DATABASE_URL" in str(ei.value) and "hunter2" not in str(ei.value)
+    with pytest.raises(ConfigError) as ei:
+        load_settings(env(tmp_path, BAYSYNC_MIGRATE_DATABASE_URL="postgresql://u:hunter2@h/db"))
+    assert "needs database_url" in str(ei.value) and "hunter2" not in str(ei.value)
+    f = tmp_path / "baysync.toml"
+    f.write_text('migrate_database_url = "postgresql://u:hunter2@h/db"\n')
+    f.chmod(0o644)
+    with pytest.raises(ConfigError) as ei:
+        load_settings(env(tmp_path, BAYSYNC_DATABASE_URL="postgresql://u@h/db"))
+    assert "migrate_database_url" in str(ei.value) and "0600" in str(ei.value) and "hunter2" not in str(ei.value)

@@ -12,12 +12,6 @@ from tests.support.env import test_settings
 from tests.support.proxy import FaultProxy
 
 
-def _proxy_for(url: str) -> FaultProxy:
-    u = make_url(url)
-    host = u.query.get("host") or u.host
-    return FaultProxy(host if isinstance(host, str) else host[0], int(u.query.get("port") or u.port or 5432))
-
-
 def test_engine_options(tmp_path, db_url):
     s = test_settings(tmp_path, db_url)
     eng = db.make_engine(s, "worker")
@@ -35,7 +29,7 @@ def test_engine_options(tmp_path, db_url):
 
 async def test_writes_survive_dropped_connections(tmp_path, db_url):
     s = test_settings(tmp_path, db_url)
-    with _proxy_for(db_url) as proxy:
+    with FaultProxy.for_url(db_url) as proxy:
         url = proxy.url_for(make_url(db_url).database)
         eng = db.make_async_engine(s, "worker", url)
         async with eng.begin() as c:
@@ -95,7 +89,7 @@ def test_unreachable_is_retried_then_reported(tmp_path):
 def test_migrate_through_dropping_proxy(tmp_path, empty_db_url):
     """Connections dropped during migrate: retries, then success; never half-applied."""
     s = test_settings(tmp_path, empty_db_url, BAYSYNC_DB_RETRY_ATTEMPTS="10")
-    with _proxy_for(empty_db_url) as proxy:
+    with FaultProxy.for_url(empty_db_url) as proxy:
         url = proxy.url_for(make_url(empty_db_url).database)
         dropped = []
 

@@ -63,10 +63,13 @@ async def run(ctx):
                 raise StopRun()
     if not skus:  # nothing was stored in the loop: still complete the run's single window
         await ctx.store_page([], {"skus": skus, "i": 0}, cursor=ctx.now, windows_done=1, windows_total=1)
-    async with ctx.engine.begin() as conn:
-        from .. import coordination as co, upserts
-        await co.fence(conn, ctx.owner, ctx.run_id)
-        n = await upserts.mark_absent(conn, table, ctx.account_id, "sku", skus, "ended_at")
+    from .. import coordination as co, db, upserts
+
+    async def mark_ended() -> int:
+        async with ctx.engine.begin() as conn:
+            await co.fence(conn, ctx.owner, ctx.run_id)
+            return await upserts.mark_absent(conn, table, ctx.account_id, "sku", skus, "ended_at")
+    n = await db.run_retrying(ctx.settings, "mark ended offers", mark_ended)
     if n:
         ctx.event("ended", f"{n} offer(s) of vanished SKUs marked ended")
 
