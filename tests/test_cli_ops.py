@@ -150,11 +150,11 @@ def test_sync_without_usable_tokens_fails_the_run_and_releases_the_lease(cli_env
     for attempt in (1, 2):  # the retry claims it again: the lease was released
         rc, out, err = bs(env, "sync", "-a", "alice", "-s", "payouts")
         assert rc == 1 and err.strip().splitlines()[-1] == (
-            "error: run failed: account 'alice' has no tokens: baysync accounts connect alice"), err
+            "error: run failed: eBay: account 'alice' has no tokens: baysync accounts connect alice"), err
         assert "Traceback" not in err and "already running" not in err
         assert _lease_free(db_url)
     assert q(db_url, "select status, error from sync_runs order by id") == [
-        ("failed", "account 'alice' has no tokens: baysync accounts connect alice")] * 2
+        ("failed", "eBay: account 'alice' has no tokens: baysync accounts connect alice")] * 2
 
     # a wrong key: one line, the run failed with the reason, nothing leaked
     assert bs(env, "accounts", "remove", "alice", "--yes")[0] == 0
@@ -183,7 +183,7 @@ def test_sync_without_usable_tokens_fails_the_run_and_releases_the_lease(cli_env
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_sync_signal_stops_at_checkpoint_and_next_sync_completes(cli_env, sim_base, db_url, sig):
-    env = dict(baysync_env(cli_env, sim_base), BAYSYNC_PAGE_SIZE="10", BAYSYNC_WRITE_BATCH_ROWS="1")
+    env = dict(baysync_env(cli_env, sim_base), BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="10", BAYSYNC_WRITE_BATCH_ROWS="1")
     p = subprocess.run([sys.executable, "-m", "console.cli", "accounts", "add", "alice", "--refresh-token-stdin"], env=env,
                        input=mint(sim_base, "alice"), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
@@ -221,7 +221,7 @@ def test_sync_signal_stops_at_checkpoint_and_next_sync_completes(cli_env, sim_ba
 
 
 def test_sync_progress_is_whole_lines_when_piped(cli_env, sim_base, db_url):
-    env = dict(baysync_env(cli_env, sim_base), BAYSYNC_PAGE_SIZE="10")
+    env = dict(baysync_env(cli_env, sim_base), BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="10")
     p = subprocess.run([sys.executable, "-m", "console.cli", "accounts", "add", "alice", "--refresh-token-stdin"], env=env,
                        input=mint(sim_base, "alice"), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
