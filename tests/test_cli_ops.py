@@ -205,7 +205,6 @@ def test_sync_signal_stops_at_checkpoint_and_next_sync_completes(cli_env, sim_ba
         httpx.post(f"{sim_base}/sim/faults", json={"reset": True}, timeout=10).raise_for_status()
     assert p.returncode == 128 + sig, (p.returncode, err)
     assert f"run cancelled by {signal.Signals(sig).name}" in err and "Traceback" not in err, err
-    assert "\r" not in out + err
     stored = q(db_url, "select count(*) from orders")[0][0]
     want = len(truth(SELLERS, NOW, "alice", "orders"))
     assert 0 < stored < want
