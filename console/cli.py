@@ -70,9 +70,8 @@ def root(ctx: typer.Context,
 def console(read_only: bool = typer.Option(False, "--read-only", help="Hide every action.")) -> None:
     """Open the operations console (the default command)."""
     from console.app import run_console
-    from sync_core.worker import console_pool_factory
-
     from sync_core import migrate as m
+    from sync_core.worker import console_pool_factory
 
     s = settings()
     if s.embedded:  # baysync's own database follows the code (an external one is migrated on purpose)

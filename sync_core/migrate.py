@@ -44,8 +44,9 @@ class SchemaUnknown(SchemaMismatch):
     """The database was stamped by a newer baysync: nothing here may read, write or migrate it."""
 
     def __init__(self, current: str, head: str):
-        super().__init__(current, head)
-        self.args = (f"database schema at {current}, which this baysync (head {head}) does not know: upgrade baysync",)
+        self.current, self.head = current, head
+        RuntimeError.__init__(self, f"database schema at {current}, which this baysync (head {head}) does not know: "
+                                    "upgrade baysync")
 
 
 class MigrationFailed(RuntimeError):
@@ -200,7 +201,7 @@ def _migrate_once(settings: Settings, url: str, say: Callable[[str], None], lock
                         command.upgrade(cfg, rev)
                         conn.commit()
                     except Exception as e:
-                        if db.is_retryable(e) or db.is_fatal(e):
+                        if db.is_retryable(e):
                             raise
                         conn.rollback()
                         at = current_revision(conn)
@@ -234,6 +235,8 @@ def migrate(settings: Settings, say: Callable[[str], None] = print, *, url: str 
     try:
         return db.run_retrying_sync(settings, "migrate",
                                     lambda: _migrate_once(settings, url, say, lock_timeout_s, target, quiet_at_head))
+    except (SchemaMismatch, MigrationFailed):
+        raise
     except Exception as e:
         if db.is_fatal(e):
             raise db.DatabaseFatal(db.fatal_message(e, url)) from None

@@ -115,3 +115,23 @@ def test_unknown_revision_is_refused_untouched(tmp_path, db_url):
         assert c.execute(sa.text("select count(*) from migration_log")).scalar() == logged
         assert c.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": migrate.MIGRATE_LOCK_KEY}).scalar()  # released
     eng.dispose()
+
+
+def test_failed_revision_names_it_and_the_database_error(tmp_path, empty_db_url):
+    """A later revision fails ("does not exist": not mistaken for a bad database_url): MigrationFailed
+    names it and the error; the revisions before it stay applied, nothing of it exists. (Its record in
+    migration_log is written in its transaction: without that table the revision fails at its end.)"""
+    s = test_settings(tmp_path, empty_db_url)
+    migrate.migrate(s, lambda m: None, target="0001_core")
+    eng = sa.create_engine(empty_db_url)
+    with eng.begin() as c:
+        c.execute(sa.text("drop table migration_log"))
+    with pytest.raises(migrate.MigrationFailed) as ei:
+        migrate.migrate(s, lambda m: None)
+    msg = str(ei.value)
+    assert msg.startswith("migration 0002_orders failed: ") and 'relation "migration_log" does not exist' in msg, msg
+    assert msg.endswith("(nothing of it applied; database at 0001_core)") and "\n" not in msg
+    with eng.connect() as c:
+        assert migrate.current_revision(c) == "0001_core"
+        assert c.execute(sa.text("select to_regclass('orders')")).scalar() is None
+    eng.dispose()
