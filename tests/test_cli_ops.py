@@ -181,8 +181,12 @@ def test_sync_without_usable_tokens_fails_the_run_and_releases_the_lease(cli_env
     assert rc == 1 and "needs reauth" in err and "already running" not in err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_sync_signal_stops_at_checkpoint_and_next_sync_completes(cli_env, sim_base, db_url, sig):
+@pytest.mark.parametrize("sigs", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+                         ids=["SIGINT", "SIGTERM", "SIGINT-twice"])
+def test_sync_signal_stops_at_checkpoint_and_next_sync_completes(cli_env, sim_base, db_url, sigs):
+    """One signal: the run stops at its next page boundary; a second one: at once (the call in flight is
+    abandoned). Either way the run ends cancelled, the lease is free and the next sync stores the rest."""
+    sig = sigs[0]
     env = dict(baysync_env(cli_env, sim_base), BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="10", BAYSYNC_WRITE_BATCH_ROWS="1")
     p = subprocess.run([sys.executable, "-m", "console.cli", "accounts", "add", "alice", "--refresh-token-stdin"], env=env,
                        input=mint(sim_base, "alice"), capture_output=True, text=True, timeout=120)
@@ -196,7 +200,8 @@ def test_sync_signal_stops_at_checkpoint_and_next_sync_completes(cli_env, sim_ba
             while q(db_url, "select count(*) from orders")[0][0] == 0:  # a page is written
                 assert p.poll() is None and time.monotonic() < deadline, p.communicate()
                 time.sleep(0.1)
-            p.send_signal(sig)
+            for one in sigs:
+                p.send_signal(one)
             out, err = p.communicate(timeout=60)
         finally:
             if p.poll() is None:
