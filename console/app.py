@@ -216,13 +216,14 @@ class BaysyncApp(App):
                     if current == head:
                         from sync_core import coordination
                         workers = await coordination.live_workers(conn)
+                unknown = not migrate.is_known(current)
                 if current not in pending_for:
                     pending_for[current] = await asyncio.to_thread(
-                        migrate.pending_revisions, current) if current != head else []
+                        migrate.pending_revisions, current) if current != head and not unknown else []
                 changed = (st.current, st.head, st.checked, [w["id"] for w in st.workers]) != (
                     current, head, True, [w["id"] for w in workers])
-                st.current, st.head, st.pending, st.workers, st.checked = (
-                    current, head, pending_for[current], workers, True)
+                st.current, st.head, st.pending, st.workers, st.checked, st.unknown = (
+                    current, head, pending_for[current], workers, True, unknown)
                 if st.db_error is not None:
                     st.db_error = None
                     changed = True

@@ -34,6 +34,10 @@ def say(msg: str = "") -> None:
     print(msg, flush=True)
 
 
+def say_err(msg: str = "") -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 @functools.lru_cache(maxsize=1)
 def settings():
     from sync_core.config import load_settings
@@ -66,13 +70,14 @@ def root(ctx: typer.Context,
 def console(read_only: bool = typer.Option(False, "--read-only", help="Hide every action.")) -> None:
     """Open the operations console (the default command)."""
     from console.app import run_console
+    from sync_core import migrate as m
     from sync_core.worker import console_pool_factory
 
     s = settings()
     if s.embedded:  # baysync's own database follows the code (an external one is migrated on purpose)
-        from sync_core import migrate as m
-
-        m.migrate(s, lambda msg: None)
+        m.migrate(s, say_err, quiet_at_head=True)
+    else:  # behind: the console opens and offers the migration; a newer baysync's schema: refuse
+        m.check_schema(s, allow_behind=True)
     _setup_logging(file=str(_console_log(s)))  # the console owns the terminal
     run_console(s, read_only=read_only, worker_pool_factory=None if read_only else console_pool_factory(s))
 
@@ -97,10 +102,17 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
     from sync_core import status as st
 
     data = st.gather(settings())
+    unknown = data["database"].get("schema_error")
     if as_json:
         say(json.dumps(data, default=str))
+        if unknown:
+            raise typer.Exit(EXIT_SCHEMA)
         return
     d = data["database"]
+    if unknown:
+        say(f"baysync {data['version']}")
+        say_err(f"error: {unknown}")
+        raise typer.Exit(EXIT_SCHEMA)
     say(f"baysync {data['version']}")
     say(f"database  {d['url'] or '-'}  {'reachable' if d['reachable'] else 'UNREACHABLE'}"
         + (f" ({d['error']})" if d.get("error") else ""))
@@ -119,7 +131,7 @@ def doctor() -> None:
     from sync_core import db, migrate as m
     from sync_core.config import ConfigError, load_settings
 
-    ok = True
+    ok, code = True, EXIT_FAIL
 
     def line(good: bool, what: str, detail: str) -> None:
         nonlocal ok
@@ -144,11 +156,13 @@ def doctor() -> None:
         line(True, "schema", f"at head {rev}")
     except m.SchemaMismatch as e:
         line(False, "schema", str(e))
+        if isinstance(e, m.SchemaUnknown):
+            code = EXIT_SCHEMA
     for check in _extra_doctor_checks():
         good, what, detail = check(s, url)
         line(good, what, detail)
     if not ok:
-        raise typer.Exit(EXIT_FAIL)
+        raise typer.Exit(code)
 
 
 def _extra_doctor_checks() -> list[Callable[[Any, str], tuple[bool, str, str]]]:
@@ -285,8 +299,9 @@ def _run_async(coro):
 
 
 async def _gated_engine(role: str = "cli"):
-    """An async engine on a database at head. The embedded default migrates itself; an external
-    database that is behind stops the command (exit 3)."""
+    """An async engine on a database at head. The embedded default migrates itself (each revision it
+    applies is printed on stderr); an external database that is behind, or any database at a revision
+    this code does not know, stops the command (exit 3)."""
     from sync_core import db, migrate as m
 
     s = settings()
@@ -294,7 +309,7 @@ async def _gated_engine(role: str = "cli"):
     if s.embedded:
         import asyncio
 
-        await asyncio.to_thread(m.migrate, s, lambda msg: None)
+        await asyncio.to_thread(m.migrate, s, say_err, quiet_at_head=True)
     engine = db.make_async_engine(s, role, url)
     try:
         await db.run_retrying(s, "schema check", lambda: m.check_schema_async(engine))
@@ -479,12 +494,21 @@ def keys_rotate() -> None:
 # ---------------------------------------------------------------- sync, run, control, logs
 
 
+PROGRESS_LINE_S = 5.0  # progress of `sync` when stderr is not a terminal: one whole line this often
+
+
 @app.command()
 def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = typer.Option(..., "--stream", "-s"),
          since: Optional[str] = typer.Option(None, "--since", help="Re-read history from this date."),
          full: bool = typer.Option(False, "--full", help="Re-read everything eBay serves for this stream.")) -> None:
-    """One run of one (account, stream) in the foreground."""
-    from sync_core import coordination as co
+    """One run of one (account, stream) in the foreground. SIGINT/SIGTERM stop it at its next checkpoint
+    (run cancelled, exit 130/143); a second signal stops it at once."""
+    import signal
+    import time
+
+    import sqlalchemy as sa
+
+    from sync_core import coordination as co, db
     from sync_core.runner import RunContext, execute
     from sync_core.streams import STREAMS
     from sync_core.worker import Clients
@@ -493,15 +517,18 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
     since_dt = _parse_date(since, "--since")
     _setup_logging()
     s = settings()
+    signals: list[int] = []
+    tty = sys.stderr.isatty()
 
-    async def go() -> str:
+    async def go() -> tuple[str, str | None]:
         import asyncio
 
         engine = await _gated_engine("worker")
         clients = Clients(s, engine)
+        owner = co.new_owner("cli")
+        loop = asyncio.get_running_loop()
         try:
             aid = await _account_id(engine, account)
-            owner = co.new_owner("cli")
             async with engine.begin() as conn:
                 if since_dt:
                     await co.request_backfill(conn, aid, stream, since_dt)
@@ -512,22 +539,62 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
                     raise CliError(f"already running (owner {holder})", EXIT_BUSY)
                 raise CliError(f"{account}/{stream} is paused, disabled or needs reauth (baysync status)")
             ctx = RunContext(s, engine, None, STREAMS[stream], claim, owner)
-            ctx.client = await clients.client(aid, account, ctx.on_http_event)
+            task = None
+
+            def on_signal(signum: int) -> None:  # first: stop at the next checkpoint; second: at once
+                signals.append(signum)
+                ctx.stop_requested = ctx.shutdown = True
+                if len(signals) > 1 and task is not None:
+                    task.cancel()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal, sig)
+            await clients.for_run(ctx)  # no usable tokens: the run fails with the reason
             task = asyncio.create_task(execute(ctx))
-            while not task.done():
-                await asyncio.sleep(0.5)
+
+            def progress() -> str:
                 t = ctx.totals
-                print(f"\r{account}/{stream}: {t.pages} pages, +{t.inserted} ~{t.updated} ={t.unchanged}"
-                      + (f" quarantined {t.quarantined}" if t.quarantined else ""), end="", file=sys.stderr, flush=True)
-            print(file=sys.stderr)
-            return task.result()
+                return (f"{account}/{stream}: {t.pages} pages, +{t.inserted} ~{t.updated} ={t.unchanged}"
+                        + (f" quarantined {t.quarantined}" if t.quarantined else ""))
+            last_line = time.monotonic()
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.5)
+                if tty:
+                    print("\r" + progress(), end="", file=sys.stderr, flush=True)
+                elif time.monotonic() - last_line >= PROGRESS_LINE_S:
+                    say_err(progress())
+                    last_line = time.monotonic()
+            if tty:
+                print(file=sys.stderr)
+            else:
+                say_err(progress())
+            try:
+                status = task.result()
+            except asyncio.CancelledError:
+                return "cancelled", "interrupted"
+            async with engine.connect() as conn:
+                error = (await conn.execute(sa.text("select error from sync_runs where id = :r"),
+                                            dict(r=claim.run_id))).scalar()
+            return status, error
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            try:  # whatever happened above, this process holds no lease when it exits
+                async with engine.begin() as conn:
+                    await co.release_all(conn, owner)
+            except Exception as e:
+                say_err(f"warning: could not release the lease ({db.describe(e)}); it expires in {s.lease_ttl_s}s")
             await clients.aclose()
             await engine.dispose()
-    status = _run_async(go())
-    say(f"run {status}")
-    if status != "succeeded":
-        raise typer.Exit(EXIT_FAIL)
+    status, error = _run_async(go())
+    if status == "succeeded":
+        say(f"run {status}")
+        return
+    if signals:
+        name = signal.Signals(signals[0]).name
+        say_err(f"run {status} by {name}: stopped at its last checkpoint; the next run resumes from there")
+        raise typer.Exit(128 + signals[0])
+    say_err(f"error: run {status}" + (f": {error}" if error else ""))
+    raise typer.Exit(EXIT_FAIL)
 
 
 @app.command()
@@ -758,6 +825,9 @@ def _run_typer(args: list[str] | None) -> int:
     except m.SchemaMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SCHEMA
+    except m.MigrationFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAIL
     except (db.DatabaseFatal, db.DatabaseUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAIL

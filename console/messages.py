@@ -45,6 +45,7 @@ class AppStatus:
     current: str | None = None
     head: str | None = None
     pending: list[str] = field(default_factory=list)
+    unknown: bool = False  # current is a revision this code does not know (a newer baysync's)
     checked: bool = False
     workers: list[dict] = field(default_factory=list)
     pool_owner: str | None = None

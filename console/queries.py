@@ -23,7 +23,7 @@ async def schema_state(engine: AsyncEngine, head: str) -> dict[str, Any]:
     async with engine.connect() as conn:
         current = await conn.run_sync(migrate.current_revision)
         history = await conn.run_sync(migrate.history) if current else []
-    pending = migrate.pending_revisions(current) if current != head else []
+    pending = migrate.pending_revisions(current) if current != head and migrate.is_known(current) else []
     return {"current": current, "head": head, "pending": pending, "history": history}
 
 

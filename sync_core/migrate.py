@@ -40,6 +40,19 @@ class SchemaMismatch(RuntimeError):
                          "run baysync migrate")
 
 
+class SchemaUnknown(SchemaMismatch):
+    """The database was stamped by a newer baysync: nothing here may read, write or migrate it."""
+
+    def __init__(self, current: str, head: str):
+        self.current, self.head = current, head
+        RuntimeError.__init__(self, f"database schema at {current}, which this baysync (head {head}) does not know: "
+                                    "upgrade baysync")
+
+
+class MigrationFailed(RuntimeError):
+    """A revision raised (its transaction rolled back: the database stays at the previous revision)."""
+
+
 def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(importlib.resources.files("migrations")))
@@ -65,8 +78,19 @@ def current_revision(conn: sa.Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+def is_known(revision: str | None) -> bool:
+    return revision is None or revision in {r.revision for r in script().walk_revisions()}
+
+
+def check_known(current: str | None) -> None:
+    """Raise SchemaUnknown if ``current`` is a revision this code does not have (a newer baysync's)."""
+    if not is_known(current):
+        raise SchemaUnknown(current, head())
+
+
 def check_schema_conn(conn: sa.Connection) -> str:
     cur, h = current_revision(conn), head()
+    check_known(cur)
     if cur != h:
         raise SchemaMismatch(cur, h)
     return cur
@@ -77,12 +101,17 @@ async def check_schema_async(engine) -> str:
         return await conn.run_sync(check_schema_conn)
 
 
-def check_schema(settings: Settings, url: str | None = None) -> str:
-    """Raise SchemaMismatch unless the database is at head; returns the revision."""
+def check_schema(settings: Settings, url: str | None = None, *, allow_behind: bool = False) -> str | None:
+    """Raise SchemaMismatch unless the database is at head (``allow_behind``: only SchemaUnknown, for a
+    revision this code does not know); returns the revision."""
     engine = db.make_engine(settings, "cli", url)
     try:
-        def probe() -> str:
+        def probe() -> str | None:
             with engine.connect() as conn:
+                if allow_behind:
+                    cur = current_revision(conn)
+                    check_known(cur)
+                    return cur
                 return check_schema_conn(conn)
         return db.run_retrying_sync(settings, "schema check", probe)
     finally:
@@ -90,7 +119,8 @@ def check_schema(settings: Settings, url: str | None = None) -> str:
 
 
 def pending_revisions(current: str | None) -> list[str]:
-    """Revisions from current (exclusive) to head, oldest first."""
+    """Revisions from current (exclusive) to head, oldest first (SchemaUnknown for a revision not here)."""
+    check_known(current)
     sd = script()
     revs = [r.revision for r in sd.iterate_revisions(head(), current)]
     revs.reverse()
@@ -129,7 +159,7 @@ def _acquire_lock(conn: sa.Connection, say: Callable[[str], None], timeout_s: fl
 
 
 def _migrate_once(settings: Settings, url: str, say: Callable[[str], None], lock_timeout_s: float,
-                  target: str | None = None) -> MigrateResult:
+                  target: str | None = None, quiet_at_head: bool = False) -> MigrateResult:
     engine = db.make_engine(settings, "migrate", url)
     result = MigrateResult()
     try:
@@ -145,7 +175,8 @@ def _migrate_once(settings: Settings, url: str, say: Callable[[str], None], lock
                 if not todo:
                     result.already_at_head = current == h
                     result.revision = current
-                    say(f"already at head ({h})" if current == h else f"at {current}")
+                    if not (quiet_at_head and current == h):
+                        say(f"already at head ({h})" if current == h else f"at {current}")
                     return result
                 cfg = alembic_config()
                 started: dict[str, datetime] = {}
@@ -166,8 +197,17 @@ def _migrate_once(settings: Settings, url: str, say: Callable[[str], None], lock
                     say(f"applying {rev} ...")
                     t0 = time.monotonic()
                     started[rev] = datetime.now(timezone.utc)
-                    command.upgrade(cfg, rev)
-                    conn.commit()
+                    try:
+                        command.upgrade(cfg, rev)
+                        conn.commit()
+                    except Exception as e:
+                        if db.is_retryable(e):
+                            raise
+                        conn.rollback()
+                        at = current_revision(conn)
+                        conn.commit()
+                        raise MigrationFailed(f"migration {rev} failed: {db.describe(e)} "
+                                              f"(nothing of it applied; database at {at or 'none'})") from e
                     say(f"applied  {rev} in {(time.monotonic() - t0) * 1000:.0f} ms")
                     result.applied.append(rev)
                 result.revision = current_revision(conn)
@@ -187,13 +227,19 @@ def _migrate_once(settings: Settings, url: str, say: Callable[[str], None], lock
 
 
 def migrate(settings: Settings, say: Callable[[str], None] = print, *, url: str | None = None,
-            lock_timeout_s: float = 600.0, target: str | None = None) -> MigrateResult:
+            lock_timeout_s: float = 600.0, target: str | None = None, quiet_at_head: bool = False) -> MigrateResult:
     """Upgrade to head (or ``target``), retrying only on connection loss. Migrations use
-    ``migrate_database_url`` when it is set (a direct connection: they hold a session advisory lock)."""
+    ``migrate_database_url`` when it is set (a direct connection: they hold a session advisory lock).
+    A database at a revision this code does not know raises SchemaUnknown and is not touched; a failing
+    revision raises MigrationFailed. ``quiet_at_head``: say nothing when there is nothing to do (the
+    embedded database's automatic upgrade)."""
     key = "migrate_database_url" if url is None and settings.migrate_database_url else "database_url"
     url = url or db.migrate_url(settings)
     try:
-        return db.run_retrying_sync(settings, "migrate", lambda: _migrate_once(settings, url, say, lock_timeout_s, target))
+        return db.run_retrying_sync(settings, "migrate",
+                                    lambda: _migrate_once(settings, url, say, lock_timeout_s, target, quiet_at_head))
+    except (SchemaMismatch, MigrationFailed):
+        raise
     except Exception as e:
         if db.is_fatal(e):
             raise db.DatabaseFatal(db.fatal_message(e, url, key)) from None

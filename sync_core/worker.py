@@ -72,6 +72,15 @@ class Clients:
         return EbayClient(self.settings, http=self.http, tokens=tokens, account=account, on_event=on_event,
                           budget=self.budget)
 
+    async def for_run(self, ctx: RunContext) -> None:
+        """Give a claimed run its client. Without usable tokens (none stored, wrong key, ...) the run gets a
+        stand-in that fails it with the reason: it is recorded as failed and its lease released like any run."""
+        try:
+            ctx.client = await self.client(ctx.claim.account_id, ctx.claim.account, ctx.on_http_event)
+        except Exception as e:
+            known = isinstance(e, (accounts.AccountError, CryptoError))
+            ctx.client = _NoClient(str(e) if known else f"{type(e).__name__}: {e}")
+
     async def _refresh_limits(self, account: str, tokens: Any) -> None:
         """Replace the published default quotas with eBay's live numbers (getRateLimits and
         getUserRateLimits), once per account and process; failures keep the defaults."""
@@ -192,11 +201,7 @@ class WorkerPool:
             if claim.abandoned_run:
                 ctx.event("rescue", f"took over from abandoned run {claim.abandoned_run}; resuming from its checkpoint",
                           "warning")
-            try:
-                ctx.client = await self.clients.client(claim.account_id, claim.account, ctx.on_http_event)
-            except Exception as e:  # no tokens, wrong key, ...: the run fails with the reason (and ends)
-                known = isinstance(e, (accounts.AccountError, CryptoError))
-                ctx.client = _NoClient(str(e) if known else f"{type(e).__name__}: {e}")
+            await self.clients.for_run(ctx)
             status = await execute(ctx)
             if status == "reauth_needed":
                 self.clients.forget(claim.account_id)

@@ -129,9 +129,16 @@ def test_run_sigterm_exits_cleanly_and_releases_leases(cli_env, sim_base, db_url
 
 
 def test_demo_headless(cli_env, db_url):
-    r = bs(cli_env, "demo", "--headless", "--seconds", "6", timeout=180)
+    import re
+
+    raw = subprocess.run([sys.executable, "-m", "console.cli", "demo", "--headless", "--seconds", "6"], env=cli_env,
+                         capture_output=True, timeout=180)  # bytes: text mode would turn a \r into \n
+    r = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
     assert r.returncode == 0, r.stderr[-2000:]
     assert "[demo]" in r.stdout
+    assert "\r" not in r.stdout + r.stderr  # piped: whole progress lines, no terminal fragments
+    progress = [line for line in r.stdout.split("\n") if "[demo]" in line]
+    assert all(re.fullmatch(r"\[demo\] \d+ records stored, \d+ stream\(s\) running: .*", line) for line in progress)
     assert q(db_url, "select count(*) from orders")[0][0] > 0
     assert q(db_url, "select count(distinct account_id) from orders")[0][0] == 3
 

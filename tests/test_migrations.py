@@ -96,3 +96,42 @@ def test_failed_revision_leaves_nothing_half_applied(tmp_path, empty_db_url):
         assert migrate.current_revision(c) is None
         assert c.execute(sa.text("select to_regclass('accounts')")).scalar() is None
     eng.dispose()
+
+
+def test_unknown_revision_is_refused_untouched(tmp_path, db_url):
+    eng = sa.create_engine(db_url)
+    with eng.begin() as c:
+        c.execute(sa.text("update alembic_version set version_num = '0042_newer'"))
+        logged = c.execute(sa.text("select count(*) from migration_log")).scalar()
+    s = test_settings(tmp_path, db_url)
+    line = f"database schema at 0042_newer, which this baysync (head {migrate.head()}) does not know: upgrade baysync"
+    for call in (lambda: migrate.check_schema(s), lambda: migrate.check_schema(s, allow_behind=True),
+                 lambda: migrate.migrate(s, lambda m: None), lambda: migrate.pending_revisions("0042_newer")):
+        with pytest.raises(migrate.SchemaUnknown) as ei:
+            call()
+        assert str(ei.value) == line
+    with eng.connect() as c:
+        assert migrate.current_revision(c) == "0042_newer"
+        assert c.execute(sa.text("select count(*) from migration_log")).scalar() == logged
+        assert c.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": migrate.MIGRATE_LOCK_KEY}).scalar()  # released
+    eng.dispose()
+
+
+def test_failed_revision_names_it_and_the_database_error(tmp_path, empty_db_url):
+    """A later revision fails ("does not exist": not mistaken for a bad database_url): MigrationFailed
+    names it and the error; the revisions before it stay applied, nothing of it exists. (Its record in
+    migration_log is written in its transaction: without that table the revision fails at its end.)"""
+    s = test_settings(tmp_path, empty_db_url)
+    migrate.migrate(s, lambda m: None, target="0001_core")
+    eng = sa.create_engine(empty_db_url)
+    with eng.begin() as c:
+        c.execute(sa.text("drop table migration_log"))
+    with pytest.raises(migrate.MigrationFailed) as ei:
+        migrate.migrate(s, lambda m: None)
+    msg = str(ei.value)
+    assert msg.startswith("migration 0002_orders failed: ") and 'relation "migration_log" does not exist' in msg, msg
+    assert msg.endswith("(nothing of it applied; database at 0001_core)") and "\n" not in msg
+    with eng.connect() as c:
+        assert migrate.current_revision(c) == "0001_core"
+        assert c.execute(sa.text("select to_regclass('orders')")).scalar() is None
+    eng.dispose()

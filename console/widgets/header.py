@@ -25,6 +25,8 @@ def header_text(st: AppStatus) -> Text:
     if st.checked and st.head:
         if st.schema_ok:
             t.append("✓ schema at head", style="green")
+        elif st.unknown:
+            t.append("✗ schema from a newer baysync", style="bold red")
         else:
             t.append(f"⚠ schema behind ({len(st.pending)} pending)", style="bold yellow")
     t.append(" │ ")
@@ -55,6 +57,9 @@ def banner_text(st: AppStatus) -> str:
     if st.db_error:
         return (f"✗ DATABASE UNREACHABLE — {st.db_error}\n"
                 "Retrying automatically; what you see may be stale.")
+    if st.unknown:
+        return (f"✗ UNKNOWN SCHEMA — database schema at {st.current}, which this baysync (head {st.head}) does not "
+                "know: upgrade baysync. Nothing syncs and nothing is migrated.")
     if st.schema_behind:
         return (f"⚠ SCHEMA BEHIND — database at {st.current or 'none (empty database)'}, this baysync expects "
                 f"{st.head}. Nothing syncs until it is migrated: press m, then u to apply.")

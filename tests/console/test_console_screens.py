@@ -341,3 +341,21 @@ async def test_worker_failure_shows_error_modal_and_db_outage_banner(console_set
         await wait_until(pilot, lambda: banner.display, what="banner")
         assert "DATABASE UNREACHABLE" in text_of(banner)
         assert "unreachable" in text_of(app.screen.query_one("StatusHeader"))
+
+
+async def test_unknown_schema_banner_offers_no_migration(tmp_path, db_url):
+    """A newer baysync migrated the database (e.g. while this console was open): a red banner with the
+    one line, no pending revisions, nothing to apply."""
+    sql(db_url, "update alembic_version set version_num = '0042_from_a_newer_baysync'")
+    app = make_app(test_settings(tmp_path, db_url), **app_kwargs())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.status.checked, what="schema check")
+        assert app.status.unknown and not app.status.schema_ok and app.status.pending == []
+        banner = app.screen.query_one("Banner")
+        await wait_until(pilot, lambda: banner.display, what="banner")
+        assert "database schema at 0042_from_a_newer_baysync, which this baysync" in " ".join(text_of(banner).split())
+        await pilot.press("m")
+        await pilot.pause()
+        mig = app.screen
+        await wait_until(pilot, lambda: mig.state is not None, what="migration state")
+        assert mig.state["pending"] == [] and mig.check_action("apply_migrations", ()) is False
