@@ -56,19 +56,32 @@ _INSERT = sa.text("""
          as e(kind, message, level, run_id, account_id, stream, data)""")
 
 
+_COLS = ("kind", "message", "level", "run_id", "account_id", "stream", "data")
+
+
 async def emit_many(conn: AsyncConnection, events: Iterable[Event]) -> int:
     """Insert events in one statement (inside the caller's transaction)."""
     rows = [e.row() for e in events]
     if not rows:
         return 0
-    cols = ("kind", "message", "level", "run_id", "account_id", "stream", "data")
-    await conn.execute(_INSERT, {c: [r[c] for r in rows] for c in cols})
+    await conn.execute(_INSERT, {c: [r[c] for r in rows] for c in _COLS})
+    _log_rows(rows)
+    return len(rows)
+
+
+def emit_sync(conn: sa.Connection, event: Event) -> None:
+    """The same insert on a synchronous connection (migrate runs synchronously)."""
+    r = event.row()
+    conn.execute(_INSERT, {c: [r[c]] for c in _COLS})
+    _log_rows([r])
+
+
+def _log_rows(rows: list[dict]) -> None:
     for r in rows:
         level = _LOG_LEVELS.get(r["level"], logging.INFO)
         if log.isEnabledFor(level):
             log.log(level, r["message"] or r["kind"], extra={"event": r["kind"], "run_id": r["run_id"],
                                                               "stream": r["stream"], "account_id": r["account_id"]})
-    return len(rows)
 
 
 async def emit(conn: AsyncConnection, kind: str, message: str = "", *, level: str = "info", run_id: int | None = None,

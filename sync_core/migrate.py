@@ -187,15 +187,31 @@ def _migrate_once(settings: Settings, url: str, say: Callable[[str], None], lock
 
 
 def migrate(settings: Settings, say: Callable[[str], None] = print, *, url: str | None = None,
-            lock_timeout_s: float = 600.0, target: str | None = None) -> MigrateResult:
-    """Upgrade to head (or ``target``), retrying only on connection loss."""
+            lock_timeout_s: float = 600.0, target: str | None = None, origin: str | None = None) -> MigrateResult:
+    """Upgrade to head (or ``target``), retrying only on connection loss. ``origin`` (an operator ran
+    it: cli or console) records an audit event with the revisions applied afterwards."""
     url = url or db.database_url(settings)
     try:
-        return db.run_retrying_sync(settings, "migrate", lambda: _migrate_once(settings, url, say, lock_timeout_s, target))
+        result = db.run_retrying_sync(settings, "migrate",
+                                      lambda: _migrate_once(settings, url, say, lock_timeout_s, target))
+        if origin is not None and result.revision is not None:
+            _record(settings, url, result, origin)
+        return result
     except Exception as e:
         if db.is_fatal(e):
             raise db.DatabaseFatal(db.fatal_message(e, url)) from None
         raise
+
+
+def _record(settings: Settings, url: str, result: MigrateResult, origin: str) -> None:
+    from .control import record_migrate
+
+    engine = db.make_engine(settings, "migrate", url)
+    try:
+        with engine.begin() as conn:
+            record_migrate(conn, result.applied, result.revision, origin)
+    finally:
+        engine.dispose()
 
 
 def downgrade(settings: Settings, target: str, url: str | None = None, say: Callable[[str], None] = print) -> None:

@@ -224,7 +224,7 @@ async def test_accounts_connect_shows_consent_url(console_settings, monkeypatch)
                                                                           "st4te"))
     got = {}
 
-    async def finish(engine, settings, name, pasted, state):
+    async def finish(engine, settings, name, pasted, state, **kw):
         got.update(name=name, pasted=pasted, state=state)
     monkeypatch.setattr(accounts, "consent_finish", finish)
     app = make_app(console_settings, **app_kwargs())
