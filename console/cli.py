@@ -635,7 +635,8 @@ def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional
         if as_json:
             say(json.dumps({k: e[k] for k in ("id", "ts", "level", "kind", "account", "stream", "run_id", "message")}, default=str))
         else:
-            say(f"{e['ts']:%Y-%m-%d %H:%M:%S} {e['level']:<7} {(e['account'] or '-')}/{e['stream'] or '-'} "
+            account = e["account"] or (e["data"] or {}).get("account") if e["kind"] == "audit" else e["account"]
+            say(f"{e['ts']:%Y-%m-%d %H:%M:%S} {e['level']:<7} {(account or '-')}/{e['stream'] or '-'} "
                 f"run {e['run_id'] or '-'} {e['kind']}: {e['message']}")
 
     async def go():

@@ -40,12 +40,16 @@ def audit_event(action: str, origin: str, message: str, *, account_id: int | Non
         raise ValueError(f"origin {origin!r}: expected one of {', '.join(ORIGINS)}")
     user, host = os_user(), socket.gethostname()
     data = {"action": action, "user": user, "host": host, "origin": origin, **details}
-    return events.Event("audit", f"{message} (by {user}@{host} via {origin})", "info", None, account_id, stream, data)
+    return events.Event("audit", f"{message} by {user}@{host} via {origin}", "info", None, account_id, stream, data)
 
 
 async def audit(conn: AsyncConnection, action: str, origin: str, message: str, *, account_id: int | None = None,
                 stream: str | None = None, **details: Any) -> None:
-    """Record one operator action inside the caller's transaction."""
+    """Record one operator action inside the caller's transaction (with the account's name, so the
+    event still reads well after the account is removed)."""
+    if account_id is not None and "account" not in details:
+        details["account"] = (await conn.execute(sa.text("select name from accounts where id = :a"),
+                                                 dict(a=account_id))).scalar()
     await events.emit_many(conn, [audit_event(action, origin, message, account_id=account_id, stream=stream,
                                               **details)])
 
@@ -59,14 +63,14 @@ def _streams(n: int) -> str:
 
 async def stop(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
     n = await co.request_stop(conn, account_id, stream)
-    await audit(conn, "stop", origin, f"STOP requested ({_streams(n)})", account_id=account_id, stream=stream,
+    await audit(conn, "stop", origin, f"STOP requested for {_streams(n)}", account_id=account_id, stream=stream,
                 streams=n)
     return n
 
 
 async def run_now(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
     n = await co.request_run_now(conn, account_id, stream)
-    await audit(conn, "run_now", origin, f"run now requested ({_streams(n)})", account_id=account_id,
+    await audit(conn, "run_now", origin, f"run now requested for {_streams(n)}", account_id=account_id,
                 stream=stream, streams=n)
     return n
 
@@ -74,7 +78,7 @@ async def run_now(conn: AsyncConnection, account_id: int, stream: str | None = N
 async def set_paused(conn: AsyncConnection, account_id: int, stream: str | None, paused: bool, *, origin: str) -> int:
     n = await co.set_paused(conn, account_id, stream, paused)
     verb = "pause" if paused else "resume"
-    await audit(conn, verb, origin, f"{verb}d ({_streams(n)}" + (", whole account)" if stream is None else ")"),
+    await audit(conn, verb, origin, f"{verb}d " + (f"the whole account ({_streams(n)})" if stream is None else _streams(n)),
                 account_id=account_id, stream=stream, streams=n)
     return n
 
@@ -94,7 +98,7 @@ async def backfill(conn: AsyncConnection, account_id: int, stream: str | Sequenc
     n = 0
     for s in streams:
         n += await co.request_backfill(conn, account_id, s, since)
-    await audit(conn, "backfill", origin, f"backfill from {since:%Y-%m-%d %H:%M} UTC requested ({_streams(n)})",
+    await audit(conn, "backfill", origin, f"backfill from {since:%Y-%m-%d %H:%M} UTC requested for {_streams(n)}",
                 account_id=account_id, stream=streams[0] if len(streams) == 1 else None, streams=n,
                 since=since.isoformat(), **({} if len(streams) == 1 else {"stream_names": streams}))
     return n
@@ -102,7 +106,7 @@ async def backfill(conn: AsyncConnection, account_id: int, stream: str | Sequenc
 
 async def clear_error(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
     n = await co.clear_error(conn, account_id, stream)
-    await audit(conn, "clear_error", origin, f"error cleared ({_streams(n)})", account_id=account_id,
+    await audit(conn, "clear_error", origin, f"error cleared on {_streams(n)}", account_id=account_id,
                 stream=stream, streams=n)
     return n
 
