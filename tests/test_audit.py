@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import sqlalchemy as sa
 
 from tests.support.env import q
@@ -20,11 +21,27 @@ def start(env, *args):
                             stderr=subprocess.PIPE, text=True)
 
 
-def bs(env, *args):
-    p = start(env, *args)
-    out, err = p.communicate(timeout=120)
-    assert p.returncode == 0, (args, err)
-    return out
+@pytest.fixture
+def cli(cli_env, monkeypatch, capsys):
+    """The real CLI in this process (a subprocess per command costs a second of CPU each): same
+    arguments, same environment, stdout returned."""
+    from console import cli as c
+
+    for k in [k for k in os.environ if k.startswith("BAYSYNC_")]:
+        monkeypatch.delenv(k)
+    for k, v in cli_env.items():
+        if k.startswith("BAYSYNC_"):
+            monkeypatch.setenv(k, v)
+    c.settings.cache_clear()
+
+    def run(*args: str) -> str:
+        capsys.readouterr()
+        rc = c._run_typer(list(args))
+        out, err = capsys.readouterr()
+        assert rc == 0, (args, err)
+        return out
+    yield run
+    c.settings.cache_clear()
 
 
 def audit_rows(url):
@@ -33,25 +50,22 @@ def audit_rows(url):
              "order by id")]
 
 
-def test_each_cli_action_writes_one_audit_event(cli_env, db_url):
-    bs(cli_env, "accounts", "add", "acme")
+def test_each_cli_action_writes_one_audit_event(cli, cli_env, db_url):
+    migrating = start(cli_env, "migrate")  # a subprocess: migrate sets up process logging
+    cli("accounts", "add", "acme")
     aid = q(db_url, "select id from accounts where name = 'acme'")[0][0]
     with sa.create_engine(db_url).begin() as c:
         c.execute(sa.text("insert into run_events (ts, kind, message) values (now() - interval '45 days', 'note', 'old')"))
-    dry = bs(cli_env, "prune", "--dry-run")
-    assert "run_events  would delete         1" in dry and q(db_url, "select count(*) from run_events "
-                                                                     "where message = 'old'")[0][0] == 1
-    # independent actions at once (each CLI start costs a second of CPU)
-    procs = [start(cli_env, *a) for a in (
-        ["stop", "-a", "acme"], ["pause", "-a", "acme", "-s", "orders"], ["run-now", "-a", "acme", "-s", "payouts"],
-        ["backfill", "-a", "acme", "-s", "offers", "--since", "2026-01-01"], ["clear-error", "-a", "acme"],
-        ["keys", "rotate"], ["migrate"])]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * len(procs), outs
-    out = bs(cli_env, "prune")
+    assert "run_events  would delete         1" in cli("prune", "--dry-run")
+    for args in (["stop", "-a", "acme"], ["pause", "-a", "acme", "-s", "orders"], ["resume", "-a", "acme", "-s", "orders"],
+                 ["run-now", "-a", "acme", "-s", "payouts"], ["backfill", "-a", "acme", "-s", "offers", "--since", "2026-01-01"],
+                 ["clear-error", "-a", "acme"], ["keys", "rotate"]):
+        cli(*args)
+    out = cli("prune")
     assert "run_events  deleted         1" in out and "sync_runs   deleted         0" in out
-    bs(cli_env, "resume", "-a", "acme", "-s", "orders")
-    bs(cli_env, "accounts", "remove", "acme", "--yes")
+    assert q(db_url, "select count(*) from run_events where message = 'old'")[0][0] == 0
+    cli("accounts", "remove", "acme", "--yes")
+    assert migrating.wait(timeout=120) == 0, migrating.stderr.read()
 
     rows = audit_rows(db_url)
     actions = sorted(d["action"] for d, *_ in rows)
@@ -71,7 +85,7 @@ def test_each_cli_action_writes_one_audit_event(cli_env, db_url):
     key = open(os.path.join(cli_env["BAYSYNC_HOME"], "secret.key")).read().strip()
     assert key and key not in json.dumps([r[0] for r in rows]) + " ".join(r[3] for r in rows)
 
-    log = bs(cli_env, "logs")
+    log = cli("logs")
     lines = [line for line in log.splitlines() if " audit: " in line]
     assert len(lines) == len(rows)
     assert any("acme/orders run - audit: paused 1 stream by" in line and line.endswith("via cli") for line in lines)
