@@ -622,6 +622,7 @@ def clear_error(account: str = typer.Option(..., "--account", "-a"),
 def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional[str] = typer.Option(None, "--account", "-a"),
          stream: Optional[str] = typer.Option(None, "--stream", "-s"), run: Optional[int] = typer.Option(None, "--run"),
          level: str = typer.Option("info", "--level", help="debug, info, warning or error"),
+         kind: Optional[str] = typer.Option(None, "--kind", help="Only events of this kind (audit: operator actions)."),
          limit: int = typer.Option(100, "--limit", help="Lines of history to show first.")) -> None:
     """Run events; --follow streams new ones live (LISTEN/NOTIFY, no polling timer)."""
     from sync_core import db, events as ev
@@ -633,7 +634,8 @@ def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional
 
     def show(e: dict) -> None:
         if as_json:
-            say(json.dumps({k: e[k] for k in ("id", "ts", "level", "kind", "account", "stream", "run_id", "message")}, default=str))
+            say(json.dumps({k: e[k] for k in ("id", "ts", "level", "kind", "account", "stream", "run_id", "message",
+                                              "data")}, default=str))
         else:
             account = e["account"] or (e["data"] or {}).get("account") if e["kind"] == "audit" else e["account"]
             say(f"{e['ts']:%Y-%m-%d %H:%M:%S} {e['level']:<7} {(account or '-')}/{e['stream'] or '-'} "
@@ -643,10 +645,14 @@ def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional
         engine = await _gated_engine()
         try:
             aid = await _account_id(engine, account) if account else None
-            filt = dict(run_id=run, account_id=aid, stream=stream, min_level=level)
+            filt = dict(run_id=run, account_id=aid, stream=stream, min_level=level, kind=kind)
             async with engine.connect() as conn:
-                last = max(0, await ev.last_id(conn) - limit * 20) if limit else await ev.last_id(conn)
-                rows = await ev.read_since(conn, last, limit=100000, **filt)
+                newest = await ev.last_id(conn)
+                if kind and limit:  # a rare kind (audit) may be far back: the newest `limit` of that kind
+                    last, rows = 0, await ev.read_since(conn, 0, limit=limit, newest=True, **filt)
+                else:
+                    last = max(0, newest - limit * 20) if limit else newest
+                    rows = await ev.read_since(conn, last, limit=100000, **filt)
             for e in rows[-limit:] if limit else []:
                 show(e)
             last = max([last] + [e["id"] for e in rows])
