@@ -93,7 +93,31 @@ def migrate() -> None:
     from sync_core import migrate as m
 
     _setup_logging()
-    m.migrate(settings(), say)
+    m.migrate(settings(), say, origin="cli")
+
+
+@app.command()
+def prune(dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be deleted; delete nothing.")) -> None:
+    """Delete run events, finished runs and their quarantined records older than the retention settings."""
+    from sync_core import retention
+
+    s = settings()
+
+    async def go():
+        engine = await _gated_engine()
+        try:
+            return await retention.prune(engine, s, dry_run=dry_run, origin="cli")
+        finally:
+            await engine.dispose()
+    r = _run_async(go())
+    if r.skipped:
+        raise CliError("another baysync process is pruning right now; try again in a few minutes", EXIT_BUSY)
+    verb = "would delete" if dry_run else "deleted"
+    ev, runs = s.events_retention_days, s.runs_retention_days
+    for table, n, rule in (("run_events", r.events, f"older than {ev} days" if ev else None),
+                           ("sync_runs", r.runs, f"finished more than {runs} days ago" if runs else None),
+                           ("quarantine", r.quarantine, "of those runs" if runs else None)):
+        say(f"{table:<11} {verb} {n:>9}  ({rule})" if rule else f"{table:<11} kept (retention 0 = forever)")
 
 
 @app.command()
@@ -374,10 +398,12 @@ def accounts_add(name: str,
             raise CliError("--refresh-token-stdin: no token on stdin", EXIT_USAGE)
 
     async def go():
+        from sync_core import control
+
         engine = await _gated_engine()
         try:
             async with engine.begin() as conn:
-                await acc.add_account(conn, settings(), name, token)
+                await control.add_account(conn, settings(), name, token, origin="cli")
         finally:
             await engine.dispose()
     _run_async(go())
@@ -420,10 +446,12 @@ def accounts_remove(name: str, purge: bool = typer.Option(False, "--purge", help
             raise typer.Exit(EXIT_FAIL)
 
     async def go():
+        from sync_core import control
+
         engine = await _gated_engine()
         try:
             async with engine.begin() as conn:
-                await acc.remove_account(conn, name, purge)
+                await control.remove_account(conn, name, purge, origin="cli")
         except acc.AccountError as e:
             raise CliError(str(e), EXIT_USAGE) from None
         finally:
@@ -453,9 +481,11 @@ def accounts_connect(name: str) -> None:
         raise CliError("nothing pasted", EXIT_USAGE)
 
     async def go():
+        from sync_core import control
+
         engine = await _gated_engine()
         try:
-            await acc.consent_finish(engine, s, name, pasted, state)
+            await control.connect_account(engine, s, name, pasted, state, origin="cli")
         finally:
             await engine.dispose()
     try:
@@ -470,7 +500,7 @@ def accounts_connect(name: str) -> None:
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Generate a new key and re-encrypt every stored token with it."""
-    from sync_core import accounts as acc, crypto
+    from sync_core import control, crypto
 
     s = settings()
 
@@ -479,7 +509,7 @@ def keys_rotate() -> None:
         try:
             old = crypto.Vault.from_settings(s)
             new = crypto.begin_key_rotation(s)
-            n = await acc.rotate_keys(engine, old, new)
+            n = await control.rotate_keys(engine, old, new, origin="cli")
             crypto.finish_key_rotation(s)
             return n
         finally:
@@ -508,7 +538,7 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
 
     import sqlalchemy as sa
 
-    from sync_core import coordination as co, db
+    from sync_core import control, coordination as co, db
     from sync_core.runner import RunContext, execute
     from sync_core.streams import STREAMS
     from sync_core.worker import Clients
@@ -531,7 +561,7 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
             aid = await _account_id(engine, account)
             async with engine.begin() as conn:
                 if since_dt:
-                    await co.request_backfill(conn, aid, stream, since_dt)
+                    await control.backfill(conn, aid, stream, since=since_dt, origin="cli")
                 claim = await co.claim_pair(conn, owner, aid, stream, s.lease_ttl_s, kind="full" if full else "incremental")
                 holder = None if claim else await co.lease_holder(conn, aid, stream)
             if claim is None:
@@ -601,25 +631,15 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
 def backfill(account: str = typer.Option(..., "--account", "-a"), stream: str = typer.Option(..., "--stream", "-s"),
              since: str = typer.Option(..., "--since", help="Re-read history from this date.")) -> None:
     """Ask the workers to re-read a stream's history from a date."""
-    from sync_core import coordination as co
-
     _check_stream(stream)
     since_dt = _parse_date(since, "--since")
-
-    async def go():
-        engine = await _gated_engine()
-        try:
-            aid = await _account_id(engine, account)
-            async with engine.begin() as conn:
-                return await co.request_backfill(conn, aid, stream, since_dt)
-        finally:
-            await engine.dispose()
-    _run_async(go())
+    _control("backfill", account, stream, since=since_dt)
     say(f"backfill of {account}/{stream} from {since_dt.isoformat()} requested")
 
 
-def _control(kind: str, account: str, stream: str | None) -> int:
-    from sync_core import coordination as co
+def _control(action: str, account: str, stream: str | None, **kw) -> int:
+    """One operator request through sync_core.control (the request and its audit event commit together)."""
+    from sync_core import control
 
     _check_stream(stream)
 
@@ -627,14 +647,7 @@ def _control(kind: str, account: str, stream: str | None) -> int:
         engine = await _gated_engine()
         try:
             aid = await _account_id(engine, account)
-            async with engine.begin() as conn:
-                if kind == "stop":
-                    return await co.request_stop(conn, aid, stream)
-                if kind == "run":
-                    return await co.request_run_now(conn, aid, stream)
-                if kind in ("pause", "resume"):
-                    return await co.set_paused(conn, aid, stream, kind == "pause")
-                return await co.clear_error(conn, aid, stream)
+            return await control.perform(engine, action, aid, stream, origin="cli", **kw)
         finally:
             await engine.dispose()
     return _run_async(go())
@@ -650,7 +663,7 @@ def stop(account: str = typer.Option(..., "--account", "-a"), stream: Optional[s
 @app.command("run-now")
 def run_now(account: str = typer.Option(..., "--account", "-a"), stream: Optional[str] = typer.Option(None, "--stream", "-s")) -> None:
     """Ask the workers to run these pairs now."""
-    say(f"run requested for {_control('run', account, stream)} stream(s) of {account}")
+    say(f"run requested for {_control('run-now', account, stream)} stream(s) of {account}")
 
 
 @app.command()
@@ -665,10 +678,18 @@ def resume(account: str = typer.Option(..., "--account", "-a"), stream: Optional
     say(f"resumed {_control('resume', account, stream)} stream(s) of {account}")
 
 
+@app.command("clear-error")
+def clear_error(account: str = typer.Option(..., "--account", "-a"),
+                stream: Optional[str] = typer.Option(None, "--stream", "-s")) -> None:
+    """Clear the last error of failed pairs and queue them again."""
+    say(f"error cleared for {_control('clear-error', account, stream)} stream(s) of {account}")
+
+
 @app.command()
 def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional[str] = typer.Option(None, "--account", "-a"),
          stream: Optional[str] = typer.Option(None, "--stream", "-s"), run: Optional[int] = typer.Option(None, "--run"),
          level: str = typer.Option("info", "--level", help="debug, info, warning or error"),
+         kind: Optional[str] = typer.Option(None, "--kind", help="Only events of this kind (audit: operator actions)."),
          limit: int = typer.Option(100, "--limit", help="Lines of history to show first.")) -> None:
     """Run events; --follow streams new ones live (LISTEN/NOTIFY, no polling timer)."""
     from sync_core import db, events as ev
@@ -680,19 +701,25 @@ def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional
 
     def show(e: dict) -> None:
         if as_json:
-            say(json.dumps({k: e[k] for k in ("id", "ts", "level", "kind", "account", "stream", "run_id", "message")}, default=str))
+            say(json.dumps({k: e[k] for k in ("id", "ts", "level", "kind", "account", "stream", "run_id", "message",
+                                              "data")}, default=str))
         else:
-            say(f"{e['ts']:%Y-%m-%d %H:%M:%S} {e['level']:<7} {(e['account'] or '-')}/{e['stream'] or '-'} "
+            account = e["account"] or (e["data"] or {}).get("account") if e["kind"] == "audit" else e["account"]
+            say(f"{e['ts']:%Y-%m-%d %H:%M:%S} {e['level']:<7} {(account or '-')}/{e['stream'] or '-'} "
                 f"run {e['run_id'] or '-'} {e['kind']}: {e['message']}")
 
     async def go():
         engine = await _gated_engine()
         try:
             aid = await _account_id(engine, account) if account else None
-            filt = dict(run_id=run, account_id=aid, stream=stream, min_level=level)
+            filt = dict(run_id=run, account_id=aid, stream=stream, min_level=level, kind=kind)
             async with engine.connect() as conn:
-                last = max(0, await ev.last_id(conn) - limit * 20) if limit else await ev.last_id(conn)
-                rows = await ev.read_since(conn, last, limit=100000, **filt)
+                newest = await ev.last_id(conn)
+                if kind and limit:  # a rare kind (audit) may be far back: the newest `limit` of that kind
+                    last, rows = 0, await ev.read_since(conn, 0, limit=limit, newest=True, **filt)
+                else:
+                    last = max(0, newest - limit * 20) if limit else newest
+                    rows = await ev.read_since(conn, last, limit=100000, **filt)
             for e in rows[-limit:] if limit else []:
                 show(e)
             last = max([last] + [e["id"] for e in rows])

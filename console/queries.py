@@ -1,6 +1,6 @@
 """The database reads the console needs (async SQLAlchemy), and its only writes: the operator actions,
-each one a call into :mod:`sync_core.coordination` inside ``async with engine.begin()`` (the same path
-as the CLI and every other host).
+each one a request through :mod:`sync_core.control` (the same path as the CLI and every other host;
+the request and its audit event commit together).
 
 Nothing here touches the UI; every function takes an engine or connection and returns plain data.
 """
@@ -13,7 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sync_core import coordination, migrate
+from sync_core import control, coordination, migrate
+
+ORIGIN = "console"
 
 # ---------------------------------------------------------------- schema and workers
 
@@ -126,31 +128,27 @@ async def accounts(engine: AsyncEngine) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- actions (the only writes)
+# Each is one sync_core.control request (the coordination call and its audit event, origin console).
 
 
 async def run_now(engine: AsyncEngine, account_id: int, stream: str | None) -> int:
-    async with engine.begin() as conn:
-        return await coordination.request_run_now(conn, account_id, stream)
+    return await control.perform(engine, "run-now", account_id, stream, origin=ORIGIN)
 
 
 async def stop(engine: AsyncEngine, account_id: int, stream: str | None) -> int:
-    async with engine.begin() as conn:
-        return await coordination.request_stop(conn, account_id, stream)
+    return await control.perform(engine, "stop", account_id, stream, origin=ORIGIN)
 
 
 async def set_paused(engine: AsyncEngine, account_id: int, stream: str | None, paused: bool) -> int:
-    async with engine.begin() as conn:
-        return await coordination.set_paused(conn, account_id, stream, paused)
+    return await control.perform(engine, "pause" if paused else "resume", account_id, stream, origin=ORIGIN)
 
 
-async def backfill(engine: AsyncEngine, account_id: int, stream: str, since: datetime) -> int:
-    async with engine.begin() as conn:
-        return await coordination.request_backfill(conn, account_id, stream, since)
+async def backfill(engine: AsyncEngine, account_id: int, streams: str | list[str], since: datetime) -> int:
+    return await control.perform(engine, "backfill", account_id, streams, since=since, origin=ORIGIN)
 
 
 async def clear_error(engine: AsyncEngine, account_id: int, stream: str | None) -> int:
-    async with engine.begin() as conn:
-        return await coordination.clear_error(conn, account_id, stream)
+    return await control.perform(engine, "clear-error", account_id, stream, origin=ORIGIN)
 
 
 async def is_paused(conn: AsyncConnection, account_id: int, stream: str | None) -> bool:

@@ -129,8 +129,9 @@ def consent_start(settings: Settings, name: str) -> tuple[str, str]:
 
 
 async def consent_finish(engine: AsyncEngine, settings: Settings, name: str, pasted: str, state: str, *,
-                         http: httpx.AsyncClient | None = None) -> None:
-    """Exchange the pasted redirect URL (or bare code) for tokens and store them encrypted."""
+                         http: httpx.AsyncClient | None = None, on_stored=None) -> None:
+    """Exchange the pasted redirect URL (or bare code) for tokens and store them encrypted.
+    ``on_stored(conn, account_id)`` runs in the same transaction (the audit event)."""
     code = oauth.parse_redirect(pasted, state)
     own = http is None
     http = http or httpx.AsyncClient(timeout=settings.api_timeout_s)
@@ -144,6 +145,8 @@ async def consent_finish(engine: AsyncEngine, settings: Settings, name: str, pas
         aid = await add_account(conn, settings, name)
         await store_tokens(conn, aid, vault, refresh_token=ts.refresh_token, refresh_expires_at=ts.refresh_expires_at,
                            access_token=ts.access_token, access_expires_at=ts.access_expires_at)
+        if on_stored is not None:
+            await on_stored(conn, aid)
 
 
 async def token_source(engine: AsyncEngine, settings: Settings, aid: int, account: str, http: httpx.AsyncClient,
@@ -173,8 +176,9 @@ async def token_source(engine: AsyncEngine, settings: Settings, aid: int, accoun
                                        on_event=on_event, account=account)
 
 
-async def rotate_keys(engine: AsyncEngine, old: Vault, new: Vault) -> int:
-    """Re-encrypt every stored token with ``new`` (which must also decrypt ``old``'s tokens)."""
+async def rotate_keys(engine: AsyncEngine, old: Vault, new: Vault, on_done=None) -> int:
+    """Re-encrypt every stored token with ``new`` (which must also decrypt ``old``'s tokens).
+    ``on_done(conn, n)`` runs in the same transaction (the audit event)."""
     n = 0
     async with engine.begin() as conn:
         rows = (await conn.execute(sa.text(
@@ -185,4 +189,6 @@ async def rotate_keys(engine: AsyncEngine, old: Vault, new: Vault) -> int:
             await conn.execute(sa.text("update credentials set refresh_token_ct = :rt, access_token_ct = :at, "
                                        "updated_at = now() where account_id = :a"), dict(rt=rt, at=at, a=r.account_id))
             n += 1
+        if on_done is not None:
+            await on_done(conn, n)
     return n

@@ -193,6 +193,9 @@ KEYS: tuple[Key, ...] = (
     Key("log_level", _parse_choice("debug", "info", "warning", "error"), "info", "minimum log level"),
     Key("health_bind", _parse_bind, "", "HOST:PORT of the health/metrics server of `baysync run` (empty = off)"),
     Key("secret_key_file", _parse_str, "", "file with the token-encryption key (default $BAYSYNC_HOME/secret.key, 0600)"),
+    Key("events_retention_days", _parse_int(0, 36500), 30, "run events older than this are pruned (0 = keep forever)"),
+    Key("runs_retention_days", _parse_int(0, 36500), 90,
+        "finished runs (and their quarantined records) older than this are pruned (0 = keep forever)"),
 )
 
 STREAM_KEYS: tuple[Key, ...] = (

@@ -56,19 +56,32 @@ _INSERT = sa.text("""
          as e(kind, message, level, run_id, account_id, stream, data)""")
 
 
+_COLS = ("kind", "message", "level", "run_id", "account_id", "stream", "data")
+
+
 async def emit_many(conn: AsyncConnection, events: Iterable[Event]) -> int:
     """Insert events in one statement (inside the caller's transaction)."""
     rows = [e.row() for e in events]
     if not rows:
         return 0
-    cols = ("kind", "message", "level", "run_id", "account_id", "stream", "data")
-    await conn.execute(_INSERT, {c: [r[c] for r in rows] for c in cols})
+    await conn.execute(_INSERT, {c: [r[c] for r in rows] for c in _COLS})
+    _log_rows(rows)
+    return len(rows)
+
+
+def emit_sync(conn: sa.Connection, event: Event) -> None:
+    """The same insert on a synchronous connection (migrate runs synchronously)."""
+    r = event.row()
+    conn.execute(_INSERT, {c: [r[c]] for c in _COLS})
+    _log_rows([r])
+
+
+def _log_rows(rows: list[dict]) -> None:
     for r in rows:
         level = _LOG_LEVELS.get(r["level"], logging.INFO)
         if log.isEnabledFor(level):
             log.log(level, r["message"] or r["kind"], extra={"event": r["kind"], "run_id": r["run_id"],
                                                               "stream": r["stream"], "account_id": r["account_id"]})
-    return len(rows)
 
 
 async def emit(conn: AsyncConnection, kind: str, message: str = "", *, level: str = "info", run_id: int | None = None,
@@ -77,7 +90,9 @@ async def emit(conn: AsyncConnection, kind: str, message: str = "", *, level: st
 
 
 async def read_since(conn: AsyncConnection, last_id: int, *, limit: int = 1000, run_id: int | None = None,
-                     account_id: int | None = None, stream: str | None = None, min_level: str | None = None) -> list[dict]:
+                     account_id: int | None = None, stream: str | None = None, min_level: str | None = None,
+                     kind: str | None = None, newest: bool = False) -> list[dict]:
+    """Events after ``last_id`` in id order (``newest``: the newest ``limit`` of them)."""
     levels = list(LEVELS[LEVELS.index(min_level):]) if min_level else list(LEVELS)
     rows = (await conn.execute(sa.text("""
         select e.id, e.ts, e.run_id, e.account_id, a.name as account, e.stream, e.level, e.kind, e.message, e.data
@@ -85,9 +100,10 @@ async def read_since(conn: AsyncConnection, last_id: int, *, limit: int = 1000, 
         where e.id > :last and (cast(:run as bigint) is null or e.run_id = :run)
           and (cast(:acc as int) is null or e.account_id = :acc)
           and (cast(:stream as text) is null or e.stream = :stream) and e.level = any(:levels)
-        order by e.id limit :limit"""), dict(last=last_id, run=run_id, acc=account_id, stream=stream,
-                                             levels=levels, limit=limit))).mappings().all()
-    return [dict(r) for r in rows]
+          and (cast(:kind as text) is null or e.kind = :kind)
+        order by e.id """ + ("desc" if newest else "") + " limit :limit"), dict(last=last_id, run=run_id, acc=account_id, stream=stream,
+                                             levels=levels, kind=kind, limit=limit))).mappings().all()
+    return [dict(r) for r in (reversed(rows) if newest else rows)]
 
 
 async def last_id(conn: AsyncConnection) -> int:

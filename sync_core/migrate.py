@@ -227,17 +227,22 @@ def _migrate_once(settings: Settings, url: str, say: Callable[[str], None], lock
 
 
 def migrate(settings: Settings, say: Callable[[str], None] = print, *, url: str | None = None,
-            lock_timeout_s: float = 600.0, target: str | None = None, quiet_at_head: bool = False) -> MigrateResult:
+            lock_timeout_s: float = 600.0, target: str | None = None, quiet_at_head: bool = False,
+            origin: str | None = None) -> MigrateResult:
     """Upgrade to head (or ``target``), retrying only on connection loss. Migrations use
     ``migrate_database_url`` when it is set (a direct connection: they hold a session advisory lock).
     A database at a revision this code does not know raises SchemaUnknown and is not touched; a failing
     revision raises MigrationFailed. ``quiet_at_head``: say nothing when there is nothing to do (the
-    embedded database's automatic upgrade)."""
+    embedded database's automatic upgrade). ``origin`` (an operator ran it: cli or console) records an
+    audit event with the revisions applied afterwards."""
     key = "migrate_database_url" if url is None and settings.migrate_database_url else "database_url"
     url = url or db.migrate_url(settings)
     try:
-        return db.run_retrying_sync(settings, "migrate",
-                                    lambda: _migrate_once(settings, url, say, lock_timeout_s, target, quiet_at_head))
+        result = db.run_retrying_sync(settings, "migrate",
+                                      lambda: _migrate_once(settings, url, say, lock_timeout_s, target, quiet_at_head))
+        if origin is not None and result.revision is not None:
+            _record(settings, url, result, origin)
+        return result
     except (SchemaMismatch, MigrationFailed):
         raise
     except Exception as e:
@@ -247,6 +252,17 @@ def migrate(settings: Settings, say: Callable[[str], None] = print, *, url: str 
             raise db.DatabaseUnavailable(f"database {redact_url(url)} unreachable: {db.describe(e)} "
                                          f"(check {key} / BAYSYNC_{key.upper()})") from None
         raise
+
+
+def _record(settings: Settings, url: str, result: MigrateResult, origin: str) -> None:
+    from .control import record_migrate
+
+    engine = db.make_engine(settings, "migrate", url)
+    try:
+        with engine.begin() as conn:
+            record_migrate(conn, result.applied, result.revision, origin)
+    finally:
+        engine.dispose()
 
 
 def downgrade(settings: Settings, target: str, url: str | None = None, say: Callable[[str], None] = print) -> None:

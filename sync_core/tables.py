@@ -85,6 +85,7 @@ sync_runs = sa.Table(
     sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error", sa.Text),
     sa.Index("ix_sync_runs_pair", "account_id", "stream", "started_at"),
+    sa.Index("ix_sync_runs_finished", "finished_at"),  # retention finds old finished runs
 )
 
 run_events = sa.Table(

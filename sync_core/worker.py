@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import accounts, coordination as co, db, events
+from . import accounts, coordination as co, db, events, retention
 from .config import Settings
 from .crypto import CryptoError, Vault
 from .ebay.client import EbayClient, make_http_client
@@ -29,6 +29,7 @@ log = logging.getLogger("baysync.worker")
 POLL_S = 2.0
 RESCUE_EVERY_S = 10.0
 LISTEN_APP = "baysync/worker-listen"  # application_name of the one connection outside the pool
+PRUNE_EVERY_S = 300.0  # retention runs at the first housekeeping tick, then at most this often
 
 
 @dataclass
@@ -116,6 +117,8 @@ class WorkerPool:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._prune_task: asyncio.Task | None = None
+        self._pruned_at: float | None = None
 
     # -- lifecycle
     async def start(self) -> None:
@@ -142,9 +145,10 @@ class WorkerPool:
                 t.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        for t in self._tasks:
+        side = self._tasks + ([self._prune_task] if self._prune_task else [])
+        for t in side:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*side, return_exceptions=True)
         try:
             async with self.engine.begin() as conn:
                 released = await co.release_all(conn, self.owner)
@@ -244,7 +248,26 @@ class WorkerPool:
                     self._wake.set()
             except Exception as e:
                 log.warning("housekeeping failed: %s", db.describe(e))
+            self._maybe_prune()
             await asyncio.sleep(RESCUE_EVERY_S)
+
+    def _maybe_prune(self) -> None:
+        """Retention in its own task (a long prune never delays rescues); one process at a time prunes
+        (retention's advisory lock), the others skip."""
+        if self._prune_task is not None and not self._prune_task.done():
+            return
+        if self._pruned_at is not None and time.monotonic() - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = time.monotonic()
+        self._prune_task = asyncio.create_task(self._prune(), name="baysync-retention")
+
+    async def _prune(self) -> None:
+        try:
+            r = await retention.prune(self.engine, self.settings)
+            if r.total:
+                log.info("retention: deleted %s", r.summary())
+        except Exception as e:
+            log.warning("retention prune failed: %s", db.describe(e))
 
 
 def worker_engine(settings: Settings, url: str | None = None):

@@ -179,6 +179,8 @@ def test_accounts_connect_over_ssh_style_paste(cli_env, sim_base, db_url):
     assert code not in out + err
     rows = q(db_url, "select c.refresh_token_ct is not null, a.status from credentials c join accounts a on a.id = c.account_id")
     assert rows == [(True, "active")]
+    audit = q(db_url, "select data->>'action', data->>'origin', data::text || message from run_events where kind = 'audit'")
+    assert [a[:2] for a in audit] == [("account_connect", "cli")] and code not in audit[0][2]
     # a pasted URL with the wrong state is refused with one line
     p = subprocess.Popen([sys.executable, "-m", "console.cli", "accounts", "connect", "alice"], env=env,
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from sync_core import db
+from sync_core import control, db
 
 from .. import queries
 from ..widgets import badges
@@ -190,7 +190,8 @@ class AccountsScreen(BaseScreen):
     async def _add(self, api, v: dict) -> None:
         try:
             async with self.app.engine.begin() as conn:
-                await api.add_account(conn, self.app.settings, v["name"], v.get("refresh_token") or None)
+                await control.add_account(conn, self.app.settings, v["name"], v.get("refresh_token") or None,
+                                          origin=queries.ORIGIN)
         except ValueError as e:  # AccountError: a bad or duplicate name, said in words
             self.notify(f"Not added: {e}", severity="error", timeout=8)
             return
@@ -225,7 +226,8 @@ class AccountsScreen(BaseScreen):
     @work(group="account-actions", exit_on_error=False, name="connect account")
     async def _finish(self, api, name: str, pasted: str, state: str) -> None:
         try:
-            await api.consent_finish(self.app.engine, self.app.settings, name, pasted, state)
+            await control.connect_account(self.app.engine, self.app.settings, name, pasted, state,
+                                          origin=queries.ORIGIN)
         except ValueError as e:
             self.notify(f"Not connected: {e}", severity="error", timeout=8)
             return
@@ -253,7 +255,7 @@ class AccountsScreen(BaseScreen):
     async def _remove(self, api, name: str, purge: bool) -> None:
         try:
             async with self.app.engine.begin() as conn:
-                await api.remove_account(conn, name, purge=purge)
+                await control.remove_account(conn, name, purge, origin=queries.ORIGIN)
         except ValueError as e:
             self.notify(f"Not removed: {e}", severity="error", timeout=8)
             return

@@ -613,7 +613,7 @@ class DashboardScreen(BaseScreen):
         def go(since: datetime | None) -> None:
             if since is None:
                 return
-            self.app.do_action(f"Backfill of {label} from {since:%Y-%m-%d} requested", _backfill_many,
+            self.app.do_action(f"Backfill of {label} from {since:%Y-%m-%d} requested", queries.backfill,
                                row.account_id, streams, since)
         self.app.push_screen(BackfillScreen(label, self.app.now().date()), go)
 
@@ -649,10 +649,3 @@ class DashboardScreen(BaseScreen):
         self.filter_text = account
         self.rebuild()
         self.query_one(DataTable).focus()
-
-
-async def _backfill_many(engine, account_id: int, streams: list[str], since: datetime) -> int:
-    n = 0
-    for s in streams:
-        n += await queries.backfill(engine, account_id, s, since)
-    return n

@@ -112,7 +112,7 @@ class MigrationsScreen(BaseScreen):
             self.app.call_from_thread(log.write_line, line)
 
         try:
-            migrate.migrate(self.app.settings, say, url=self.app.url)
+            migrate.migrate(self.app.settings, say, url=self.app.url, origin="console")
         except Exception as e:
             say(f"✗ migration failed: {db.describe(e)}")
             raise

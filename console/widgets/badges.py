@@ -129,11 +129,12 @@ def event_line(e: dict[str, Any]) -> str:
     ts = e.get("ts")
     t = ts.strftime("%H:%M:%S") if isinstance(ts, datetime) else str(ts or "")
     lvl = LEVEL_TAGS.get(e.get("level") or "info", (e.get("level") or "?")[:3].upper())
-    where = "/".join(x for x in (e.get("account") or (str(e["account_id"]) if e.get("account_id") else None),
-                                 e.get("stream")) if x)
     kind = e.get("kind") or ""
     msg = e.get("message") or ""
     data = e.get("data") or None
+    account = e.get("account") or (data.get("account") if kind == "audit" and isinstance(data, dict) else None)
+    where = "/".join(x for x in (account or (str(e["account_id"]) if e.get("account_id") else None),
+                                 e.get("stream")) if x)
     if kind == "http" and isinstance(data, dict):
         parts = [str(data.get("method", "")), str(data.get("path", "")), str(data.get("status", ""))]
         if data.get("duration_ms") is not None:

@@ -154,6 +154,12 @@ async def test_run_detail(console_settings, seeded_url):
         assert type(app.screen).__name__ == "DashboardScreen"
 
 
+def migrate_revs() -> list[str]:
+    from sync_core import migrate
+
+    return migrate.pending_revisions(None)
+
+
 async def test_migrations_banner_and_apply(tmp_path, empty_db_url):
     settings = test_settings(tmp_path, empty_db_url)
     app = make_app(settings, **app_kwargs())
@@ -178,6 +184,9 @@ async def test_migrations_banner_and_apply(tmp_path, empty_db_url):
         await wait_until(pilot, lambda: mig.state and not mig.state["pending"], what="reload")
         assert mig.query_one("#mig-history", DataTable).row_count >= 1
         assert mig.check_action("apply_migrations", ()) is False
+        audit = sql(empty_db_url, "select data from run_events where kind = 'audit'")
+        assert len(audit) == 1 and audit[0][0]["action"] == "migrate" and audit[0][0]["origin"] == "console"
+        assert audit[0][0]["revisions"][0] == "0001_core" and len(audit[0][0]["revisions"]) == len(migrate_revs())
         await pilot.press("d")
         await wait_until(pilot, lambda: app.screen.loaded, what="dashboard after migrate")
         assert not app.screen.query_one("Banner").display
@@ -215,6 +224,9 @@ async def test_accounts_screen(console_settings, seeded_url):
         await pilot.press(*"dune", "enter")
         await wait_until(pilot, lambda: sql(seeded_url, "select count(*) from accounts where name = 'dune'") == [(0,)],
                          what="account removed")
+        assert sql(seeded_url, "select data->>'action', data->>'origin', data->>'account' from run_events "
+                               "where kind = 'audit' order by id") == [("account_add", "console", "dune"),
+                                                                       ("account_remove", "console", "dune")]
 
 
 async def test_accounts_connect_shows_consent_url(console_settings, monkeypatch):
@@ -224,7 +236,7 @@ async def test_accounts_connect_shows_consent_url(console_settings, monkeypatch)
                                                                           "st4te"))
     got = {}
 
-    async def finish(engine, settings, name, pasted, state):
+    async def finish(engine, settings, name, pasted, state, **kw):
         got.update(name=name, pasted=pasted, state=state)
     monkeypatch.setattr(accounts, "consent_finish", finish)
     app = make_app(console_settings, **app_kwargs())

@@ -1,0 +1,171 @@
+"""Operator actions, one API for the CLI, the console and any future HTTP endpoint.
+
+Each request (STOP, pause/resume, backfill, run now, clear error) makes its coordination call and
+writes an audit event in the same transaction, so a request is never recorded without happening (or
+the other way round). Account changes, key rotation, migrate and prune record their audit event
+through :func:`audit` as well.
+
+An audit event is a ``run_events`` row of kind ``audit``, level info, with the account and stream
+when they apply and ``data = {action, user, host, origin, ...details}``: the OS user and host of the
+operator's process and where the action came from (``cli``, ``console`` or ``http``). Details are
+counts, names, dates and revisions, never a token, code or key.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from datetime import datetime
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import coordination as co, events
+
+ORIGINS = ("cli", "console", "http")
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (some containers)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "?"
+
+
+def audit_event(action: str, origin: str, message: str, *, account_id: int | None = None,
+                stream: str | None = None, **details: Any) -> events.Event:
+    if origin not in ORIGINS:
+        raise ValueError(f"origin {origin!r}: expected one of {', '.join(ORIGINS)}")
+    user, host = os_user(), socket.gethostname()
+    data = {"action": action, "user": user, "host": host, "origin": origin, **details}
+    return events.Event("audit", f"{message} by {user}@{host} via {origin}", "info", None, account_id, stream, data)
+
+
+async def audit(conn: AsyncConnection, action: str, origin: str, message: str, *, account_id: int | None = None,
+                stream: str | None = None, **details: Any) -> None:
+    """Record one operator action inside the caller's transaction (with the account's name, so the
+    event still reads well after the account is removed)."""
+    if account_id is not None and "account" not in details:
+        details["account"] = (await conn.execute(sa.text("select name from accounts where id = :a"),
+                                                 dict(a=account_id))).scalar()
+    await events.emit_many(conn, [audit_event(action, origin, message, account_id=account_id, stream=stream,
+                                              **details)])
+
+
+def _streams(n: int) -> str:
+    return f"{n} stream" + ("" if n == 1 else "s")
+
+
+# ---------------------------------------------------------------- requests on (account, stream) pairs
+
+
+async def stop(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
+    n = await co.request_stop(conn, account_id, stream)
+    await audit(conn, "stop", origin, f"STOP requested for {_streams(n)}", account_id=account_id, stream=stream,
+                streams=n)
+    return n
+
+
+async def run_now(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
+    n = await co.request_run_now(conn, account_id, stream)
+    await audit(conn, "run_now", origin, f"run now requested for {_streams(n)}", account_id=account_id,
+                stream=stream, streams=n)
+    return n
+
+
+async def set_paused(conn: AsyncConnection, account_id: int, stream: str | None, paused: bool, *, origin: str) -> int:
+    n = await co.set_paused(conn, account_id, stream, paused)
+    verb = "pause" if paused else "resume"
+    await audit(conn, verb, origin, f"{verb}d " + (f"the whole account ({_streams(n)})" if stream is None else _streams(n)),
+                account_id=account_id, stream=stream, streams=n)
+    return n
+
+
+async def pause(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
+    return await set_paused(conn, account_id, stream, True, origin=origin)
+
+
+async def resume(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
+    return await set_paused(conn, account_id, stream, False, origin=origin)
+
+
+async def backfill(conn: AsyncConnection, account_id: int, stream: str | Sequence[str], *, since: datetime,
+                   origin: str) -> int:
+    """Backfill one stream, or several of one account (one audit event for all of them)."""
+    streams = [stream] if isinstance(stream, str) else list(stream)
+    n = 0
+    for s in streams:
+        n += await co.request_backfill(conn, account_id, s, since)
+    await audit(conn, "backfill", origin, f"backfill from {since:%Y-%m-%d %H:%M} UTC requested for {_streams(n)}",
+                account_id=account_id, stream=streams[0] if len(streams) == 1 else None, streams=n,
+                since=since.isoformat(), **({} if len(streams) == 1 else {"stream_names": streams}))
+    return n
+
+
+async def clear_error(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
+    n = await co.clear_error(conn, account_id, stream)
+    await audit(conn, "clear_error", origin, f"error cleared on {_streams(n)}", account_id=account_id,
+                stream=stream, streams=n)
+    return n
+
+
+ACTIONS = {"stop": stop, "run-now": run_now, "pause": pause, "resume": resume, "clear-error": clear_error,
+           "backfill": backfill}
+
+
+async def perform(engine: AsyncEngine, action: str, account_id: int, stream: Any = None, *, origin: str,
+                  **kw: Any) -> int:
+    """One action (a key of ACTIONS) in its own transaction; returns the number of streams it matched."""
+    async with engine.begin() as conn:
+        return await ACTIONS[action](conn, account_id, stream, origin=origin, **kw)
+
+
+# ---------------------------------------------------------------- accounts and keys
+
+
+async def add_account(conn: AsyncConnection, settings: Any, name: str, refresh_token: str | None = None, *,
+                      origin: str) -> int:
+    from . import accounts
+
+    aid = await accounts.add_account(conn, settings, name, refresh_token)
+    await audit(conn, "account_add", origin, f"account {name} added" + (" with a refresh token" if refresh_token else ""),
+                account_id=aid, account=name, with_refresh_token=bool(refresh_token))
+    return aid
+
+
+async def remove_account(conn: AsyncConnection, name: str, purge: bool = False, *, origin: str) -> None:
+    from . import accounts
+
+    aid = await accounts.account_id(conn, name)
+    await accounts.remove_account(conn, name, purge)
+    await audit(conn, "account_remove", origin, f"account {name} removed" + (" with its synced data" if purge else ""),
+                account_id=aid, account=name, purge=purge)
+
+
+async def connect_account(engine: AsyncEngine, settings: Any, name: str, pasted: str, state: str, *, origin: str,
+                          http: Any = None) -> None:
+    """Finish the consent flow; the tokens and the audit event are stored in one transaction."""
+    from . import accounts
+
+    async def record(conn: AsyncConnection, aid: int) -> None:
+        await audit(conn, "account_connect", origin, f"account {name} connected", account_id=aid, account=name)
+    await accounts.consent_finish(engine, settings, name, pasted, state, http=http, on_stored=record)
+
+
+async def rotate_keys(engine: AsyncEngine, old: Any, new: Any, *, origin: str) -> int:
+    from . import accounts
+
+    async def record(conn: AsyncConnection, n: int) -> None:
+        await audit(conn, "keys_rotate", origin, f"token-encryption key rotated ({n} account(s) re-encrypted)",
+                    accounts=n)
+    return await accounts.rotate_keys(engine, old, new, on_done=record)
+
+
+# ---------------------------------------------------------------- migrate (synchronous, like migrate itself)
+
+
+def record_migrate(conn: sa.Connection, applied: list[str], revision: str | None, origin: str) -> None:
+    msg = f"migrate: applied {', '.join(applied)}" if applied else f"migrate: nothing to apply (at {revision})"
+    events.emit_sync(conn, audit_event("migrate", origin, msg, revisions=applied, revision=revision))
