@@ -319,3 +319,59 @@ async def test_active_inventory_report_matches_truth_inactive_and_back(env):
     assert (await run(env, "active_inventory"))[0] == "succeeded"
     third = await _assert_report(env)
     assert not any(v[5] for v in third.values())
+
+
+# ---------------------------------------------------------------- orders and finances transactions
+
+
+async def test_orders_and_line_items_match_truth(env):
+    assert (await run(env, "orders"))[0] == "succeeded"
+    got = await table(env, "select order_id, creation_date, last_modified_date, fulfillment_status, payment_status, "
+                           "buyer, total_value, total_currency from orders")
+    orders = env.sim.truth("alice", "orders")
+    # Order: orderId, creationDate, lastModifiedDate, orderFulfillmentStatus, orderPaymentStatus,
+    # buyer.username, pricingSummary.total{value,currency}
+    assert got == {o["orderId"]: (_ts(o["creationDate"]), _ts(o["lastModifiedDate"]), o["orderFulfillmentStatus"],
+                                  o["orderPaymentStatus"], o["buyer"]["username"],
+                                  *_amount(o["pricingSummary"]["total"])) for o in orders}
+    got_li = {(r[0], r[1]): tuple(r[2:]) for r in await env.rows(
+        "select order_id, line_item_id, sku, listing_id, title, quantity, total_value, total_currency "
+        "from order_line_items")}
+    # LineItem: lineItemId, sku, legacyItemId, title, quantity, total{value,currency}
+    assert got_li == {(o["orderId"], li["lineItemId"]): (li.get("sku"), li["legacyItemId"], li["title"],
+                                                         li["quantity"], *_amount(li["total"]))
+                      for o in orders for li in o["lineItems"]}
+
+
+async def _assert_transactions(env):
+    got = {(r[0], r[1]): tuple(r[2:]) for r in await env.rows(
+        "select transaction_id, transaction_type, transaction_date, transaction_status, order_id, payout_id, "
+        "amount_value, amount_currency, booking_entry, buyer from transactions")}
+    # Transaction: transactionId, transactionType, transactionDate, transactionStatus, orderId, payoutId,
+    # amount{value,currency}, bookingEntry, buyer.username
+    want = {(t["transactionId"], t["transactionType"]): (
+        _ts(t["transactionDate"]), t["transactionStatus"], t.get("orderId"), t.get("payoutId"), *_amount(t["amount"]),
+        t["bookingEntry"], (t.get("buyer") or {}).get("username")) for t in env.sim.truth("alice", "transactions")}
+    assert got == want
+    return got
+
+
+async def test_transactions_match_truth_and_later_status_changes(env):
+    """Held funds are paid out weeks after the transactionDate (past the 14-day re-scan): the payout's
+    transactions are re-read by payoutId, so status and payoutId are current."""
+    assert (await run(env, "payouts"))[0] == "succeeded"
+    assert (await run(env, "transactions"))[0] == "succeeded"
+    first = await _assert_transactions(env)
+    for _ in range(30):  # until a stored transaction's status moved on (funds available, then paid out)
+        env.sim.advance(DAY)
+        now = {(t["transactionId"], t["transactionType"]): t["transactionStatus"]
+               for t in env.sim.truth("alice", "transactions")}
+        if any(now[k] != v[1] for k, v in first.items()):
+            break
+    assert (await run(env, "payouts"))[0] == "succeeded"
+    env.sim.counters.reset()
+    status, ctx = await run(env, "transactions")
+    assert status == "succeeded"
+    second = await _assert_transactions(env)
+    changed = {k for k in first if second[k][1] != first[k][1]}
+    assert changed and any(second[k][0] < ctx.plan_start for k in changed)  # older than the re-scan
