@@ -151,7 +151,8 @@ async def test_disputes_match_truth_and_open_ones_are_refetched_until_closed(env
 async def test_stop_during_the_open_dispute_refetch_cancels_then_a_later_run_completes(tmp_path, db_url):
     sim = make_sim(seller("alice", orders=400, transactions=10, payouts=2, disputes=300, conversations=1,
                           inventory_items=1), now=NOW)
-    env = make_env(tmp_path, db_url, sim, BAYSYNC_INITIAL_BACKFILL_DAYS="200")
+    # heartbeat 1 s: a STOP is also seen between two detail calls, not only at a chunk's write
+    env = make_env(tmp_path, db_url, sim, BAYSYNC_INITIAL_BACKFILL_DAYS="200", BAYSYNC_HEARTBEAT_S="1")
     try:
         await env.add_account("alice")
         assert (await run(env, "disputes"))[0] == "succeeded"
@@ -160,7 +161,7 @@ async def test_stop_during_the_open_dispute_refetch_cancels_then_a_later_run_com
         assert len(to_refetch) > 50  # more than one chunk of 50
         env.sim.counters.reset()
         # each detail call takes a while, so the re-fetch is still going when STOP arrives
-        env.sim.set_faults(latency_ms=30.0, only_paths=("/sell/fulfillment/v1/payment_dispute/",))
+        env.sim.set_faults(latency_ms=50.0, only_paths=("/sell/fulfillment/v1/payment_dispute/",))
 
         async def stop_once_refetching(ctx):
             deadline = asyncio.get_running_loop().time() + 60
