@@ -157,7 +157,8 @@ async def test_stop_during_the_open_dispute_refetch_cancels_then_a_later_run_com
         await env.add_account("alice")
         assert (await run(env, "disputes"))[0] == "succeeded"
         env.sim.advance(DAY)
-        to_refetch = await _open_before(env, env.sim.now() - timedelta(hours=1))
+        # the next plan starts lookback_s before the first run's cursor (NOW): open disputes opened before it
+        to_refetch = await _open_before(env, NOW - timedelta(seconds=env.settings.lookback_s))
         assert len(to_refetch) > 50  # more than one chunk of 50
         env.sim.counters.reset()
         # each detail call takes a while, so the re-fetch is still going when STOP arrives
@@ -280,7 +281,8 @@ async def _assert_offers(env, ended=()):
 async def test_offers_match_truth_ended_and_back(env):
     assert (await run(env, "offers"))[0] == "succeeded"
     first = await _assert_offers(env)
-    assert {v[2] for v in first.values()} == {"FIXED_PRICE", "AUCTION"} and "UNPUBLISHED" in {v[3] for v in first.values()}
+    assert {v[2] for v in first.values()} == {"FIXED_PRICE", "AUCTION"}
+    assert "UNPUBLISHED" in {v[3] for v in first.values()}
     gone = _sku_with_published_offer(env)
     env.sim.remove_inventory_item("alice", gone)
     touched = env.sim.touch("alice", "offers", n=3)
