@@ -5,7 +5,8 @@ Every engine (console, CLI, workers, Alembic's env.py) comes from :func:`make_en
 recycling, ``application_name = baysync/<role>`` and per-role statement/lock timeouts.
 
 Connecting and idempotent units of work go through :func:`retrying` / :func:`run_retrying`:
-exponential backoff with jitter (default 3 attempts, 2/4/8 s), each attempt logged with its reason.
+exponential backoff with jitter (``db_retry_attempts`` tries in all, default 3: waits of about 2 and 4 s, each
+at most ``db_retry_max_s``), each failed attempt logged with its reason.
 Errors that no retry can fix (bad password, missing database, unknown host) fail at once with
 :class:`DatabaseFatal` and a message naming the fix.
 """
@@ -209,7 +210,7 @@ def _before_sleep(what: str) -> Callable[[RetryCallState], None]:
 
 def _policy(settings: Settings, what: str, attempts: int | None = None) -> dict[str, Any]:
     return dict(
-        stop=stop_after_attempt(attempts or settings.db_retry_attempts + 1),
+        stop=stop_after_attempt(attempts or settings.db_retry_attempts),
         wait=wait_exponential_jitter(multiplier=settings.db_retry_initial_s, max=settings.db_retry_max_s,
                                      jitter=min(1.0, settings.db_retry_initial_s)),
         retry=retry_if_exception(is_retryable),

@@ -27,6 +27,96 @@ def test_engine_options(tmp_path, db_url):
     m.dispose()
 
 
+OPTS = dict(BAYSYNC_DB_CONNECT_TIMEOUT_S="7", BAYSYNC_DB_KEEPALIVES_IDLE_S="41", BAYSYNC_DB_KEEPALIVES_INTERVAL_S="6",
+            BAYSYNC_DB_KEEPALIVES_COUNT="4", BAYSYNC_DB_POOL_RECYCLE_S="300", BAYSYNC_DB_POOL_TIMEOUT_S="1",
+            BAYSYNC_DB_POOL_SIZE="1", BAYSYNC_DB_MAX_OVERFLOW="0")
+
+
+def test_connect_timeout_keepalives_and_pool_settings_are_applied(tmp_path, db_url):
+    """The settings reach libpq (the live connection's parameters) and the pool; over TCP the client
+    socket really has the keepalive options; a full pool makes a caller wait pool_timeout, then fail."""
+    import os
+    import socket
+
+    s = test_settings(tmp_path, db_url, **OPTS)
+    want = {"connect_timeout": "7", "keepalives": "1", "keepalives_idle": "41", "keepalives_interval": "6",
+            "keepalives_count": "4"}
+    eng = db.make_engine(s, "worker")
+    try:
+        assert eng.pool._recycle == 300 and eng.pool._timeout == 1
+        with eng.connect() as c:
+            params = c.connection.dbapi_connection.info.get_parameters()  # what libpq was given
+            assert {k: params.get(k) for k in want} == want
+            with pytest.raises(sa.exc.TimeoutError):  # the pool (1, no overflow) is empty: wait 1 s, fail
+                eng.connect()
+    finally:
+        eng.dispose()
+    # the embedded server listens on a unix socket: go through a TCP proxy to see the client socket
+    with _proxy_for(db_url) as proxy:
+        eng = db.make_engine(s, "worker", proxy.url_for(make_url(db_url).database))
+        try:
+            with eng.connect() as c:
+                fd = c.connection.dbapi_connection.pgconn.socket
+                sock = socket.socket(fileno=os.dup(fd))
+                try:
+                    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
+                    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 41
+                    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 6
+                    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 4
+                finally:
+                    sock.close()
+        finally:
+            eng.dispose()
+
+
+def test_connect_timeout_ends_a_connection_attempt_that_gets_no_answer(tmp_path):
+    """A server that accepts the TCP connection and never answers: the attempt fails after
+    db_connect_timeout_s instead of hanging."""
+    import socket
+
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        s = test_settings(tmp_path, f"postgresql://postgres@127.0.0.1:{srv.getsockname()[1]}/x",
+                          BAYSYNC_DB_CONNECT_TIMEOUT_S="2")
+        eng = db.make_engine(s, "cli")
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(sa.exc.OperationalError, match="timeout"):
+                eng.connect()
+        finally:
+            eng.dispose()
+        assert 1.5 <= time.monotonic() - t0 < 60
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+async def test_db_retry_attempts_is_the_number_of_tries(tmp_path, db_url, attempts):
+    """db_retry_attempts = total tries (README), against a real failure: a proxy that hangs up on every
+    connection. With the proxy answering again on the last try, the unit succeeds."""
+    s = test_settings(tmp_path, db_url, BAYSYNC_DB_RETRY_ATTEMPTS=str(attempts), BAYSYNC_DB_RETRY_INITIAL_S="0.01",
+                      BAYSYNC_DB_RETRY_MAX_S="0.05")
+    with _proxy_for(db_url) as proxy:
+        eng = db.make_async_engine(s, "worker", proxy.url_for(make_url(db_url).database))
+        tries = 0
+
+        async def unit(heal_on: int | None = None):
+            nonlocal tries
+            tries += 1
+            proxy.refuse = tries != heal_on
+            async with eng.connect() as c:
+                return (await c.execute(sa.text("select 1"))).scalar()
+
+        try:
+            with pytest.raises(sa.exc.OperationalError):
+                await db.run_retrying(s, "probe", unit)
+            assert tries == attempts
+            tries = 0
+            assert await db.run_retrying(s, "probe", lambda: unit(heal_on=attempts)) == 1
+            assert tries == attempts
+        finally:
+            await eng.dispose()
+
+
 async def test_writes_survive_dropped_connections(tmp_path, db_url):
     s = test_settings(tmp_path, db_url)
     with FaultProxy.for_url(db_url) as proxy:

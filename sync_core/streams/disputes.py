@@ -49,7 +49,11 @@ def fetch(client, window, resume_url, limit):
 
 
 async def refetch_open(ctx):
-    """Disputes opened before the current windows may still change: re-read the open ones by id."""
+    """Disputes opened before the current windows may still change: re-read the open ones by id, in
+    chunks of 50 stored together. STOP is honoured between calls: what was fetched is stored, the run
+    ends cancelled, and the next run re-reads the disputes still open."""
+    from ..runner import StopRun
+
     ids = await ctx.query_column(
         f"select payment_dispute_id from {table.name} where account_id = :a and closed_date is null "
         f"and (status is null or status = any(:open)) and open_date < :since",
@@ -57,9 +61,11 @@ async def refetch_open(ctx):
     for chunk_start in range(0, len(ids), 50):
         records = []
         for did in ids[chunk_start:chunk_start + 50]:
+            if ctx.stop_requested:
+                break
             records.append(await ctx.client.get_payment_dispute(did))
-        await ctx.store_records(records)
-
+        if await ctx.store_records(records):
+            raise StopRun()
 
 STREAM = Stream(
     name="disputes", table=table, key=("account_id", "payment_dispute_id"), map=map_dispute,

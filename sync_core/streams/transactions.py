@@ -1,5 +1,7 @@
 """Finances transactions (apiz, transactionDate windows of at most 90 days). Status and payout change
-after the fact without changing transactionDate, so every run re-reads a trailing window."""
+after the fact without changing transactionDate, so every run re-reads a trailing window; and since funds
+may be held for weeks before they are paid out (later than that window), the transactions of recent payouts
+that the table does not fully account for are re-read by eBay's payoutId filter."""
 
 from datetime import timedelta
 
@@ -47,8 +49,34 @@ def fetch(client, window, resume_url, limit):
     return client.get_transactions(window.start, window.end, limit, resume_url=resume_url)
 
 
+REPAIR_DAYS = 45  # eBay holds funds for up to 30 days, then pays out on the seller's schedule
+
+
+async def refetch_paid_out(ctx):
+    """Transactions paid out after the trailing re-scan still read FUNDS_ON_HOLD/... without a payoutId here.
+    Each payout of the last REPAIR_DAYS (stored by the payouts stream) whose transactionCount exceeds the
+    transactions stored with its payoutId gets its transactions re-read (filter payoutId:{id})."""
+    from ..runner import StopRun
+
+    async with ctx.engine.connect() as conn:
+        payouts = (await conn.execute(sa.text(
+            "select p.payout_id, p.payout_date from payouts p where p.account_id = :a and p.payout_date >= :since "
+            "and p.transaction_count > (select count(*) from transactions t where t.account_id = p.account_id "
+            "and t.payout_id = p.payout_id) order by p.payout_date"),
+            dict(a=ctx.account_id, since=ctx.now - timedelta(days=REPAIR_DAYS)))).all()
+    for payout_id, payout_date in payouts:
+        if ctx.stop_requested:
+            raise StopRun()
+        records = []
+        async for page in ctx.client.get_transactions(payout_date - timedelta(days=89), payout_date,
+                                                      extra_filters=[f"payoutId:{{{payout_id}}}"]):
+            records.extend(page.records)
+        if await ctx.store_records(records):
+            raise StopRun()
+
+
 STREAM = Stream(
     name="transactions", table=table, key=("account_id", "transaction_id", "transaction_type"),
     map=map_transaction, scope="sell.finances", max_page_size=200, mode="windowed", fetch_window=fetch,
-    max_window=timedelta(days=90), max_history_days=5 * 365, rescan_days=14,
+    max_window=timedelta(days=90), max_history_days=5 * 365, rescan_days=14, after_complete=refetch_paid_out,
 )

@@ -15,6 +15,7 @@ class FaultProxy:
         self.drops = 0
         self.connections = 0
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -46,6 +47,8 @@ class FaultProxy:
     async def _stop(self) -> None:
         self._server.close()
         await self._drop()
+        if self._handlers:  # let the aborted connections' handlers finish before the loop stops
+            await asyncio.wait(self._handlers, timeout=5)
 
     async def _open_upstream(self):
         if self.target_host.startswith("/"):
@@ -53,6 +56,9 @@ class FaultProxy:
         return await asyncio.open_connection(self.target_host, self.target_port)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
         if self.refuse:
             writer.close()
             return

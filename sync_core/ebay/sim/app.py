@@ -549,9 +549,9 @@ async def get_offers(sim: "Simulator", req: Request, seller: str, data: SellerDa
         if len(sku) > 50:
             raise ApiError(400, 25707, "This is an invalid value for a SKU.", "The SKU is longer than 50 characters.",
                            [("sku", sku)])
-        ois = list(data.offers_by_sku.get(sku, ()))
+        ois = data.sku_offers(sku)
     else:
-        ois = list(range(len(data.offers)))
+        ois = [oi for s in data.api_skus() for oi in data.sku_offers(s.sku)]
     fmt, mkt = q.get("format"), q.get("marketplace_id")
     if fmt:
         ois = [oi for oi in ois if data.offers[oi][3] == fmt]

@@ -266,6 +266,12 @@ class Simulator:
         self._qcache.clear()
         return ids
 
+    def remove_inventory_item(self, seller: str, sku: str, removed: bool = True) -> None:
+        """deleteInventoryItem: the SKU leaves getInventoryItems, its offers leave getOffers and its
+        listings leave the active-inventory report; ``removed=False`` brings all of it back."""
+        self.data(seller).set_removed(sku, removed)
+        self._qcache.clear()
+
     @property
     def stats(self) -> dict[str, Any]:
         """Snapshot: ``requests``, ``by_seller`` {seller: {operationId: n}}, ``by_endpoint``,

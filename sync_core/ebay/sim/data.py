@@ -76,6 +76,7 @@ class SellerData:
         self._build_conversations()
         self._inv_qty: dict[int, int] = {}
         self._offer_qty: dict[str, int] = {}
+        self._removed: set[int] = set()  # catalog indexes of inventory items deleted from the Inventory API
 
     # ------------------------------------------------------------------ helpers
     def _rng(self, *parts: Any) -> random.Random:
@@ -911,7 +912,20 @@ class SellerData:
 
     # ------------------------------------------------------------------ inventory
     def api_skus(self) -> list[Sku]:
-        return [s for s in self.skus if s.in_api]
+        return [s for s in self.skus if s.in_api and s.j not in self._removed]
+
+    def sku_offers(self, sku: str) -> list[int]:
+        """The offers of a SKU (none once its inventory item is deleted)."""
+        j = self.sku_index.get(sku)
+        return [] if j is None or j in self._removed else list(self.offers_by_sku.get(sku, ()))
+
+    def set_removed(self, sku: str, removed: bool) -> None:
+        """deleteInventoryItem (its offers and their listings go with it), or the item listed again."""
+        j = self.sku_index.get(sku)
+        if j is None or not self.skus[j].in_api:
+            raise ValueError(f"{sku!r} is not an Inventory API SKU")
+        (self._removed.add if removed else self._removed.discard)(j)
+        self.version += 1
 
     def sku_qty(self, s: Sku) -> int:
         return self._inv_qty.get(s.j, s.qty)
@@ -967,7 +981,9 @@ class SellerData:
             "listingPolicies": {"fulfillmentPolicyId": f"6{self.no:03d}000001", "paymentPolicyId": f"6{self.no:03d}000002",
                                 "returnPolicyId": f"6{self.no:03d}000003", "eBayPlusIfEligible": False},
             "merchantLocationKey": "WAREHOUSE-1",
-            "pricingSummary": {"price": price} if fmt == "FIXED_PRICE" else {"auctionStartPrice": price},
+            # PricingSummary.price: "For published offers, this container will always be returned"
+            "pricingSummary": ({"price": price} if fmt == "FIXED_PRICE" else
+                               {"auctionStartPrice": price, **({"price": price} if pub else {})}),
             "status": "PUBLISHED" if pub else "UNPUBLISHED",
             "includeCatalogProductDetails": True,
             "hideBuyerDetails": False,
@@ -982,7 +998,7 @@ class SellerData:
         rows = []
         for s in self.skus:
             if s.in_api:
-                for oi in self.offers_by_sku.get(s.sku, ()):
+                for oi in self.sku_offers(s.sku):
                     if not self.offer_published(oi):
                         continue
                     _, _, _, fmt, listing = self.offers[oi]
@@ -1088,7 +1104,7 @@ class SellerData:
         if stream == "inventory_items":
             return [self.render_inventory_item(s) for s in self.api_skus()]
         if stream == "offers":
-            return [self.render_offer(oi) for oi in range(len(self.offers))]
+            return [self.render_offer(oi) for s in self.api_skus() for oi in self.sku_offers(s.sku)]
         if stream == "active_inventory":
             return self.active_inventory(kw.get("listing_format"))
         raise ValueError(f"unknown stream {stream!r}; streams: {', '.join(STREAMS)}")
