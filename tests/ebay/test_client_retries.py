@@ -273,7 +273,13 @@ async def test_event_callback_failure_is_contained(settings, http, mock):
 async def test_rate_budget_waits_visibly(settings, http, mock, events):
     from sync_core.ebay.oauth import StaticTokenSource
 
-    budget = RateBudget({"fulfillment": 3}, window_s=0.05, reserve_fraction=0.0)
+    # the budget's own clock: a wait moves it on, nothing else does (a loaded machine changes nothing)
+    now = [1000.0]
+
+    async def sleep(s):
+        now[0] += s
+
+    budget = RateBudget({"fulfillment": 3}, window_s=60, reserve_fraction=0.0, clock=lambda: now[0], sleep=sleep)
     client = EbayClient(settings, http=http, tokens=StaticTokenSource(ACCESS1), account="a", on_event=events.append,
                         budget=budget)
     route = mock.get(ORDERS).mock(return_value=OK)
@@ -281,7 +287,8 @@ async def test_rate_budget_waits_visibly(settings, http, mock, events):
         await collect(client.get_orders(T0, T1))
     assert route.call_count == 5
     waits = [e for e in events if e["type"] == "rate_wait"]
-    assert waits and waits[0]["api"] == "fulfillment" and 0 <= waits[0]["seconds"] <= 0.05
+    assert len(waits) == 1 and waits[0]["api"] == "fulfillment" and waits[0]["seconds"] == 60
+    assert now[0] == 1060.0  # the 4th call waited for the window's reset; the 5th fits the new window
     assert "budget" in waits[0]["reason"]
 
 
