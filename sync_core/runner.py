@@ -83,6 +83,10 @@ class StopRun(Exception):
 # Held pages are written at the latest when the next page arrives this long after the first (a slow API
 # still commits its progress every few seconds).
 WRITE_HOLD_S = 2.0
+# Events waiting for a page write (HTTP calls, retry and rate-limit waits) are written on their own after
+# at most about this long, so a run that waits (report polling, a slow eBay, a long Retry-After) is visible
+# in run_events, the console and `baysync logs --follow` while it waits.
+EVENT_FLUSH_S = 0.5
 
 
 @dataclass
@@ -145,7 +149,8 @@ class RunContext:
     def page_size(self) -> int:
         return self.settings.stream(self.stream.name).page_size or self.stream.max_page_size
 
-    # -- events from the eBay client (collected, written with the next page's transaction)
+    # -- events from the eBay client (collected; written with the next page's transaction, or by the run's
+    #    flusher within EVENT_FLUSH_S when no page write comes: :meth:`flush_events`)
     def on_http_event(self, ev: dict) -> None:
         kind = ev.get("type", "http")
         if kind == "http":
@@ -223,6 +228,30 @@ class RunContext:
             if not self._held.pages or time.monotonic() - self._held.since < older_than:
                 return self.stop_requested
             return await self._write(([], [], []), 0, 0, None)
+
+    async def flush_events(self) -> int:
+        """Write the pending events on their own, in one short fenced transaction (the flusher, when no page
+        write is under way; a page write in progress takes them itself). Returns how many were written.
+
+        Fenced like a page: a run that lost its lease writes no more events (they are dropped with it, as
+        its held pages are) and stops at its next page. A failed write (the database is away) keeps the
+        events pending for the next page or the next try: the run goes on, its pages decide its fate."""
+        async with self._write_lock:
+            self._raise_write_error()
+            n = len(self.pending_events)
+            if not n:
+                return 0
+            try:
+                async with self.engine.begin() as conn:
+                    stop = await co.fence(conn, self.owner, self.run_id)
+                    await emit_many(conn, self.pending_events[:n])
+            except co.LeaseLost:
+                self.pending_events.clear()
+                raise
+            del self.pending_events[:n]
+            if stop:
+                self.stop_requested = True
+            return n
 
     def _raise_write_error(self) -> None:
         if self._write_error is not None:
@@ -462,13 +491,28 @@ async def _flush_held(ctx: RunContext) -> None:
 
 
 async def _flush_stale(ctx: RunContext) -> None:
-    """Write held pages once the first is WRITE_HOLD_S old even if no page follows (a slow API, a long
-    rate-limit wait): progress is committed every few seconds whatever the API does. A failed write is
-    handed to the run (its next store_page raises it): the run must not store later pages past a gap."""
+    """The run's flusher. Every EVENT_FLUSH_S: write held pages once the first is WRITE_HOLD_S old even if
+    no page follows (a slow API, a long rate-limit wait), so progress is committed every few seconds
+    whatever the API does; otherwise write pending events on their own (:meth:`RunContext.flush_events`),
+    unless a page write is under way (it takes them). A connection is taken only for that short write.
+
+    A failed page write is handed to the run (its next store_page raises it): the run must not store later
+    pages past a gap. A failed event write is only logged (the events stay pending); a lost lease stops it."""
     while True:
-        await asyncio.sleep(WRITE_HOLD_S / 4)
+        await asyncio.sleep(EVENT_FLUSH_S)
+        if ctx._write_lock.locked():
+            continue  # a page is being written: its transaction carries the events
         try:
-            await ctx.flush(older_than=WRITE_HOLD_S)
+            if ctx._held.pages and time.monotonic() - ctx._held.since >= WRITE_HOLD_S:
+                await ctx.flush(older_than=WRITE_HOLD_S)
+            elif ctx.pending_events:
+                try:
+                    await ctx.flush_events()
+                except (asyncio.CancelledError, co.LeaseLost):
+                    raise
+                except Exception as e:
+                    log.warning("run %s: events not written yet (%s); retrying", ctx.run_id, db.describe(e))
+                    await asyncio.sleep(WRITE_HOLD_S)
         except asyncio.CancelledError:
             raise
         except co.LeaseLost as e:
