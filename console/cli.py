@@ -624,15 +624,14 @@ def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional
             aid = await _account_id(engine, account) if account else None
             filt = dict(run_id=run, account_id=aid, stream=stream, min_level=level)
             async with engine.connect() as conn:
-                last = max(0, await ev.last_id(conn) - limit * 20) if limit else await ev.last_id(conn)
+                top = await ev.last_id(conn)  # read before the history: nothing committed after it is skipped
+                last = max(0, top - limit * 20) if limit else top
                 rows = await ev.read_since(conn, last, limit=100000, **filt)
             for e in rows[-limit:] if limit else []:
                 show(e)
-            last = max([last] + [e["id"] for e in rows])
+            last = max([top] + [e["id"] for e in rows])
             if not follow:
                 return
-            async with engine.connect() as conn:
-                last = max(last, await ev.last_id(conn))
             async for _ in ev.listen(db.psycopg_conninfo(engine.url.render_as_string(hide_password=False)), timeout=30):
                 async with engine.connect() as conn:
                     while True:
