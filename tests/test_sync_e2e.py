@@ -428,3 +428,26 @@ async def test_a_failed_background_write_fails_the_run_without_a_gap(tmp_path, d
         assert await e.scalar("select count(*) from orders") == 150
     finally:
         await e.engine.dispose()
+
+
+async def test_events_of_a_slow_api_are_written_between_pages_once_each(env):
+    """A slow eBay (0.7 s a call): the run's flusher writes the HTTP events in their own short transactions
+    while the next call is under way, not only with the pages; each event is written once, in order."""
+    from dataclasses import replace
+
+    from sync_core.config import StreamSettings
+
+    env.settings = replace(env.settings, streams=dict(env.settings.streams, orders=StreamSettings(page_size=40)))
+    await env.add_account("alice")
+    env.sim.set_faults(latency_ms=700, only_paths=["/sell/fulfillment"])
+    status, ctx = await run_pair(env, "alice", "orders")
+    assert status == "succeeded"
+    run = ctx.run_id
+    calls = await env.scalar("select api_calls from sync_runs where id = :r", r=run)
+    http = await env.rows("select id, ts from run_events where run_id = :r and kind = 'http' order by id", r=run)
+    assert calls >= 3 and len(http) == calls  # none lost, none twice
+    page_ts = {r[0] for r in await env.rows("select ts from run_events where run_id = :r and kind = 'page'", r=run)}
+    alone = [i for i, ts in http if ts not in page_ts]  # a transaction without a page: the flusher's
+    assert alone, "every HTTP event waited for a page write"
+    all_ts = [r[0] for r in await env.rows("select ts from run_events where run_id = :r order by id", r=run)]
+    assert all_ts == sorted(all_ts)
