@@ -392,9 +392,12 @@ async def test_held_pages_are_not_written_once_the_lease_is_gone(tmp_path, db_ur
         async with e.engine.begin() as conn:
             await conn.execute(sa.text("update sync_state set lease_owner = 'someone-else' where run_id = :r"),
                                dict(r=ctx.run_id))
+        top = await e.scalar("select coalesce(max(id), 0) from run_events")
         assert await asyncio.wait_for(run, 60) == "lost"
         await clients.aclose()
         assert await e.scalar("select count(*) from orders") == 0
+        # its events are fenced too: none after the lease passed (the flusher's write found it gone)
+        assert await e.scalar("select count(*) from run_events where run_id = :r and id > :t", r=ctx.run_id, t=top) == 0
     finally:
         await e.engine.dispose()
 
@@ -430,24 +433,24 @@ async def test_a_failed_background_write_fails_the_run_without_a_gap(tmp_path, d
         await e.engine.dispose()
 
 
-async def test_events_of_a_slow_api_are_written_between_pages_once_each(env):
+async def test_events_of_a_slow_api_are_written_between_pages_once_each(tmp_path, db_url):
     """A slow eBay (0.7 s a call): the run's flusher writes the HTTP events in their own short transactions
     while the next call is under way, not only with the pages; each event is written once, in order."""
-    from dataclasses import replace
-
-    from sync_core.config import StreamSettings
-
-    env.settings = replace(env.settings, streams=dict(env.settings.streams, orders=StreamSettings(page_size=40)))
-    await env.add_account("alice")
-    env.sim.set_faults(latency_ms=700, only_paths=["/sell/fulfillment"])
-    status, ctx = await run_pair(env, "alice", "orders")
-    assert status == "succeeded"
-    run = ctx.run_id
-    calls = await env.scalar("select api_calls from sync_runs where id = :r", r=run)
-    http = await env.rows("select id, ts from run_events where run_id = :r and kind = 'http' order by id", r=run)
-    assert calls >= 3 and len(http) == calls  # none lost, none twice
-    page_ts = {r[0] for r in await env.rows("select ts from run_events where run_id = :r and kind = 'page'", r=run)}
-    alone = [i for i, ts in http if ts not in page_ts]  # a transaction without a page: the flusher's
-    assert alone, "every HTTP event waited for a page write"
-    all_ts = [r[0] for r in await env.rows("select ts from run_events where run_id = :r order by id", r=run)]
-    assert all_ts == sorted(all_ts)
+    sim = make_sim(seller("hank", orders=150, days=25), now=NOW)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="40")
+    try:
+        await e.add_account("hank")
+        e.sim.set_faults(latency_ms=700, only_paths=["/sell/fulfillment"])
+        status, ctx = await run_pair(e, "hank", "orders")
+        assert status == "succeeded"
+        run = ctx.run_id
+        calls = await e.scalar("select api_calls from sync_runs where id = :r", r=run)
+        http = await e.rows("select id, ts from run_events where run_id = :r and kind = 'http' order by id", r=run)
+        assert calls >= 3 and len(http) == calls  # none lost, none twice
+        page_ts = {r[0] for r in await e.rows("select ts from run_events where run_id = :r and kind = 'page'", r=run)}
+        alone = [i for i, ts in http if ts not in page_ts]  # a transaction without a page: the flusher's
+        assert alone, "every HTTP event waited for a page write"
+        all_ts = [r[0] for r in await e.rows("select ts from run_events where run_id = :r order by id", r=run)]
+        assert all_ts == sorted(all_ts)
+    finally:
+        await e.engine.dispose()
