@@ -83,10 +83,12 @@ class StopRun(Exception):
 # Held pages are written at the latest when the next page arrives this long after the first (a slow API
 # still commits its progress every few seconds).
 WRITE_HOLD_S = 2.0
-# Events waiting for a page write (HTTP calls, retry and rate-limit waits) are written on their own after
-# at most about this long, so a run that waits (report polling, a slow eBay, a long Retry-After) is visible
-# in run_events, the console and `baysync logs --follow` while it waits.
+# Events waiting for a page write (HTTP calls, retry and rate-limit waits) are written on their own once
+# the oldest is this old (checked every EVENT_TICK_S), so a run that waits (report polling, a slow eBay, a
+# long Retry-After) is visible in run_events, the console and `baysync logs --follow` within a second;
+# events that a page write takes sooner cost no transaction of their own.
 EVENT_FLUSH_S = 0.5
+EVENT_TICK_S = 0.25
 
 
 @dataclass
@@ -137,6 +139,7 @@ class RunContext:
     _held: "_Held" = field(default_factory=lambda: _Held())  # pages mapped, not written yet (store_page)
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # store_page vs the stale-page flusher
     _write_error: BaseException | None = None  # a background write failed: the run must not go on past it
+    _events_since: float = 0.0  # monotonic time by which the oldest pending event was added
 
     @property
     def run_id(self) -> int:
@@ -160,11 +163,23 @@ class RunContext:
         level = "warning" if kind in ("rate_wait", "retry") or (ev.get("status") or 200) >= 400 else "debug"
         msg = (f"{ev.get('method', '')} {ev.get('path', '')} -> {ev.get('status', '')} "
                f"{ev.get('duration_ms', '')}ms {ev.get('records', '')} rec").strip() if kind == "http" else str(ev.get("reason", kind))
-        self.pending_events.append(Event(kind, msg, level, self.run_id, self.account_id, self.stream.name, ev))
+        self._pend(Event(kind, msg, level, self.run_id, self.account_id, self.stream.name, ev))
 
     def event(self, kind: str, message: str, level: str = "info", **data: Any) -> None:
-        self.pending_events.append(Event(kind, message, level, self.run_id, self.account_id, self.stream.name,
-                                         data or None))
+        self._pend(Event(kind, message, level, self.run_id, self.account_id, self.stream.name, data or None))
+
+    def _pend(self, event: Event) -> None:
+        if not self.pending_events:
+            self._events_since = time.monotonic()
+        self.pending_events.append(event)
+
+    def _written(self, n: int, taken_at: float) -> None:
+        """The first ``n`` pending events, taken at ``taken_at``, are committed: the rest came after."""
+        del self.pending_events[:n]
+        self._events_since = taken_at
+
+    def events_due(self) -> bool:
+        return bool(self.pending_events) and time.monotonic() - self._events_since >= EVENT_FLUSH_S
 
     # -- mapping
     def _map_one(self, rec: dict) -> tuple[dict, bytes]:
@@ -238,7 +253,7 @@ class RunContext:
         events pending for the next page or the next try: the run goes on, its pages decide its fate."""
         async with self._write_lock:
             self._raise_write_error()
-            n = len(self.pending_events)
+            n, taken_at = len(self.pending_events), time.monotonic()
             if not n:
                 return 0
             try:
@@ -248,7 +263,7 @@ class RunContext:
             except co.LeaseLost:
                 self.pending_events.clear()
                 raise
-            del self.pending_events[:n]
+            self._written(n, taken_at)
             if stop:
                 self.stop_requested = True
             return n
@@ -273,7 +288,7 @@ class RunContext:
             pairs = list({tuple(row[k] for k in self.stream.key): (row, ch) for row, ch in pairs}.values())
         counts = Counts(pages=n_pages, api_calls=self.totals.api_calls, retries=self.totals.retries)
         self.totals.api_calls = self.totals.retries = 0
-        n_events = len(self.pending_events)  # events of calls made while this writes go with the next write
+        n_events, taken_at = len(self.pending_events), time.monotonic()  # later ones go with the next write
 
         async def unit() -> tuple[bool, upserts.UpsertResult]:
             async with self.engine.begin() as conn:
@@ -311,7 +326,7 @@ class RunContext:
                 return stop, res
 
         stop, res = await db.run_retrying(self.settings, "store page", unit)
-        del self.pending_events[:n_events]
+        self._written(n_events, taken_at)
         # a write that was all new (a backfill) makes the next one try COPY without probing first
         self.expect_new = res.inserted > 0 and not res.updated and not res.unchanged
         self.totals.pages += n_pages
@@ -491,21 +506,22 @@ async def _flush_held(ctx: RunContext) -> None:
 
 
 async def _flush_stale(ctx: RunContext) -> None:
-    """The run's flusher. Every EVENT_FLUSH_S: write held pages once the first is WRITE_HOLD_S old even if
+    """The run's flusher. Every EVENT_TICK_S: write held pages once the first is WRITE_HOLD_S old even if
     no page follows (a slow API, a long rate-limit wait), so progress is committed every few seconds
-    whatever the API does; otherwise write pending events on their own (:meth:`RunContext.flush_events`),
-    unless a page write is under way (it takes them). A connection is taken only for that short write.
+    whatever the API does; otherwise write pending events on their own once the oldest is EVENT_FLUSH_S
+    old (:meth:`RunContext.flush_events`), unless a page write is under way (it takes them). A pooled
+    connection is taken only for that short write, so at most one event transaction per EVENT_FLUSH_S.
 
     A failed page write is handed to the run (its next store_page raises it): the run must not store later
     pages past a gap. A failed event write is only logged (the events stay pending); a lost lease stops it."""
     while True:
-        await asyncio.sleep(EVENT_FLUSH_S)
+        await asyncio.sleep(EVENT_TICK_S)
         if ctx._write_lock.locked():
             continue  # a page is being written: its transaction carries the events
         try:
             if ctx._held.pages and time.monotonic() - ctx._held.since >= WRITE_HOLD_S:
                 await ctx.flush(older_than=WRITE_HOLD_S)
-            elif ctx.pending_events:
+            elif ctx.events_due():
                 try:
                     await ctx.flush_events()
                 except (asyncio.CancelledError, co.LeaseLost):
