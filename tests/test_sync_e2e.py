@@ -260,6 +260,27 @@ async def test_active_inventory_reuses_a_task_left_by_a_dead_run(env):
     assert await env.scalar("select count(*) from active_inventory") == len(env.sim.truth("alice", "active_inventory"))
 
 
+async def test_a_report_task_that_takes_long_is_visible_while_the_run_polls(env):
+    """The report task never completes (the simulator's clock stands still): the run's polls and the task's
+    status reach run_events while it waits, long before any record is stored; STOP ends the wait."""
+    await env.add_account("alice")
+    env.sim.set_faults(report_delay_s=3600)
+    task = asyncio.create_task(run_pair(env, "alice", "active_inventory"))
+    deadline = asyncio.get_running_loop().time() + 30
+    polls = "select count(*) from run_events where kind = 'http' and data->>'op' = 'getInventoryTask'"
+    while await env.scalar(polls) < 3:  # more than a held page write (after 2 s) could carry
+        assert asyncio.get_running_loop().time() < deadline and not task.done()
+        await asyncio.sleep(0.05)
+    msgs = [r[0] for r in await env.rows("select message from run_events where kind = 'feed_task' order by id")]
+    assert "created" in msgs[0] and "QUEUED after 0s" in msgs[1]
+    assert await env.scalar("select coalesce(sum(records_inserted), 0) from sync_runs") == 0 and not task.done()
+    aid = await env.scalar("select id from accounts where name = 'alice'")
+    async with env.engine.begin() as conn:
+        await co.request_stop(conn, aid, "active_inventory")
+    status, ctx = await asyncio.wait_for(task, 30)
+    assert status == "cancelled"
+
+
 async def test_nul_characters_are_replaced_and_the_page_is_stored(env):
     """PostgreSQL text and jsonb cannot hold NUL: a record carrying one (in a mapped column, in the payload,
     in a child row) is stored with U+FFFD instead, and the page's other records are stored too."""
