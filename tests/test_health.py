@@ -175,3 +175,16 @@ async def test_metrics_after_real_runs(tmp_path, db_url):
         task.server.should_exit = True
         await task
         await env.engine.dispose()
+
+
+def test_label_values_are_escaped():
+    """Backslash, double quote and newline in a label value are escaped as the text format requires; the
+    result parses back to the original value."""
+    from sync_core.health import family
+
+    nasty = 'a"b\\c\nd'
+    lines = family("baysync_x", "gauge", "A test family.", [(dict(account=nasty, stream="orders"), 1)])
+    assert lines[2] == 'baysync_x{account="a\\"b\\\\c\\nd",stream="orders"} 1'
+    ((name, labels), v), = parse("\n".join(lines)).items()
+    raw = dict(labels)["account"]
+    assert raw.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\") == nasty and v == 1
