@@ -250,7 +250,8 @@ class RunContext:
 
         Fenced like a page: a run that lost its lease writes no more events (they are dropped with it, as
         its held pages are) and stops at its next page. A failed write (the database is away) keeps the
-        events pending for the next page or the next try: the run goes on, its pages decide its fate."""
+        events pending for the next page or the next try: the run goes on, its pages decide its fate (if the
+        connection broke during COMMIT itself, those events may then be written twice; nothing is lost)."""
         async with self._write_lock:
             self._raise_write_error()
             n, taken_at = len(self.pending_events), time.monotonic()
