@@ -57,10 +57,10 @@ def _num(v: float | int) -> str:
     return repr(float(v)) if isinstance(v, float) else str(v)
 
 
-def family(name: str, kind: str, help_: str, samples: Iterable[tuple[dict, float | int]], suffix: str = "") -> list[str]:
+def family(name: str, kind: str, help_: str, samples: Iterable[tuple[dict, float | int]]) -> list[str]:
     """HELP and TYPE lines, then one line per (labels, value)."""
     return [f"# HELP {name} {help_}", f"# TYPE {name} {kind}",
-            *(f"{name}{suffix}{_labels(**lb)} {_num(v)}" for lb, v in samples)]
+            *(f"{name}{_labels(**lb)} {_num(v)}" for lb, v in samples)]
 
 
 class Histogram:
@@ -114,7 +114,8 @@ def make_app(pool: "WorkerPool") -> "Starlette":
                     ((dict(status=k), v) for k, v in sorted(st.runs.items()))),
             *family("baysync_active_runs", "gauge", "Runs in progress in this process.", [({}, len(pool.active))]),
             *family("baysync_claims_total", "counter", "Pairs claimed by this process.", [({}, st.claims)]),
-            *family("baysync_records_total", "counter", "Records inserted or updated by this process, by account and stream.",
+            *family("baysync_records_total", "counter",
+                    "Records inserted or updated by this process, by account and stream.",
                     ((dict(account=a, stream=s), v) for (a, s), v in sorted(st.records.items()))),
             *family("baysync_errors_total", "counter", "Failed runs of this process, by account and stream.",
                     ((dict(account=a, stream=s), v) for (a, s), v in sorted(st.errors.items()))),
@@ -149,7 +150,8 @@ def make_app(pool: "WorkerPool") -> "Starlette":
                             "1 when eBay refused the account's refresh token (reconnect it), else 0.",
                             ((dict(account=r.name), int(bool(r.reauth))) for r in accs))
             streams = sorted({r.stream for r in pairs})
-            lines += family("baysync_interval_seconds", "gauge", "Configured seconds between incremental runs, by stream.",
+            lines += family("baysync_interval_seconds", "gauge",
+                            "Configured seconds between incremental runs, by stream.",
                             ((dict(stream=s), pool.settings.stream(s).interval_s) for s in streams))
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 

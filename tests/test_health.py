@@ -141,8 +141,8 @@ async def test_metrics_after_real_runs(tmp_path, db_url):
         assert get(m, "baysync_consecutive_failures", account="alice", stream="orders") == failed >= 3
         assert get(m, "baysync_consecutive_failures", account="alice", stream="payouts") == 0
         assert get(m, "baysync_last_success_timestamp_seconds", account="alice", stream="orders") is None
-        last = await env.scalar(f"select extract(epoch from last_success_at) from sync_state where account_id = {alice} "
-                                "and stream = 'payouts'")
+        last = await env.scalar("select extract(epoch from last_success_at) from sync_state "
+                                f"where account_id = {alice} and stream = 'payouts'")
         assert get(m, "baysync_last_success_timestamp_seconds", account="alice", stream="payouts") == float(last)
         lag = get(m, "baysync_lag_seconds", account="alice", stream="payouts")
         assert lag is not None and 0 <= lag < 600  # the cursor is the window end of a run moments ago
@@ -164,7 +164,8 @@ async def test_metrics_after_real_runs(tmp_path, db_url):
         sim.set_faults(rate_5xx=0.0)
         async with env.engine.begin() as conn:
             await co.set_paused(conn, alice, "orders", False)
-        await until(f"select last_success_at is not null from sync_state where account_id = {alice} and stream = 'orders'")
+        await until("select last_success_at is not null from sync_state "
+                    f"where account_id = {alice} and stream = 'orders'")
         await idle("orders")
         m = parse((await c.get("/metrics")).text)
         assert get(m, "baysync_consecutive_failures", account="alice", stream="orders") == 0

@@ -21,7 +21,8 @@ Retries (tenacity): 429 (Retry-After honoured, capped by ``api_retry_max_s``), 5
 and connection errors; exponential backoff from ``api_retry_initial_s`` with jitter, capped by
 ``api_retry_max_s``; at most ``api_retry_attempts`` attempts.  Before each back-off sleep (a 429's
 Retry-After included) ``{"type": "retry", "method", "path", "api", "account", "attempt", "attempts",
-"seconds", "status", "reason"}`` goes to ``on_event``, so the wait is visible while it lasts.  POST is retried only when the request
+"seconds", "status", "reason"}`` goes to ``on_event``, so the wait is visible while it lasts.
+POST is retried only when the request
 surely did not reach eBay (connect errors) or on 429.  Other 4xx raise at once.  401 -> a forced token
 refresh and one more try (at most MAX_REFRESHES_PER_CALL times); a 401 after that, although the refresh
 worked, raises EbayAuthError (the run fails and is retried later); only invalid_grant on the refresh raises

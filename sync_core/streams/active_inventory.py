@@ -57,7 +57,8 @@ async def run(ctx):
         task = await ctx.client.get_inventory_task(task_id)
         status = task.get("status")
         if status != last:  # visible at info level while the run waits (HTTP polls are debug events)
-            ctx.event("feed_task", f"report task {task_id} {status} after {waited:.0f}s", task_id=task_id, status=status)
+            ctx.event("feed_task", f"report task {task_id} {status} after {waited:.0f}s", task_id=task_id,
+                      status=status)
             last = status
         if status in ("COMPLETED", "COMPLETED_WITH_ERROR", "PARTIALLY_PROCESSED"):
             break
