@@ -714,19 +714,17 @@ def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional
             aid = await _account_id(engine, account) if account else None
             filt = dict(run_id=run, account_id=aid, stream=stream, min_level=level, kind=kind)
             async with engine.connect() as conn:
-                newest = await ev.last_id(conn)
+                top = await ev.last_id(conn)  # read before the history: nothing committed after it is skipped
                 if kind and limit:  # a rare kind (audit) may be far back: the newest `limit` of that kind
-                    last, rows = 0, await ev.read_since(conn, 0, limit=limit, newest=True, **filt)
+                    rows = await ev.read_since(conn, 0, limit=limit, newest=True, **filt)
                 else:
-                    last = max(0, newest - limit * 20) if limit else newest
+                    last = max(0, top - limit * 20) if limit else top
                     rows = await ev.read_since(conn, last, limit=100000, **filt)
             for e in rows[-limit:] if limit else []:
                 show(e)
-            last = max([last] + [e["id"] for e in rows])
+            last = max([top] + [e["id"] for e in rows])
             if not follow:
                 return
-            async with engine.connect() as conn:
-                last = max(last, await ev.last_id(conn))
             async for _ in ev.listen(db.psycopg_conninfo(engine.url.render_as_string(hide_password=False)), timeout=30):
                 async with engine.connect() as conn:
                     while True:

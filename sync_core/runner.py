@@ -83,6 +83,12 @@ class StopRun(Exception):
 # Held pages are written at the latest when the next page arrives this long after the first (a slow API
 # still commits its progress every few seconds).
 WRITE_HOLD_S = 2.0
+# Events waiting for a page write (HTTP calls, retry and rate-limit waits) are written on their own once
+# the oldest is this old (checked every EVENT_TICK_S), so a run that waits (report polling, a slow eBay, a
+# long Retry-After) is visible in run_events, the console and `baysync logs --follow` within a second;
+# events that a page write takes sooner cost no transaction of their own.
+EVENT_FLUSH_S = 0.5
+EVENT_TICK_S = 0.25
 
 
 @dataclass
@@ -133,6 +139,7 @@ class RunContext:
     _held: "_Held" = field(default_factory=lambda: _Held())  # pages mapped, not written yet (store_page)
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # store_page vs the stale-page flusher
     _write_error: BaseException | None = None  # a background write failed: the run must not go on past it
+    _events_since: float = 0.0  # monotonic time by which the oldest pending event was added
 
     @property
     def run_id(self) -> int:
@@ -145,21 +152,34 @@ class RunContext:
     def page_size(self) -> int:
         return self.settings.stream(self.stream.name).page_size or self.stream.max_page_size
 
-    # -- events from the eBay client (collected, written with the next page's transaction)
+    # -- events from the eBay client (collected; written with the next page's transaction, or by the run's
+    #    flusher within EVENT_FLUSH_S when no page write comes: :meth:`flush_events`)
     def on_http_event(self, ev: dict) -> None:
         kind = ev.get("type", "http")
         if kind == "http":
             self.totals.api_calls += 1
             if (ev.get("attempt") or 1) > 1:
                 self.totals.retries += 1
-        level = "warning" if kind == "rate_wait" or (ev.get("status") or 200) >= 400 else "debug"
+        level = "warning" if kind in ("rate_wait", "retry") or (ev.get("status") or 200) >= 400 else "debug"
         msg = (f"{ev.get('method', '')} {ev.get('path', '')} -> {ev.get('status', '')} "
                f"{ev.get('duration_ms', '')}ms {ev.get('records', '')} rec").strip() if kind == "http" else str(ev.get("reason", kind))
-        self.pending_events.append(Event(kind, msg, level, self.run_id, self.account_id, self.stream.name, ev))
+        self._pend(Event(kind, msg, level, self.run_id, self.account_id, self.stream.name, ev))
 
     def event(self, kind: str, message: str, level: str = "info", **data: Any) -> None:
-        self.pending_events.append(Event(kind, message, level, self.run_id, self.account_id, self.stream.name,
-                                         data or None))
+        self._pend(Event(kind, message, level, self.run_id, self.account_id, self.stream.name, data or None))
+
+    def _pend(self, event: Event) -> None:
+        if not self.pending_events:
+            self._events_since = time.monotonic()
+        self.pending_events.append(event)
+
+    def _written(self, n: int, taken_at: float) -> None:
+        """The first ``n`` pending events, taken at ``taken_at``, are committed: the rest came after."""
+        del self.pending_events[:n]
+        self._events_since = taken_at
+
+    def events_due(self) -> bool:
+        return bool(self.pending_events) and time.monotonic() - self._events_since >= EVENT_FLUSH_S
 
     # -- mapping
     def _map_one(self, rec: dict) -> tuple[dict, bytes]:
@@ -224,6 +244,31 @@ class RunContext:
                 return self.stop_requested
             return await self._write(([], [], []), 0, 0, None)
 
+    async def flush_events(self) -> int:
+        """Write the pending events on their own, in one short fenced transaction (the flusher, when no page
+        write is under way; a page write in progress takes them itself). Returns how many were written.
+
+        Fenced like a page: a run that lost its lease writes no more events (they are dropped with it, as
+        its held pages are) and stops at its next page. A failed write (the database is away) keeps the
+        events pending for the next page or the next try: the run goes on, its pages decide its fate (if the
+        connection broke during COMMIT itself, those events may then be written twice; nothing is lost)."""
+        async with self._write_lock:
+            self._raise_write_error()
+            n, taken_at = len(self.pending_events), time.monotonic()
+            if not n:
+                return 0
+            try:
+                async with self.engine.begin() as conn:
+                    stop = await co.fence(conn, self.owner, self.run_id)
+                    await emit_many(conn, self.pending_events[:n])
+            except co.LeaseLost:
+                self.pending_events.clear()
+                raise
+            self._written(n, taken_at)
+            if stop:
+                self.stop_requested = True
+            return n
+
     def _raise_write_error(self) -> None:
         if self._write_error is not None:
             raise self._write_error
@@ -244,7 +289,7 @@ class RunContext:
             pairs = list({tuple(row[k] for k in self.stream.key): (row, ch) for row, ch in pairs}.values())
         counts = Counts(pages=n_pages, api_calls=self.totals.api_calls, retries=self.totals.retries)
         self.totals.api_calls = self.totals.retries = 0
-        n_events = len(self.pending_events)  # events of calls made while this writes go with the next write
+        n_events, taken_at = len(self.pending_events), time.monotonic()  # later ones go with the next write
 
         async def unit() -> tuple[bool, upserts.UpsertResult]:
             async with self.engine.begin() as conn:
@@ -282,7 +327,7 @@ class RunContext:
                 return stop, res
 
         stop, res = await db.run_retrying(self.settings, "store page", unit)
-        del self.pending_events[:n_events]
+        self._written(n_events, taken_at)
         # a write that was all new (a backfill) makes the next one try COPY without probing first
         self.expect_new = res.inserted > 0 and not res.updated and not res.unchanged
         self.totals.pages += n_pages
@@ -468,13 +513,29 @@ async def _flush_held(ctx: RunContext) -> None:
 
 
 async def _flush_stale(ctx: RunContext) -> None:
-    """Write held pages once the first is WRITE_HOLD_S old even if no page follows (a slow API, a long
-    rate-limit wait): progress is committed every few seconds whatever the API does. A failed write is
-    handed to the run (its next store_page raises it): the run must not store later pages past a gap."""
+    """The run's flusher. Every EVENT_TICK_S: write held pages once the first is WRITE_HOLD_S old even if
+    no page follows (a slow API, a long rate-limit wait), so progress is committed every few seconds
+    whatever the API does; otherwise write pending events on their own once the oldest is EVENT_FLUSH_S
+    old (:meth:`RunContext.flush_events`), unless a page write is under way (it takes them). A pooled
+    connection is taken only for that short write, so at most one event transaction per EVENT_FLUSH_S.
+
+    A failed page write is handed to the run (its next store_page raises it): the run must not store later
+    pages past a gap. A failed event write is only logged (the events stay pending); a lost lease stops it."""
     while True:
-        await asyncio.sleep(WRITE_HOLD_S / 4)
+        await asyncio.sleep(EVENT_TICK_S)
+        if ctx._write_lock.locked():
+            continue  # a page is being written: its transaction carries the events
         try:
-            await ctx.flush(older_than=WRITE_HOLD_S)
+            if ctx._held.pages and time.monotonic() - ctx._held.since >= WRITE_HOLD_S:
+                await ctx.flush(older_than=WRITE_HOLD_S)
+            elif ctx.events_due():
+                try:
+                    await ctx.flush_events()
+                except (asyncio.CancelledError, co.LeaseLost):
+                    raise
+                except Exception as e:
+                    log.warning("run %s: events not written yet (%s); retrying", ctx.run_id, db.describe(e))
+                    await asyncio.sleep(WRITE_HOLD_S)
         except asyncio.CancelledError:
             raise
         except co.LeaseLost as e:

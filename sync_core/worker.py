@@ -21,6 +21,7 @@ from .config import Settings
 from .crypto import CryptoError, Vault
 from .ebay.client import EbayClient, make_http_client
 from .ebay.ratelimit import RateBudget
+from .health import Histogram
 from .runner import RunContext, execute
 from .streams import STREAMS
 
@@ -41,6 +42,7 @@ class PoolStats:
     records: dict[tuple[str, str], int] = field(default_factory=dict)
     api_calls: dict[tuple[str, str], int] = field(default_factory=dict)
     errors: dict[tuple[str, str], int] = field(default_factory=dict)
+    durations: Histogram = field(default_factory=Histogram)  # run wall time by stream (/metrics)
 
 
 class Clients:
@@ -201,6 +203,7 @@ class WorkerPool:
         ctx = RunContext(self.settings, self.engine, None, stream, claim, self.owner)
         self.active[claim.run_id] = (asyncio.current_task(), ctx)  # type: ignore[assignment]
         status = "failed"
+        t0 = time.monotonic()
         try:
             if claim.abandoned_run:
                 ctx.event("rescue", f"took over from abandoned run {claim.abandoned_run}; resuming from its checkpoint",
@@ -215,6 +218,7 @@ class WorkerPool:
             self.active.pop(claim.run_id, None)
             key = (claim.account, claim.stream)
             self.stats.runs[status] = self.stats.runs.get(status, 0) + 1
+            self.stats.durations.observe(claim.stream, time.monotonic() - t0)
             self.stats.records[key] = self.stats.records.get(key, 0) + ctx.totals.inserted + ctx.totals.updated
             if status in ("failed", "reauth_needed"):
                 self.stats.errors[key] = self.stats.errors.get(key, 0) + 1

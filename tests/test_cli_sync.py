@@ -2,9 +2,11 @@
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -90,6 +92,67 @@ def test_logs_show_run_events(cli_env, sim_base):
     assert bs(env, "sync", "--account", "alice", "--stream", "payouts").returncode == 0
     r = bs(env, "logs", "--account", "alice", "--stream", "payouts")
     assert r.returncode == 0 and "run_end" in r.stdout and "run succeeded" in r.stdout
+
+
+def test_logs_follow_shows_a_retry_wait_while_the_run_waits(cli_env, sim_base, db_url):
+    """eBay answers 429 with Retry-After: 20: the real `baysync logs --follow` shows the 429 and the retry
+    wait while the run is still waiting (no page written, no second attempt made), seconds after they
+    happened, not when the next page is written."""
+    env = baysync_env(cli_env, sim_base)
+    assert bs(env, "accounts", "add", "alice", "--refresh-token-stdin", input=mint(sim_base, "alice")).returncode == 0
+    jenv = dict(env, BAYSYNC_LOG_FORMAT="json")
+    lines: queue.Queue = queue.Queue()
+    follow = subprocess.Popen([sys.executable, "-m", "console.cli", "logs", "--follow", "--limit", "0"], env=jenv,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    threading.Thread(target=lambda: [lines.put(json.loads(x)) for x in follow.stdout if x.startswith("{")],
+                     daemon=True).start()
+    sync = None
+
+    def wait_line(pred, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                e = lines.get(timeout=0.5)
+            except queue.Empty:
+                assert follow.poll() is None, follow.stderr.read()[-2000:]
+                continue
+            if pred(e):
+                return e
+        raise AssertionError("line not seen")
+
+    try:
+        # the follower is live once it prints an event inserted after it started
+        deadline = time.monotonic() + 60
+        while True:
+            with sa.create_engine(db_url).begin() as c:
+                c.execute(sa.text("insert into run_events (kind, message) values ('marker', 'follow test')"))
+            try:
+                wait_line(lambda e: e["kind"] == "marker", timeout=2)
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "logs --follow never showed the marker"
+        httpx.post(sim_base + "/sim/faults", json={"rate_429": 1.0, "retry_after_s": 20,
+                                                   "only_paths": ["/sell/finances"]}, timeout=10).raise_for_status()
+        sync = subprocess.Popen([sys.executable, "-m", "console.cli", "sync", "--account", "alice", "--stream",
+                                 "payouts"], env=dict(env, BAYSYNC_API_RETRY_ATTEMPTS="2"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        http429 = wait_line(lambda e: e["kind"] == "http" and "-> 429" in e["message"])
+        retry = wait_line(lambda e: e["kind"] == "retry")
+        assert "Retry-After 20s" in retry["message"] and "attempt 2/2" in retry["message"]
+        assert retry["run_id"] == http429["run_id"] and retry["id"] > http429["id"]
+        # seen while the run still waits: no page written, no second attempt, the process still running
+        age, pages, calls = q(db_url, f"""select extract(epoch from now() - ts),
+            (select count(*) from run_events where run_id = {retry['run_id']} and kind = 'page'),
+            (select count(*) from run_events where run_id = {retry['run_id']} and kind = 'http'
+             and data->>'path' like '/sell/finances%') from run_events where id = {retry['id']}""")[0]
+        assert sync.poll() is None and pages == 0 and calls == 1
+        assert age < 15  # well inside the 20 s wait (a loaded machine may be slow to print)
+    finally:
+        httpx.post(sim_base + "/sim/faults", json={"reset": True}, timeout=10)
+        for p in (sync, follow):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
 
 
 def test_run_sigterm_exits_cleanly_and_releases_leases(cli_env, sim_base, db_url):

@@ -260,6 +260,27 @@ async def test_active_inventory_reuses_a_task_left_by_a_dead_run(env):
     assert await env.scalar("select count(*) from active_inventory") == len(env.sim.truth("alice", "active_inventory"))
 
 
+async def test_a_report_task_that_takes_long_is_visible_while_the_run_polls(env):
+    """The report task never completes (the simulator's clock stands still): the run's polls and the task's
+    status reach run_events while it waits, long before any record is stored; STOP ends the wait."""
+    await env.add_account("alice")
+    env.sim.set_faults(report_delay_s=3600)
+    task = asyncio.create_task(run_pair(env, "alice", "active_inventory"))
+    deadline = asyncio.get_running_loop().time() + 30
+    polls = "select count(*) from run_events where kind = 'http' and data->>'op' = 'getInventoryTask'"
+    while await env.scalar(polls) < 3:  # more than a held page write (after 2 s) could carry
+        assert asyncio.get_running_loop().time() < deadline and not task.done()
+        await asyncio.sleep(0.05)
+    msgs = [r[0] for r in await env.rows("select message from run_events where kind = 'feed_task' order by id")]
+    assert "created" in msgs[0] and "QUEUED after 0s" in msgs[1]
+    assert await env.scalar("select coalesce(sum(records_inserted), 0) from sync_runs") == 0 and not task.done()
+    aid = await env.scalar("select id from accounts where name = 'alice'")
+    async with env.engine.begin() as conn:
+        await co.request_stop(conn, aid, "active_inventory")
+    status, ctx = await asyncio.wait_for(task, 30)
+    assert status == "cancelled"
+
+
 async def test_nul_characters_are_replaced_and_the_page_is_stored(env):
     """PostgreSQL text and jsonb cannot hold NUL: a record carrying one (in a mapped column, in the payload,
     in a child row) is stored with U+FFFD instead, and the page's other records are stored too."""
@@ -392,9 +413,12 @@ async def test_held_pages_are_not_written_once_the_lease_is_gone(tmp_path, db_ur
         async with e.engine.begin() as conn:
             await conn.execute(sa.text("update sync_state set lease_owner = 'someone-else' where run_id = :r"),
                                dict(r=ctx.run_id))
+        top = await e.scalar("select coalesce(max(id), 0) from run_events")
         assert await asyncio.wait_for(run, 60) == "lost"
         await clients.aclose()
         assert await e.scalar("select count(*) from orders") == 0
+        # its events are fenced too: none after the lease passed (the flusher's write found it gone)
+        assert await e.scalar("select count(*) from run_events where run_id = :r and id > :t", r=ctx.run_id, t=top) == 0
     finally:
         await e.engine.dispose()
 
@@ -426,5 +450,28 @@ async def test_a_failed_background_write_fails_the_run_without_a_gap(tmp_path, d
         assert await execute(ctx2) == "succeeded"
         await clients.aclose()
         assert await e.scalar("select count(*) from orders") == 150
+    finally:
+        await e.engine.dispose()
+
+
+async def test_events_of_a_slow_api_are_written_between_pages_once_each(tmp_path, db_url):
+    """A slow eBay (0.7 s a call): the run's flusher writes the HTTP events in their own short transactions
+    while the next call is under way, not only with the pages; each event is written once, in order."""
+    sim = make_sim(seller("hank", orders=150, days=25), now=NOW)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="40")
+    try:
+        await e.add_account("hank")
+        e.sim.set_faults(latency_ms=700, only_paths=["/sell/fulfillment"])
+        status, ctx = await run_pair(e, "hank", "orders")
+        assert status == "succeeded"
+        run = ctx.run_id
+        calls = await e.scalar("select api_calls from sync_runs where id = :r", r=run)
+        http = await e.rows("select id, ts from run_events where run_id = :r and kind = 'http' order by id", r=run)
+        assert calls >= 3 and len(http) == calls  # none lost, none twice
+        page_ts = {r[0] for r in await e.rows("select ts from run_events where run_id = :r and kind = 'page'", r=run)}
+        alone = [i for i, ts in http if ts not in page_ts]  # a transaction without a page: the flusher's
+        assert alone, "every HTTP event waited for a page write"
+        all_ts = [r[0] for r in await e.rows("select ts from run_events where run_id = :r order by id", r=run)]
+        assert all_ts == sorted(all_ts)
     finally:
         await e.engine.dispose()

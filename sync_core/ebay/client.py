@@ -19,7 +19,10 @@ Every request attempt:
 
 Retries (tenacity): 429 (Retry-After honoured, capped by ``api_retry_max_s``), 500/502/503/504, timeouts
 and connection errors; exponential backoff from ``api_retry_initial_s`` with jitter, capped by
-``api_retry_max_s``; at most ``api_retry_attempts`` attempts.  POST is retried only when the request
+``api_retry_max_s``; at most ``api_retry_attempts`` attempts.  Before each back-off sleep (a 429's
+Retry-After included) ``{"type": "retry", "method", "path", "api", "account", "attempt", "attempts",
+"seconds", "status", "reason"}`` goes to ``on_event``, so the wait is visible while it lasts.
+POST is retried only when the request
 surely did not reach eBay (connect errors) or on 429.  Other 4xx raise at once.  401 -> a forced token
 refresh and one more try (at most MAX_REFRESHES_PER_CALL times); a 401 after that, although the refresh
 worked, raises EbayAuthError (the run fails and is retried later); only invalid_grant on the refresh raises
@@ -244,6 +247,21 @@ class EbayClient:
         exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
         return backoff_delay(self.settings, retry_state.attempt_number, exc)
 
+    def _before_sleep(self, method: str, url: str, api: str) -> Callable[[Any], None]:
+        """A ``retry`` event before every back-off sleep (a 429's Retry-After included), so a long wait is
+        visible while it lasts, not only after it."""
+        def emit(retry_state: Any) -> None:
+            exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+            seconds = round(float(getattr(retry_state.next_action, "sleep", 0.0) or 0.0), 3)
+            n, total = retry_state.attempt_number, max(1, int(self.settings.api_retry_attempts))
+            after = f"Retry-After {exc.retry_after:g}s, " if getattr(exc, "retry_after", None) is not None else ""
+            emit_event(self._on_event, {
+                "type": "retry", "method": method, "path": httpx.URL(url).path, "api": api, "account": self.account,
+                "attempt": n, "attempts": total, "seconds": seconds, "status": getattr(exc, "status", None),
+                "reason": f"{method} {httpx.URL(url).path}: {exc} ({after}waiting {seconds:g}s before attempt "
+                          f"{n + 1}/{total})"})
+        return emit
+
     async def _request(self, method: str, url: str, *, api: str, op: str, records_key: str | None = None,
                        json_body: Any = None, ok: Sequence[int] = (200,), empty: Sequence[int] = (),
                        binary: bool = False) -> _Result:
@@ -256,6 +274,7 @@ class EbayClient:
                     stop=stop_after_attempt(max(1, int(self.settings.api_retry_attempts))),
                     wait=self._wait,
                     retry=retry_if_exception(self._retryable(method)),
+                    before_sleep=self._before_sleep(method, url, api),
                     reraise=True,
                 ):
                     with attempt:

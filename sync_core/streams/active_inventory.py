@@ -52,10 +52,14 @@ async def run(ctx):
         task_id = await _create_or_reuse_task(ctx)
         await ctx.store_page([], {"task_id": task_id}, windows_done=0, windows_total=1)
         ctx.event("feed_task", f"report task {task_id} created")
-    waited = 0.0
+    waited, last = 0.0, None
     while True:
         task = await ctx.client.get_inventory_task(task_id)
         status = task.get("status")
+        if status != last:  # visible at info level while the run waits (HTTP polls are debug events)
+            ctx.event("feed_task", f"report task {task_id} {status} after {waited:.0f}s", task_id=task_id,
+                      status=status)
+            last = status
         if status in ("COMPLETED", "COMPLETED_WITH_ERROR", "PARTIALLY_PROCESSED"):
             break
         if status in ("FAILED",):

@@ -338,3 +338,22 @@ async def test_budget_application_quota_is_shared_by_accounts():
     snap = budget.snapshot()
     assert snap[f"{APP}/fulfillment"]["remaining"] == 0
     assert snap["a/fulfillment"]["remaining"] == 999
+
+
+async def test_retry_wait_emits_an_event_before_sleeping(client, mock, events):
+    """A 429's Retry-After wait is announced (a ``retry`` event with the seconds) before the sleep, after
+    the 429's own http event: a long wait is visible while it lasts."""
+    seen_at_second_call = []
+
+    def second(request):
+        seen_at_second_call.extend(e["type"] for e in events)
+        return OK
+
+    mock.get(ORDERS).mock(side_effect=[err(429, headers={"Retry-After": "0.04"}), second])
+    await collect(client.get_orders(T0, T1))
+    assert seen_at_second_call[-2:] == ["http", "retry"]
+    retry = [e for e in events if e["type"] == "retry"]
+    assert len(retry) == 1
+    r = retry[0]
+    assert r["status"] == 429 and r["attempt"] == 1 and r["seconds"] == pytest.approx(0.04)
+    assert "Retry-After 0.04s" in r["reason"] and "attempt 2/" in r["reason"] and r["path"].endswith("/order")
