@@ -61,18 +61,20 @@ def _streams(n: int) -> str:
 # ---------------------------------------------------------------- requests on (account, stream) pairs
 
 
-async def stop(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
-    n = await co.request_stop(conn, account_id, stream)
-    await audit(conn, "stop", origin, f"STOP requested for {_streams(n)}", account_id=account_id, stream=stream,
-                streams=n)
+async def _request(conn: AsyncConnection, request, action: str, what: str, account_id: int, stream: str | None,
+                   origin: str) -> int:
+    """A coordination request on one stream or all of an account's, audited: ``what`` names the streams."""
+    n = await request(conn, account_id, stream)
+    await audit(conn, action, origin, what.format(_streams(n)), account_id=account_id, stream=stream, streams=n)
     return n
+
+
+async def stop(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
+    return await _request(conn, co.request_stop, "stop", "STOP requested for {}", account_id, stream, origin)
 
 
 async def run_now(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
-    n = await co.request_run_now(conn, account_id, stream)
-    await audit(conn, "run_now", origin, f"run now requested for {_streams(n)}", account_id=account_id,
-                stream=stream, streams=n)
-    return n
+    return await _request(conn, co.request_run_now, "run_now", "run now requested for {}", account_id, stream, origin)
 
 
 async def set_paused(conn: AsyncConnection, account_id: int, stream: str | None, paused: bool, *, origin: str) -> int:
@@ -105,10 +107,7 @@ async def backfill(conn: AsyncConnection, account_id: int, stream: str | Sequenc
 
 
 async def clear_error(conn: AsyncConnection, account_id: int, stream: str | None = None, *, origin: str) -> int:
-    n = await co.clear_error(conn, account_id, stream)
-    await audit(conn, "clear_error", origin, f"error cleared on {_streams(n)}", account_id=account_id,
-                stream=stream, streams=n)
-    return n
+    return await _request(conn, co.clear_error, "clear_error", "error cleared on {}", account_id, stream, origin)
 
 
 ACTIONS = {"stop": stop, "run-now": run_now, "pause": pause, "resume": resume, "clear-error": clear_error,

@@ -45,6 +45,15 @@ def _db_url(admin_url: str, name: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
+@pytest.fixture
+def embedded_home():
+    """A fresh baysync home for tests that start their own embedded server (stopped and removed after)."""
+    h = Path(tempfile.mkdtemp(prefix="bse-", dir="/tmp"))
+    yield h
+    embedded.stop(h)
+    shutil.rmtree(h, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def template_url(pg_admin_url):
     """A database migrated to head once per session; test databases are cloned from it."""

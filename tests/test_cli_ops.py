@@ -103,20 +103,6 @@ def test_failing_revision_is_one_line_and_rolled_back(cli_env, empty_db_url):
     eng.dispose()
 
 
-@pytest.fixture
-def embedded_home():
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from sync_core import embedded
-
-    h = Path(tempfile.mkdtemp(prefix="bso-", dir="/tmp"))
-    yield h
-    embedded.stop(h)
-    shutil.rmtree(h, ignore_errors=True)
-
-
 def test_embedded_auto_migration_prints_revisions_and_refuses_unknown(embedded_home):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BAYSYNC_")}
     env.update(BAYSYNC_HOME=str(embedded_home), PYTHONUNBUFFERED="1")

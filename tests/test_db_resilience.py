@@ -52,7 +52,7 @@ def test_connect_timeout_keepalives_and_pool_settings_are_applied(tmp_path, db_u
     finally:
         eng.dispose()
     # the embedded server listens on a unix socket: go through a TCP proxy to see the client socket
-    with _proxy_for(db_url) as proxy:
+    with FaultProxy.for_url(db_url) as proxy:
         eng = db.make_engine(s, "worker", proxy.url_for(make_url(db_url).database))
         try:
             with eng.connect() as c:
@@ -95,7 +95,7 @@ async def test_db_retry_attempts_is_the_number_of_tries(tmp_path, db_url, attemp
     connection. With the proxy answering again on the last try, the unit succeeds."""
     s = test_settings(tmp_path, db_url, BAYSYNC_DB_RETRY_ATTEMPTS=str(attempts), BAYSYNC_DB_RETRY_INITIAL_S="0.01",
                       BAYSYNC_DB_RETRY_MAX_S="0.05")
-    with _proxy_for(db_url) as proxy:
+    with FaultProxy.for_url(db_url) as proxy:
         eng = db.make_async_engine(s, "worker", proxy.url_for(make_url(db_url).database))
         tries = 0
 

@@ -1,23 +1,12 @@
 """The embedded server: first use starts it, later processes attach, concurrent first starts are safe."""
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import pytest
 
 from sync_core import embedded
-
-
-@pytest.fixture
-def home():
-    h = Path(tempfile.mkdtemp(prefix="bse-", dir="/tmp"))
-    yield h
-    embedded.stop(h)
-    shutil.rmtree(h, ignore_errors=True)
 
 
 def _env(home: Path) -> dict:
@@ -26,7 +15,8 @@ def _env(home: Path) -> dict:
     return env
 
 
-def test_concurrent_first_starts_share_one_server(home):
+def test_concurrent_first_starts_share_one_server(embedded_home):
+    home = embedded_home
     code = "from pathlib import Path; import sys; from sync_core import embedded; print(embedded.ensure_running(Path(sys.argv[1])).pid)"
     procs = [subprocess.Popen([sys.executable, "-c", code, str(home)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(3)]
@@ -41,7 +31,8 @@ def test_concurrent_first_starts_share_one_server(home):
     assert (home / "pg").stat().st_mode & 0o077 == 0
 
 
-def test_cli_db_commands_and_demo_migrates(home):
+def test_cli_db_commands_and_demo_migrates(embedded_home):
+    home = embedded_home
     env = _env(home)
     run = lambda *a: subprocess.run([sys.executable, "-m", "console.cli", *a], env=env, capture_output=True, text=True, timeout=120)
     r = run("db", "status")
