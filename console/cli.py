@@ -150,7 +150,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
 
 
 @app.command()
-def doctor() -> None:
+def doctor(live: bool = typer.Option(False, "--live", help="also call eBay: a token refresh per account and "
+                                     "one read-only limit=1 call per enabled stream")) -> None:
     """Check configuration, database and schema; print the fix for each failure."""
     from sync_core import db, migrate as m
     from sync_core.config import ConfigError, load_settings
@@ -185,8 +186,31 @@ def doctor() -> None:
     for check in _extra_doctor_checks():
         good, what, detail = check(s, url)
         line(good, what, detail)
+    if live:
+        ok &= _doctor_live(s, url)
     if not ok:
         raise typer.Exit(code)
+
+
+def _doctor_live(s: Any, url: str) -> bool:
+    """`doctor --live`: OK/FAIL per (account, stream) with eBay's own (redacted) error text."""
+    from sync_core import doctor as d
+
+    warning = d.base_url_warning(s)
+    if warning:
+        say(f"WARN  {'hosts':<10} {warning}")
+    try:
+        rows = _run_async(d.live_checks(s, url))
+    except Exception as e:  # the database went away or is not migrated: the checks above said which
+        from sync_core import db
+
+        say(f"FAIL  {'live':<10} cannot read the accounts ({db.describe(e)})")
+        return False
+    if not rows:
+        say(f"OK    {'live':<10} no accounts to check (baysync accounts add NAME)")
+    for good, account, what, detail in rows:
+        say(f"{'OK  ' if good else 'FAIL'}  {account + '/' + what:<28} {detail}")
+    return all(r[0] for r in rows)
 
 
 def _extra_doctor_checks() -> list[Callable[[Any, str], tuple[bool, str, str]]]:

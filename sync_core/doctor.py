@@ -111,3 +111,108 @@ def check_pooler(settings: Any, url: str) -> tuple[bool, str, str]:
 
 
 CHECKS = (check_pooler, check_key, check_tokens, check_ebay)
+
+
+# ---------------------------------------------------------------- doctor --live (docs/ebay-api.md "Hosts")
+
+
+def _env_of(url: str) -> str | None:
+    """"sandbox" / "production" for an eBay host; None for anything else (a simulator, a proxy)."""
+    host = (httpx.URL(url).host or "").lower()
+    if host.endswith(".sandbox.ebay.com"):
+        return "sandbox"
+    if host.endswith(".ebay.com"):
+        return "production"
+    return None
+
+
+def base_url_warning(settings: Any) -> str | None:
+    """One line when the api/apiz/auth base URLs mix eBay's sandbox and production hosts (the sandbox
+    inserts ``.sandbox`` after ``api.``/``apiz.``/``auth.``: see docs/ebay-api.md, "Hosts")."""
+    keys = ("ebay_api_base_url", "ebay_apiz_base_url", "ebay_auth_base_url")
+    envs = {k: _env_of(getattr(settings, k)) for k in keys}
+    if {"sandbox", "production"} <= set(envs.values()):
+        detail = ", ".join(f"{k}={getattr(settings, k)} ({e})" for k, e in envs.items() if e)
+        return (f"the eBay base URLs mix sandbox and production: {detail}; a token from one environment is "
+                "refused by the other: set all three to the same environment")
+    return None
+
+
+async def _first_page(pages) -> Any:
+    """The first page of a paged iterator (the generator is closed: no further calls)."""
+    try:
+        return await pages.__anext__()
+    finally:
+        await pages.aclose()
+
+
+async def probe_stream(client: Any, stream: str, now: datetime) -> str:
+    """The cheapest read of ``stream``'s endpoint (``limit=1``, one page): what a sync of it needs first.
+    Returns a short detail; eBay's errors propagate (EbayError, redacted)."""
+    day = now - timedelta(days=1)
+    if stream == "orders":
+        page = await _first_page(client.get_orders(day, None, 1))
+    elif stream == "disputes":
+        page = await _first_page(client.get_payment_dispute_summaries(day, now, 1))
+    elif stream == "transactions":
+        page = await _first_page(client.get_transactions(day, now, 1))
+    elif stream == "payouts":
+        page = await _first_page(client.get_payouts(day, now, 1))
+    elif stream == "messages":
+        page = await _first_page(client.get_conversations("FROM_MEMBERS", limit=1))
+    elif stream == "inventory_items":
+        page = await _first_page(client.get_inventory_items(1))
+    elif stream == "offers":  # getOffers needs a SKU: take the first one, if the seller has any
+        items = await _first_page(client.get_inventory_items(1))
+        sku = next((r.get("sku") for r in items.records if isinstance(r, dict) and r.get("sku")), None)
+        if sku is None:
+            return "getInventoryItems answered (no SKU to read offers of)"
+        page = await _first_page(client.get_offers(sku, 1))
+    elif stream == "active_inventory":  # list report tasks: creating one would start a report
+        page = await _first_page(client.get_inventory_tasks(look_back_days=1, limit=1))
+    else:
+        raise ValueError(f"unknown stream {stream!r}")
+    total = page.total if page.total is not None else len(page.records)
+    return f"HTTP {page.status}, {total} record(s) in the probe's range"
+
+
+async def live_checks(settings: Any, url: str, *, transport: httpx.AsyncBaseTransport | None = None
+                      ) -> list[tuple[bool, str, str, str]]:
+    """``doctor --live``: per connected account a forced token refresh, then one ``limit=1`` read per
+    enabled stream.  Read-only at eBay (the fresh access token is stored like a worker's).  Returns
+    (ok, account, stream or "token", detail) rows; details are eBay's own (redacted) error text."""
+    from .accounts import AccountError, enabled_streams, token_source
+    from .crypto import CryptoError, Vault
+    from .ebay.client import EbayClient, make_http_client
+    from .ebay.errors import EbayError
+
+    engine = db.make_async_engine(settings, "cli", url)
+    http = make_http_client(settings, transport=transport)
+    rows: list[tuple[bool, str, str, str]] = []
+    try:
+        async with engine.connect() as conn:
+            accounts = (await conn.execute(sa.text(
+                "select id, name from accounts where status <> 'disabled' order by name"))).all()
+        streams = enabled_streams(settings)
+        now = datetime.now(timezone.utc)
+        vault = None
+        for aid, name in accounts:
+            try:
+                vault = vault or Vault.from_settings(settings, create=False)
+                tokens = await token_source(engine, settings, aid, name, http, vault)
+                await tokens.access_token(force_refresh=True)
+            except (EbayError, AccountError, CryptoError) as e:
+                rows.append((False, name, "token", str(e)))
+                rows.extend((False, name, s, "not probed: no access token") for s in streams)
+                continue
+            rows.append((True, name, "token", "refreshed"))
+            client = EbayClient(settings, http=http, tokens=tokens, account=name)
+            for s in streams:
+                try:
+                    rows.append((True, name, s, await probe_stream(client, s, now)))
+                except EbayError as e:
+                    rows.append((False, name, s, str(e)))
+    finally:
+        await http.aclose()
+        await engine.dispose()
+    return rows
