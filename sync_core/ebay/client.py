@@ -81,7 +81,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Maximum page sizes (FACTS.md).
+# Maximum page sizes per operation (docs/ebay-api.md, "Paging and page limits").
 ORDERS_MAX_LIMIT = 200
 DISPUTES_MAX_LIMIT = 200
 FINANCES_MAX_LIMIT = 200

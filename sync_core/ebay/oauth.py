@@ -1,6 +1,6 @@
 """eBay OAuth (authorization-code grant + refresh token) and access-token sources.
 
-Flow (see FACTS.md section 1):
+Flow (see docs/ebay-api.md, "OAuth"):
 
 1. ``consent_url(settings, state, scopes_for(streams))`` -> the operator opens it, signs in as the seller.
 2. eBay redirects to the app's accept URL with ``?code=...&state=...`` (code lives ~5 minutes); the
@@ -42,7 +42,7 @@ from .redact import redact_text, register_secret
 SCOPE_PREFIX = "https://api.ebay.com/oauth/api_scope"
 BASE_SCOPE = SCOPE_PREFIX
 
-# Scopes per stream (FACTS.md section 1).  readonly where eBay offers one.
+# Scopes per stream (docs/ebay-api.md, "Scopes per stream").  readonly where eBay offers one.
 STREAM_SCOPES: dict[str, tuple[str, ...]] = {
     "orders": (f"{SCOPE_PREFIX}/sell.fulfillment.readonly",),
     "disputes": (f"{SCOPE_PREFIX}/sell.payment.dispute",),

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-MAX_WINDOW_DAYS = 90  # payment disputes, finances
+# payment disputes (spec), finances (unverified): docs/ebay-api.md, "Filters, windows and date formats"
+MAX_WINDOW_DAYS = 90
 
 
 @dataclass

@@ -33,7 +33,8 @@ log = logging.getLogger("sync_core.ebay.sim")
 
 MAX_WINDOW_MS = 90 * MS_DAY
 
-# operation -> accepted scopes (any of); None = any valid token (user or application)
+# operation -> accepted scopes (any of); None = any valid token (user or application).  Per the specs' `security`
+# (docs/ebay-api.md, "Scopes per stream"; getUserRateLimits is laxer than the spec: see its "Disagreements").
 OP_SCOPES: dict[str, tuple[str, ...] | None] = {
     "getOrders": ("sell.fulfillment", "sell.fulfillment.readonly"),
     "getOrder": ("sell.fulfillment", "sell.fulfillment.readonly"),
