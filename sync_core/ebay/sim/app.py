@@ -325,8 +325,8 @@ async def get_orders(sim: "Simulator", req: Request, seller: str, data: SellerDa
                 orders.append(malformed(sim, req, "orders", oid, data.render_order(i, now)))
         body = {"href": str(req.url), "total": len(orders), "limit": len(ids), "offset": 0, "orders": orders}
         return json_response(body)
-    limit = q_int(req, "limit", 50, 1, 200, 30810)
-    offset = q_int(req, "offset", 0, 0, None, 30811)
+    limit = q_int(req, "limit", 50, 1, 200, 31100)  # getOrders 400 "Invalid limit" (docs/ebay-api.md, "Disagreements")
+    offset = q_int(req, "offset", 0, 0, None, 31000)  # getOrders 400 "Invalid offset"
     f = parse_filter(q.get("filter"), {"creationdate": "range", "lastmodifieddate": "range",
                                        "orderfulfillmentstatus": "set"}, 30700)
     creation = f.get("creationdate")
