@@ -33,19 +33,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
+from .errors import INVALID_SIGNATURE_ERRORS, MISSING_KEY_ERROR, SIGNATURE_ERRORS  # noqa: F401
 from .redact import register_secret
 
 SIGNED_APIS = frozenset({"finances"})
 KEY_MANAGEMENT_PATH = "/developer/key_management/v1/signing_key"
 LABEL = "sig1"
 COMPONENTS = ("x-ebay-signature-key", "@method", "@path", "@authority")
-# Errors eBay answers an in-scope call of an EU/UK seller with (third-party reports, e.g. the issues of
-# eBay/digital-signature-verification-ebay-api #4, #21, #25, #27 and CMS365-PTY-LTD/EbaySharp #4; HTTP 403,
-# domain ACCESS; UNVERIFIED against eBay's own docs): 215001 "Missing x-ebay-signature-key header",
-# 215120/215122 "Signature validation failed".
-MISSING_KEY_ERROR = 215001
-INVALID_SIGNATURE_ERRORS = frozenset({215120, 215122})
-SIGNATURE_ERRORS = frozenset({MISSING_KEY_ERROR}) | INVALID_SIGNATURE_ERRORS
 
 
 class SigningKeyError(ValueError):
@@ -226,3 +220,39 @@ def parse_key_file(text: str) -> dict[str, str]:
     register_secret(out["private_key"])
     Signer(out["jwe"], out["private_key"])  # raises SigningKeyError when unusable
     return out
+
+
+async def create_signing_key(http: httpx.AsyncClient, settings: Any, cipher: str = "ED25519") -> dict[str, Any]:
+    """Key Management API ``createSigningKey`` (``POST /developer/key_management/v1/signing_key`` on the apiz
+    host, application token; FACTS.md §12).  The answer -- ``signingKeyId``, ``signingKeyCipher``,
+    ``privateKey`` (only ever returned here), ``publicKey``, ``jwe``, ``creationTime``, ``expirationTime``
+    -- is returned as :func:`parse_key_file` output plus ``expires_at`` (a datetime or None)."""
+    from datetime import datetime, timezone
+
+    from .errors import EbayTransportError, error_from_response
+    from .oauth import application_token
+
+    token = await application_token(http, settings)
+    url = settings.ebay_apiz_base_url.rstrip("/") + KEY_MANAGEMENT_PATH
+    try:
+        resp = await http.post(url, content=orjson.dumps({"signingKeyCipher": cipher}),
+                               headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                                        "Accept": "application/json"})
+    except httpx.HTTPError as e:
+        raise EbayTransportError(None, None, None, f"Key Management API unreachable ({type(e).__name__})",
+                                 method="POST", path=KEY_MANAGEMENT_PATH, api="key_management") from None
+    if resp.status_code not in (200, 201):
+        raise error_from_response(resp, api="key_management")
+    try:
+        data = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("privateKey"), str):
+        register_secret(data["privateKey"])
+    try:
+        key = parse_key_file(resp.text)
+    except SigningKeyError as e:
+        raise SigningKeyError(f"createSigningKey answered an unusable key: {e}") from None
+    exp = data.get("expirationTime") if isinstance(data, dict) else None
+    key["expires_at"] = datetime.fromtimestamp(exp, timezone.utc) if isinstance(exp, int) else None
+    return key
