@@ -8,8 +8,6 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from sync_core.crypto import Vault
 from tests.support.env import q, test_settings
 from tests.support.simproc import baysync_env, mint, sim_process, truth
@@ -62,17 +60,19 @@ def test_eu_seller_needs_a_signing_key_then_syncs(cli_env, db_url, tmp_path):
     assert private not in sinks and private[:40] not in sinks
 
 
-@pytest.mark.parametrize("content", ["", "{not json", '{"privateKey": "AAAA", "jwe": "a.b.c.d.e"}',
-                                     "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"])
-def test_malformed_key_file_is_one_line_exit_2_nothing_stored(cli_env, db_url, tmp_path, content):
-    f = tmp_path / "key.json"
-    f.write_text(content)
-    rc, out, err = bs(cli_env, "keys", "signing", "import", "--file", str(f))
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert str(f) in err
+def test_malformed_key_file_is_one_line_exit_2_nothing_stored(cli_env, db_url, tmp_path):
+    # more malformed shapes: tests/ebay/test_signing.py::test_malformed_key_files_are_one_line_errors
+    for content in ('{"privateKey": "AAAA", "jwe": "a.b.c.d.e"}',
+                    "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", None):
+        f = tmp_path / "key.json"
+        if content is None:
+            f.unlink()
+        else:
+            f.write_text(content)
+        rc, out, err = bs(cli_env, "keys", "signing", "import", "--file", str(f))
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert str(f) in err and "AAAA" not in err
     assert q(db_url, "select count(*) from signing_keys") == [(0,)]
-    rc, out, err = bs(cli_env, "keys", "signing", "import", "--file", str(tmp_path / "missing.json"))
-    assert rc == 2 and len(err.strip().splitlines()) == 1
 
 
 def test_import_a_pem_and_jwe_file_and_region_flags(cli_env, db_url, tmp_path):
