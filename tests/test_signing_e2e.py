@@ -36,6 +36,8 @@ def test_eu_seller_needs_a_signing_key_then_syncs(cli_env, db_url, tmp_path):
         assert line and "215001" in line[0] and "EU/UK" in line[0], (out, err)
         assert q(db_url, "select signing_required from accounts") == [(True,)]
         assert q(db_url, "select status from sync_runs") == [("failed",)]
+        rc, out, err = bs(env, "doctor")
+        assert "alice: EU/UK seller without an eBay signing key (baysync keys signing create)" in out + err
         assert "baysync keys signing create" in q(db_url, "select error from sync_runs")[0][0]
 
         rc, out, err = bs(env, "keys", "signing", "create")
