@@ -335,9 +335,11 @@ def _print_progress(s) -> None:
 # ---------------------------------------------------------------- engine access behind the schema gate
 
 accounts_app = typer.Typer(help="Seller accounts and their eBay tokens.", no_args_is_help=True)
-keys_app = typer.Typer(help="The token-encryption key.", no_args_is_help=True)
+keys_app = typer.Typer(help="The token-encryption key and eBay's signing key.", no_args_is_help=True)
+signing_app = typer.Typer(help="eBay Digital Signatures (EU/UK sellers' Finances calls).", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+keys_app.add_typer(signing_app, name="signing")
 
 
 def _run_async(coro):
@@ -407,7 +409,9 @@ async def _account_id(engine, name: str) -> int:
 @accounts_app.command("add")
 def accounts_add(name: str,
                  refresh_token_stdin: bool = typer.Option(False, "--refresh-token-stdin",
-                                                          help="Read a refresh token from stdin (headless provisioning).")) -> None:
+                                                          help="Read a refresh token from stdin (headless provisioning)."),
+                 eu: bool = typer.Option(False, "--eu", help="The seller is EU/UK-domiciled (Finances calls are signed)."),
+                 region: Optional[str] = typer.Option(None, "--region", help="EU, UK or other (EU/UK = --eu).")) -> None:
     """Add an account (optionally with a refresh token read from stdin)."""
     from sync_core import accounts as acc
 
@@ -415,6 +419,11 @@ def accounts_add(name: str,
         acc.check_name(name)
     except acc.AccountError as e:
         raise CliError(str(e), EXIT_USAGE) from None
+    if region is not None and region.upper() not in ("EU", "UK", "OTHER"):
+        raise CliError(f"--region {region!r}: use EU, UK or other", EXIT_USAGE)
+    if eu and region is not None and region.upper() == "OTHER":
+        raise CliError("--eu and --region other contradict each other", EXIT_USAGE)
+    signing_required = True if eu or (region or "").upper() in ("EU", "UK") else (False if region else None)
     token = None
     if refresh_token_stdin:
         token = sys.stdin.readline().strip()
@@ -427,7 +436,8 @@ def accounts_add(name: str,
         engine = await _gated_engine()
         try:
             async with engine.begin() as conn:
-                await control.add_account(conn, settings(), name, token, origin="cli")
+                await control.add_account(conn, settings(), name, token, origin="cli",
+                                          signing_required=signing_required)
         finally:
             await engine.dispose()
     _run_async(go())
@@ -454,7 +464,7 @@ def accounts_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if not rows:
         say("no accounts (baysync accounts add NAME)")
     for r in rows:
-        say(f"{r['name']:<20} {r['status']:<14} {r['token_state']}")
+        say(f"{r['name']:<20} {r['status']:<14} {r['token_state']}" + ("  [EU/UK: signed]" if r["signing_required"] else ""))
 
 
 @accounts_app.command("remove")
@@ -543,6 +553,74 @@ def keys_rotate() -> None:
     except crypto.CryptoError as e:
         raise CliError(str(e)) from None
     say(f"re-encrypted tokens of {n} account(s) with the new key")
+
+
+@signing_app.command("create")
+def signing_create(cipher: str = typer.Option("ED25519", "--cipher", help="ED25519 (recommended) or RSA.")) -> None:
+    """Create the application's signing key with eBay's Key Management API and store it (encrypted)."""
+    import httpx
+
+    from sync_core.crypto import CryptoError
+    from sync_core.ebay import signing
+    from sync_core.ebay.errors import EbayError
+
+    s = settings()
+    if cipher.upper() not in ("ED25519", "RSA"):
+        raise CliError(f"--cipher {cipher!r}: use ED25519 or RSA", EXIT_USAGE)
+    if not s.ebay_client_id or not s.ebay_client_secret:
+        raise CliError("set ebay_client_id and ebay_client_secret first (see README: Configuration)", EXIT_USAGE)
+
+    async def go():
+        from sync_core import control
+
+        engine = await _gated_engine()
+        try:
+            async with httpx.AsyncClient(timeout=s.api_timeout_s) as http:
+                key = await signing.create_signing_key(http, s, cipher.upper())
+            await control.store_signing_key(engine, s, key, source="created", origin="cli")
+            return key
+        finally:
+            await engine.dispose()
+    try:
+        key = _run_async(go())
+    except (EbayError, signing.SigningKeyError) as e:
+        raise CliError(f"createSigningKey failed: {e}") from None
+    except CryptoError as e:
+        raise CliError(str(e)) from None
+    say(f"signing key {key['key_id'] or '(no id)'} created and stored encrypted; EU/UK sellers' Finances calls are signed")
+
+
+@signing_app.command("import")
+def signing_import(file: str = typer.Option(..., "--file", help="createSigningKey's JSON, or PEM private key + JWE line.")) -> None:
+    """Store an existing signing key (the private key eBay returned once, with its JWE)."""
+    from pathlib import Path
+
+    from sync_core.crypto import CryptoError
+    from sync_core.ebay import signing
+
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"--file {file}: cannot read it ({type(e).__name__})", EXIT_USAGE) from None
+    try:
+        key = signing.parse_key_file(text)
+    except signing.SigningKeyError as e:
+        raise CliError(f"--file {file}: {e}", EXIT_USAGE) from None
+
+    async def go():
+        from sync_core import control
+
+        engine = await _gated_engine()
+        try:
+            await control.store_signing_key(engine, settings(), key, source="imported", origin="cli")
+        finally:
+            await engine.dispose()
+    try:
+        _run_async(go())
+    except CryptoError as e:
+        raise CliError(str(e)) from None
+    say(f"signing key imported ({signing.Signer(key['jwe'], key['private_key']).cipher}); "
+        "EU/UK sellers' Finances calls are signed")
 
 
 # ---------------------------------------------------------------- sync, run, control, logs

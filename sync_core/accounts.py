@@ -45,14 +45,17 @@ async def account_id(conn: AsyncConnection, name: str) -> int:
 
 
 async def add_account(conn: AsyncConnection, settings: Settings, name: str, refresh_token: str | None = None, *,
-                      refresh_expires_at: datetime | None = None, vault: Vault | None = None) -> int:
-    """Create (or update the tokens of) an account and its (account, stream) pairs."""
+                      refresh_expires_at: datetime | None = None, vault: Vault | None = None,
+                      signing_required: bool | None = None) -> int:
+    """Create (or update the tokens of) an account and its (account, stream) pairs.  ``signing_required``:
+    the seller is EU/UK-domiciled (its Finances calls need eBay's digital signature); None keeps the flag."""
     check_name(name)
     streams = enabled_streams(settings)
     aid = (await conn.execute(sa.text("""
-        insert into accounts (name, scopes) values (:n, :scopes)
-        on conflict (name) do update set updated_at = now() returning id"""),
-        dict(n=name, scopes=oauth.scopes_for(streams)))).scalar_one()
+        insert into accounts (name, scopes, signing_required) values (:n, :scopes, coalesce(:sr, false))
+        on conflict (name) do update set updated_at = now(),
+            signing_required = coalesce(:sr, accounts.signing_required) returning id"""),
+        dict(n=name, scopes=oauth.scopes_for(streams), sr=signing_required))).scalar_one()
     await coordination.ensure_pairs(conn, aid, streams)
     if refresh_token:
         await store_tokens(conn, aid, vault or Vault.from_settings(settings), refresh_token=refresh_token,
@@ -85,7 +88,7 @@ async def store_tokens(conn: AsyncConnection, aid: int, vault: Vault, *, refresh
 
 async def list_accounts(conn: AsyncConnection) -> list[dict[str, Any]]:
     rows = (await conn.execute(sa.text("""
-        select a.id, a.name, a.status, a.paused, a.scopes, a.created_at,
+        select a.id, a.name, a.status, a.paused, a.scopes, a.created_at, a.signing_required,
                c.refresh_token_ct is not null as has_refresh_token, c.refresh_expires_at, c.access_expires_at,
                (select count(*) from sync_state s where s.account_id = a.id) as streams
         from accounts a left join credentials c on c.account_id = a.id order by a.name"""))).mappings().all()
@@ -177,10 +180,13 @@ async def token_source(engine: AsyncEngine, settings: Settings, aid: int, accoun
 
 
 async def rotate_keys(engine: AsyncEngine, old: Vault, new: Vault, on_done=None) -> int:
-    """Re-encrypt every stored token with ``new`` (which must also decrypt ``old``'s tokens).
+    """Re-encrypt every stored token (and signing key) with ``new`` (which must also decrypt ``old``'s tokens).
     ``on_done(conn, n)`` runs in the same transaction (the audit event)."""
     n = 0
     async with engine.begin() as conn:
+        for k in (await conn.execute(sa.text("select id, private_key_ct from signing_keys for update"))).all():
+            await conn.execute(sa.text("update signing_keys set private_key_ct = :ct where id = :i"),
+                               dict(ct=new.encrypt(old.decrypt(k.private_key_ct)), i=k.id))
         rows = (await conn.execute(sa.text(
             "select account_id, refresh_token_ct, access_token_ct from credentials for update"))).all()
         for r in rows:
@@ -192,3 +198,39 @@ async def rotate_keys(engine: AsyncEngine, old: Vault, new: Vault, on_done=None)
         if on_done is not None:
             await on_done(conn, n)
     return n
+
+
+# ---------------------------------------------------------------- eBay Digital Signatures (FACTS.md §12)
+# One signing key per eBay *application* (createSigningKey is called with the application token), used for
+# every EU/UK account: the table signing_keys, newest row in use, private key encrypted with the vault.
+
+
+async def store_signing_key(conn: AsyncConnection, vault: Vault, key: dict[str, Any], source: str,
+                            expires_at: datetime | None = None) -> int:
+    """Store a key from :func:`sync_core.ebay.signing.parse_key_file` (or createSigningKey); it becomes the one in use."""
+    from .ebay.signing import Signer
+
+    signer = Signer(key["jwe"], key["private_key"], key_id=key.get("key_id") or "")  # validates; registers it
+    return (await conn.execute(sa.text("""
+        insert into signing_keys (signing_key_id, cipher, private_key_ct, jwe, public_key, source, expires_at)
+        values (:kid, :c, :ct, :jwe, :pub, :src, :exp) returning id"""),
+        dict(kid=signer.key_id, c=signer.cipher, ct=vault.encrypt(key["private_key"]), jwe=key["jwe"],
+             pub=key.get("public_key") or "", src=source, exp=expires_at))).scalar_one()
+
+
+async def load_signer(conn: AsyncConnection, vault: Vault):
+    """The :class:`~sync_core.ebay.signing.Signer` of the newest stored key, or None."""
+    from .ebay.signing import Signer
+
+    row = (await conn.execute(sa.text(
+        "select signing_key_id, private_key_ct, jwe from signing_keys order by id desc limit 1"))).first()
+    if row is None:
+        return None
+    return Signer(row.jwe, vault.decrypt(row.private_key_ct), key_id=row.signing_key_id)
+
+
+async def mark_signing_required(conn: AsyncConnection, aid: int) -> bool:
+    """eBay asked for a signature: mark the account EU/UK.  True when it was not marked yet."""
+    res = await conn.execute(sa.text("""update accounts set signing_required = true, updated_at = now()
+                                        where id = :a and not signing_required"""), dict(a=aid))
+    return bool(res.rowcount)

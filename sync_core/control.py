@@ -125,10 +125,10 @@ async def perform(engine: AsyncEngine, action: str, account_id: int, stream: Any
 
 
 async def add_account(conn: AsyncConnection, settings: Any, name: str, refresh_token: str | None = None, *,
-                      origin: str) -> int:
+                      origin: str, signing_required: bool | None = None) -> int:
     from . import accounts
 
-    aid = await accounts.add_account(conn, settings, name, refresh_token)
+    aid = await accounts.add_account(conn, settings, name, refresh_token, signing_required=signing_required)
     await audit(conn, "account_add", origin, f"account {name} added" + (" with a refresh token" if refresh_token else ""),
                 account_id=aid, account=name, with_refresh_token=bool(refresh_token))
     return aid
@@ -160,6 +160,21 @@ async def rotate_keys(engine: AsyncEngine, old: Any, new: Any, *, origin: str) -
         await audit(conn, "keys_rotate", origin, f"token-encryption key rotated ({n} account(s) re-encrypted)",
                     accounts=n)
     return await accounts.rotate_keys(engine, old, new, on_done=record)
+
+
+async def store_signing_key(engine: AsyncEngine, settings: Any, key: dict[str, Any], *, source: str,
+                            origin: str) -> int:
+    """Store an eBay signing key (encrypted) and audit it -- the event names the key id, never the key."""
+    from . import accounts
+    from .crypto import Vault
+
+    vault = Vault.from_settings(settings)
+    async with engine.begin() as conn:
+        kid = await accounts.store_signing_key(conn, vault, key, source, key.get("expires_at"))
+        await audit(conn, "signing_key_" + source, origin,
+                    f"eBay signing key {key.get('key_id') or '#' + str(kid)} {source}; Finances calls are signed",
+                    signing_key_id=key.get("key_id") or "")
+    return kid
 
 
 # ---------------------------------------------------------------- migrate (synchronous, like migrate itself)

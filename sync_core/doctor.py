@@ -38,6 +38,11 @@ def check_tokens(settings: Any, url: str) -> tuple[bool, str, str]:
             rows = conn.execute(sa.text("""
                 select a.name, a.status, c.refresh_token_ct is not null as has, c.refresh_expires_at
                 from accounts a left join credentials c on c.account_id = a.id order by a.name""")).all()
+            unsigned = []  # EU/UK sellers while no signing key is stored (FACTS.md §12: Finances calls fail)
+            if conn.execute(sa.text("select to_regclass('signing_keys')")).scalar() is not None:
+                unsigned = conn.execute(sa.text("""
+                    select name from accounts where signing_required
+                    and not exists (select 1 from signing_keys) order by name""")).scalars().all()
     finally:
         engine.dispose()
     if not rows:
@@ -51,6 +56,7 @@ def check_tokens(settings: Any, url: str) -> tuple[bool, str, str]:
             problems.append(f"{r.name}: not connected (baysync accounts connect {r.name})")
         elif r.refresh_expires_at and r.refresh_expires_at < soon:
             problems.append(f"{r.name}: refresh token expires {r.refresh_expires_at:%Y-%m-%d} (reconnect)")
+    problems += [f"{n}: EU/UK seller without an eBay signing key (baysync keys signing create)" for n in unsigned]
     if problems:
         return False, "tokens", "; ".join(problems)
     return True, "tokens", f"{len(rows)} account(s) connected"

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import coordination as co
 from . import db, upserts
 from .config import Settings
-from .ebay.errors import EbayError, ReauthNeeded
+from .ebay.errors import EbayError, ReauthNeeded, SignatureRequired
 from .events import Event, emit_many
 from .streams.base import Invalid, Stream, Window
 
@@ -436,6 +436,7 @@ async def execute(ctx: RunContext) -> str:
     t0 = time.monotonic()
     stream = ctx.stream
     status, error = "succeeded", None
+    signing_required = False
     hb = asyncio.create_task(_heartbeat(ctx))
     flusher = asyncio.create_task(_flush_stale(ctx))
     try:
@@ -459,6 +460,10 @@ async def execute(ctx: RunContext) -> str:
         status = "lost"
     except ReauthNeeded as e:
         status, error = "reauth_needed", f"eBay refused the refresh token: reconnect the account ({e.message})"
+        await _flush_held(ctx)
+    except SignatureRequired as e:  # an EU/UK seller's Finances call without a (valid) signature: FACTS.md §12
+        e.account = ctx.claim.account
+        status, error, signing_required = "failed", e.advice(), True
         await _flush_held(ctx)
     except EbayError as e:
         status, error = "failed", str(e)
@@ -487,6 +492,10 @@ async def execute(ctx: RunContext) -> str:
         async with ctx.engine.begin() as conn:
             if status == "reauth_needed":
                 await co.mark_reauth_needed(conn, ctx.account_id, error or "reauth needed")
+            if signing_required:
+                from .accounts import mark_signing_required
+
+                await mark_signing_required(conn, ctx.account_id)
             await co.finish(conn, ctx.owner, ctx.run_id, status,
                             interval_s=0 if ctx.shutdown else ctx.settings.stream(stream.name).interval_s, error=error)
             await co.add_run_counts(conn, ctx.run_id, {"api_calls": t.api_calls, "retries": t.retries})

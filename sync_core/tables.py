@@ -22,6 +22,25 @@ accounts = sa.Table(
     sa.Column("scopes", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("created_at", TS, nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", TS, nullable=False, server_default=sa.func.now()),
+    # EU/UK-domiciled seller: eBay refuses its Finances calls without a digital signature (FACTS.md §12)
+    sa.Column("signing_required", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+# eBay Digital Signature keys (Key Management API createSigningKey, or imported).  eBay issues them per
+# *application* (the developer's keyset), not per seller: one key signs for every EU/UK account, so they
+# live here and not in credentials.  The newest row is the one in use; the private key is encrypted with
+# the token vault (sync_core.crypto) like the tokens.
+signing_keys = sa.Table(
+    "signing_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("signing_key_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("cipher", sa.Text, nullable=False),  # ED25519 | RSA
+    sa.Column("private_key_ct", BYTEA, nullable=False),
+    sa.Column("jwe", sa.Text, nullable=False),
+    sa.Column("public_key", sa.Text, nullable=False, server_default=""),
+    sa.Column("source", sa.Text, nullable=False),  # created | imported
+    sa.Column("expires_at", TS),
+    sa.Column("created_at", TS, nullable=False, server_default=sa.func.now()),
 )
 
 credentials = sa.Table(

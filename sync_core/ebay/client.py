@@ -24,7 +24,9 @@ Retry-After included) ``{"type": "retry", "method", "path", "api", "account", "a
 "seconds", "status", "reason"}`` goes to ``on_event``, so the wait is visible while it lasts.
 POST is retried only when the request
 surely did not reach eBay (connect errors) or on 429.  Other 4xx raise at once.  401 -> a forced token
-refresh and one more try (at most MAX_REFRESHES_PER_CALL times); a 401 after that, although the refresh
+refresh and one more try (at most MAX_REFRESHES_PER_CALL times); with a ``signer`` every Finances call carries
+eBay's Digital Signature headers (:mod:`sync_core.ebay.signing`), and an EU/UK account without one raises
+SignatureRequired before calling; a 401 after that, although the refresh
 worked, raises EbayAuthError (the run fails and is retried later); only invalid_grant on the refresh raises
 ReauthNeeded (re-consent).
 """
@@ -49,6 +51,7 @@ from .errors import (
     EbayServerError,
     EbayTransportError,
     ReauthNeeded,
+    SignatureRequired,
     error_from_response,
     parse_error_envelope,
 )
@@ -70,6 +73,7 @@ from .paging import (
 )
 from .ratelimit import APP, RateBudget, RateBudgetExhausted
 from .redact import redact, strip_secret_params
+from .signing import Signer, needs_signature
 
 __all__ = [
     "EbayClient", "Page", "make_http_client", "emit_event", "backoff_delay", "format_ts",
@@ -180,8 +184,11 @@ class EbayClient:
     """One seller account's view of the eBay REST APIs.  See the module docstring."""
 
     def __init__(self, settings: Any, *, http: httpx.AsyncClient | None = None, tokens: TokenSource, account: str,
-                 on_event: Callable[[dict], None] | None = None, budget: RateBudget | None = None):
+                 on_event: Callable[[dict], None] | None = None, budget: RateBudget | None = None,
+                 signer: Signer | None = None, signing_required: bool = False):
         self.settings = settings
+        self._signer = signer  # the application's eBay signing key (FACTS.md §12), if one is configured
+        self._signing_required = signing_required  # the account is EU/UK: unsigned Finances calls are refused
         self.account = account
         self._owns_http = http is None
         self._http = http if http is not None else make_http_client(settings)
@@ -319,6 +326,10 @@ class EbayClient:
                        ok: Sequence[int], empty: Sequence[int], binary: bool, counter: list[int]) -> _Result:
         counter[0] += 1
         attempt = counter[0]
+        signed = needs_signature(api)
+        if signed and self._signer is None and self._signing_required:  # eBay would refuse it: do not ask
+            raise SignatureRequired(None, None, None, "no signing key configured for an EU/UK seller",
+                                    method=method, path=httpx.URL(url).path, api=api, account=self.account)
         if self._budget is not None:  # before the token: a long wait here must not send a stale token
             await self._budget.acquire(self.account, api, on_event=self._on_event)
         token = await self._tokens.access_token()
@@ -333,6 +344,10 @@ class EbayClient:
             content = orjson.dumps(json_body)
             headers["Content-Type"] = "application/json"
         u = httpx.URL(url)
+        if signed and self._signer is not None:
+            # Digital Signatures (eBay guide; FACTS.md §12): every Finances call, signed per attempt (fresh
+            # ``created``); eBay ignores the headers for sellers outside the EU/UK.
+            headers.update(self._signer.headers(method, u, content))
         event: dict[str, Any] = {
             "type": "http", "method": method, "host": u.host, "path": u.path,
             "query": strip_secret_params(u.query), "status": None, "duration_ms": None, "bytes": 0,

@@ -13,6 +13,7 @@ ReauthNeeded           the refresh said invalid_grant               no: the sell
 EbayRateLimited        429 (``retry_after`` from Retry-After)       yes
 EbayServerError        5xx (``retryable`` for 500/502/503/504)      yes if retryable
 EbayRequestError       other 4xx                                    no
+SignatureRequired      4xx with errorId 215001/215120/215122        no: sign (baysync keys signing create)
 EbayTransportError     timeouts, connection resets, bad responses   yes
 =====================  ===========================================  =========
 
@@ -29,6 +30,14 @@ from typing import Any
 from .redact import redact, redact_text
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Errors eBay answers an in-scope call (Finances) of an EU/UK seller with when the digital signature is
+# missing or wrong (third-party reports: issues #4, #21, #25, #27 of eBay/digital-signature-verification-ebay-api
+# and CMS365-PTY-LTD/EbaySharp #4 -- HTTP 403, domain ACCESS; UNVERIFIED in eBay's own docs; FACTS.md §12):
+# 215001 "Missing x-ebay-signature-key header", 215120/215122 "Signature validation failed".
+MISSING_KEY_ERROR = 215001
+INVALID_SIGNATURE_ERRORS = frozenset({215120, 215122})
+SIGNATURE_ERRORS = frozenset({MISSING_KEY_ERROR}) | INVALID_SIGNATURE_ERRORS
+SIGNING_ADVICE = "run `baysync keys signing create` (or `baysync keys signing import --file F`)"
 
 
 class EbayError(Exception):
@@ -117,6 +126,21 @@ class EbayRequestError(EbayError):
     """Any other 4xx: the request itself is wrong (bad filter, unknown id, missing scope: 403)."""
 
 
+class SignatureRequired(EbayRequestError):
+    """eBay wants a valid digital signature on this call (an EU/UK seller's Finances call; FACTS.md §12), or
+    baysync knows the account needs one and has no signing key: not retried; the account is marked EU/UK and
+    the run fails with :meth:`advice`."""
+
+    def advice(self) -> str:
+        if self.error_id in INVALID_SIGNATURE_ERRORS:
+            what = "eBay rejected the digital signature (errorId %d): the signing key is wrong or expired" % self.error_id
+        elif self.error_id == MISSING_KEY_ERROR:
+            what = "eBay requires digital signatures for this EU/UK seller's Finances calls (errorId 215001)"
+        else:
+            what = "this EU/UK seller's Finances calls need a digital signature and no signing key is configured"
+        return f"{what}; account {self.account or '?'} is marked EU/UK: {SIGNING_ADVICE}"
+
+
 class EbayTransportError(EbayError):
     """No usable HTTP response: timeout, connection refused/reset, protocol error, undecodable body."""
 
@@ -200,6 +224,8 @@ def error_from_status(status: int, body: Any = None, *, headers: Any = None, met
         return EbayRateLimited(*args, retry_after=ra, **kw)
     if status >= 500:
         return EbayServerError(*args, **kw)
+    if any(_as_int(e.get("errorId")) in SIGNATURE_ERRORS for e in errors):
+        return SignatureRequired(*args, **kw)
     return EbayRequestError(*args, **kw)
 
 

@@ -292,6 +292,20 @@ async def refresh_access_token(http: httpx.AsyncClient, settings: Any, refresh_t
     return _token_set_from_json(data, refresh_token=refresh_token, scopes=scopes)
 
 
+async def application_token(http: httpx.AsyncClient, settings: Any, scopes: Iterable[str] = (BASE_SCOPE,), *,
+                            on_event: Callable[[dict], None] | None = None) -> str:
+    """An application access token (client_credentials grant; FACTS.md §12: the Key Management API and
+    getRateLimits take one).  Not stored: it is minted when needed."""
+    data = await _token_call(http, settings, {"grant_type": "client_credentials", "scope": " ".join(scopes)},
+                             on_event=on_event)
+    tok = data.get("access_token") if isinstance(data, dict) else None
+    if not isinstance(tok, str) or not tok:
+        raise EbayAuthError(200, None, None, "the token endpoint sent no access_token", method="POST",
+                            path=TOKEN_PATH, api="oauth")
+    register_secret(tok)
+    return tok
+
+
 @runtime_checkable
 class TokenSource(Protocol):
     """Where EbayClient gets its bearer token.  ``force_refresh=True`` after eBay answered 401."""

@@ -244,6 +244,10 @@ class Api:
         elif not self._scope_ok(ident):
             resp = ApiError(403, 1100, "Access denied", "Insufficient permissions to fulfill the request.",
                             domain="ACCESS").response(self.domain)
+        elif self.api_name == "Finances" and sim.signing_required(seller) and \
+                (bad := await signature_error(sim, req)) is not None:
+            stats.fault("signature")
+            resp = bad.response(self.domain)
         elif sim.rates.exhausted(now, self.resource):
             stats.fault("quota_429")
             retry = max(1, ((now // MS_DAY + 1) * MS_DAY - now) // 1000)
@@ -272,6 +276,50 @@ class Api:
         if need is None:
             return True
         return any(f"{SCOPE_PREFIX}/{s}" in ident.scopes for s in need)
+
+
+async def signature_error(sim: "Simulator", req: Request) -> ApiError | None:
+    """Digital Signatures for an EU/UK seller's Finances call (eBay's guide; FACTS.md §12): verified like
+    eBay's VerificationService against a key the simulator issued.  The rejections are the third-party
+    reported ones (HTTP 403, domain ACCESS; UNVERIFIED): 215001 without x-ebay-signature-key, 215120 for a
+    signature that does not verify.  The ``created`` age is not checked (eBay's limit is undocumented)."""
+    from ..signing import verify_request
+
+    jwe = req.headers.get("x-ebay-signature-key")
+    if not jwe:
+        return ApiError(403, 215001, "Missing x-ebay-signature-key header",
+                        "Missing x-ebay-signature-key header to fulfill the request.", domain="ACCESS")
+    key = sim.signing_keys.get(jwe)
+    url = f"{req.url.scheme}://{req.headers.get('host', '')}{req.scope.get('raw_path', b'').decode('ascii')}"
+    if key is None or verify_request(key, req.method, url, req.headers, await req.body()) is not None:
+        return ApiError(403, 215120, "Signature validation failed",
+                        "Signature validation failed to fulfill the request.", domain="ACCESS")
+    return None
+
+
+def make_create_signing_key(sim: "Simulator"):
+    """Key Management API ``createSigningKey``: ``POST /developer/key_management/v1/signing_key`` with an
+    application token and ``{"signingKeyCipher": "ED25519"|"RSA"}`` (FACTS.md §12)."""
+    async def create(req: Request) -> Response:
+        ident = sim.auth.lookup_access(bearer_token(req), sim.now_ms())
+        if ident is None:
+            return ApiError(401, 1001, "Invalid access token",
+                            "Invalid access token. Check the value of the Authorization HTTP request header.",
+                            domain="OAuth").response("API_KEY_MANAGEMENT")
+        if ident.seller is not None:
+            return ApiError(403, 1100, "Access denied", "This method needs an application access token.",
+                            domain="ACCESS").response("API_KEY_MANAGEMENT")
+        try:
+            body = orjson.loads(await req.body() or b"{}")
+        except orjson.JSONDecodeError:
+            body = None
+        cipher = body.get("signingKeyCipher") if isinstance(body, dict) else None
+        if cipher not in ("ED25519", "RSA"):
+            # the error id is the simulator's own (unverified)
+            return ApiError(400, 230001, "Invalid signingKeyCipher", "signingKeyCipher must be ED25519 or RSA.",
+                            domain="API_KEY_MANAGEMENT").response("API_KEY_MANAGEMENT")
+        return json_response(sim.create_signing_key(cipher), 201)
+    return create
 
 
 def bearer_token(req: Request) -> str | None:
@@ -918,6 +966,7 @@ def build_app(sim: "Simulator") -> Starlette:
         api("/sell/feed/v1/task/{task_id}/download_result_file", "getResultFile", get_result_file),
         api("/developer/analytics/v1_beta/rate_limit/", "getRateLimits", get_rate_limits),
         api("/developer/analytics/v1_beta/user_rate_limit/", "getUserRateLimits", get_user_rate_limits),
+        Route("/developer/key_management/v1/signing_key", make_create_signing_key(sim), methods=["POST"]),
         Route("/oauth2/authorize", make_authorize(sim), methods=["GET"]),
         Route("/identity/v1/oauth2/token", make_token(sim), methods=["POST"]),
         *make_admin(sim),

@@ -19,6 +19,8 @@ class SellerSpec:
     as the simulator clock advances.  ``inventory_items`` SKUs are managed through the Inventory API; the
     seller also has ``legacy_skus`` SKUs listed outside it (they show up in orders and in the active
     inventory report, but not in getInventoryItems/getOffers); ``None`` means ``max(3, inventory_items // 4)``.
+    ``signing_required``: an EU/UK-domiciled seller -- its Finances calls need eBay's digital signature
+    (FACTS.md §12), made with a key the simulator issued (``createSigningKey``).
     """
 
     name: str
@@ -33,6 +35,7 @@ class SellerSpec:
     legacy_skus: int | None = None
     currency: str = "USD"
     marketplace_id: str = "EBAY_US"
+    signing_required: bool = False
 
 
 @dataclass

@@ -170,6 +170,7 @@ class Simulator:
         self.rates = RateCounter(config.daily_limits)
         self._touch_rng = {n: random.Random(f"{config.seed}:touch:{n}") for n in names}
         self._qcache: dict[tuple, Any] = {}
+        self.signing_keys: dict[str, Any] = {}  # JWE -> public key, issued by createSigningKey
         self.base_url: str | None = None  # set by server.start_background
         from .app import build_app
 
@@ -201,6 +202,33 @@ class Simulator:
         """Build every seller's data now (otherwise it happens on first use)."""
         for s in self._specs:
             self.data(s)
+
+    def signing_required(self, seller: str | None) -> bool:
+        spec = self._specs.get(seller or "")
+        return bool(spec and spec.signing_required)
+
+    def create_signing_key(self, cipher: str = "ED25519") -> dict[str, Any]:
+        """Key Management ``createSigningKey`` (FACTS.md §12): a new key pair; the private key is returned
+        here only.  The "JWE" is an opaque five-part token the simulator maps to the public key (eBay's is
+        an encrypted JWT holding it; the client treats it as opaque either way)."""
+        import base64
+        import secrets
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+        key = ed25519.Ed25519PrivateKey.generate() if cipher == "ED25519" else \
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwe = ".".join(secrets.token_urlsafe(n) for n in (24, 32, 12, 48, 16))
+        self.signing_keys[jwe] = key.public_key()
+        b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+        now_s = self.now_ms() // 1000
+        return {"signingKeyId": secrets.token_hex(16), "signingKeyCipher": cipher,
+                "privateKey": b64(key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption())),
+                "publicKey": b64(key.public_key().public_bytes(serialization.Encoding.DER,
+                                                               serialization.PublicFormat.SubjectPublicKeyInfo)),
+                "jwe": jwe, "creationTime": now_s, "expirationTime": now_s + 3 * 365 * 86400}
 
     # ------------------------------------------------------------------ clock
     def now_ms(self) -> int:
