@@ -229,6 +229,17 @@ async def load_signer(conn: AsyncConnection, vault: Vault):
     return Signer(row.jwe, vault.decrypt(row.private_key_ct), key_id=row.signing_key_id)
 
 
+async def signing_for(engine: AsyncEngine, settings: Settings, vault: Vault, account_id: int) -> tuple[Any, bool]:
+    """The application's signing key (read each time: one created by the CLI meanwhile is used at once)
+    and whether the account is EU/UK (docs/ebay-api.md, Digital Signatures)."""
+    async def load():
+        async with engine.connect() as conn:
+            required = (await conn.execute(sa.text("select signing_required from accounts where id = :a"),
+                                           dict(a=account_id))).scalar()
+            return await load_signer(conn, vault), bool(required)
+    return await db.run_retrying(settings, "load signing key", load)
+
+
 async def mark_signing_required(conn: AsyncConnection, aid: int) -> bool:
     """eBay asked for a signature: mark the account EU/UK.  True when it was not marked yet."""
     res = await conn.execute(sa.text("""update accounts set signing_required = true, updated_at = now()

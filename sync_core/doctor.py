@@ -187,7 +187,7 @@ async def live_checks(settings: Any, url: str, *, transport: httpx.AsyncBaseTran
     """``doctor --live``: per connected account a forced token refresh, then one ``limit=1`` read per
     enabled stream.  Read-only at eBay (the fresh access token is stored like a worker's).  Returns
     (ok, account, stream or "token", detail) rows; details are eBay's own (redacted) error text."""
-    from .accounts import AccountError, enabled_streams, token_source
+    from .accounts import AccountError, enabled_streams, signing_for, token_source
     from .crypto import CryptoError, Vault
     from .ebay.client import EbayClient, make_http_client
     from .ebay.errors import EbayError
@@ -212,7 +212,9 @@ async def live_checks(settings: Any, url: str, *, transport: httpx.AsyncBaseTran
                 rows.extend((False, name, s, "not probed: no access token") for s in streams)
                 continue
             rows.append((True, name, "token", "refreshed"))
-            client = EbayClient(settings, http=http, tokens=tokens, account=name)
+            signer, required = await signing_for(engine, settings, vault, aid)  # EU/UK: Finances reads signed
+            client = EbayClient(settings, http=http, tokens=tokens, account=name, signer=signer,
+                                signing_required=required)
             for s in streams:
                 try:
                     rows.append((True, name, s, await probe_stream(client, s, now)))

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import accounts, coordination as co, db, events, retention
@@ -73,19 +72,9 @@ class Clients:
                 task = asyncio.create_task(self._refresh_limits(account, tokens))
                 self._side_tasks.add(task)
                 task.add_done_callback(self._side_tasks.discard)
-        signer, required = await self._signing(account_id)
+        signer, required = await accounts.signing_for(self.engine, self.settings, self.vault, account_id)
         return EbayClient(self.settings, http=self.http, tokens=tokens, account=account, on_event=on_event,
                           budget=self.budget, signer=signer, signing_required=required)
-
-    async def _signing(self, account_id: int) -> tuple[Any, bool]:
-        """The application's signing key (read per run: one created by the CLI meanwhile is used at once)
-        and whether the account is EU/UK (FACTS.md §12)."""
-        async def load():
-            async with self.engine.connect() as conn:
-                required = (await conn.execute(sa.text("select signing_required from accounts where id = :a"),
-                                               dict(a=account_id))).scalar()
-                return await accounts.load_signer(conn, self.vault), bool(required)
-        return await db.run_retrying(self.settings, "load signing key", load)
 
     async def for_run(self, ctx: RunContext) -> None:
         """Give a claimed run its client. Without usable tokens (none stored, wrong key, ...) the run gets a

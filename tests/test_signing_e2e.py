@@ -50,6 +50,10 @@ def test_eu_seller_needs_a_signing_key_then_syncs(cli_env, db_url, tmp_path):
         assert stored == want and want
         rc, out3, _ = bs(env, "accounts", "list")
         assert "EU/UK" in out3
+        # doctor --live signs the EU/UK seller's Finances reads too (the simulator verifies the signature)
+        rc, out4, err4 = bs(env, "doctor", "--live")
+        for s in ("transactions", "payouts"):
+            assert any(ln.startswith("OK") and f"alice/{s}" in ln for ln in out4.splitlines()), (out4, err4)
 
     # the private key: stored encrypted only, nowhere else
     (ct, jwe, source), = q(db_url, "select private_key_ct, jwe, source from signing_keys")
