@@ -270,6 +270,9 @@ def db_url() -> None:
 @app.command()
 def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: sync and print progress."),
          seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this many seconds (headless)."),
+         until_synced: bool = typer.Option(False, "--until-synced",
+                                           help="Stop once every enabled stream of every demo seller has finished "
+                                                "its first run (headless; --seconds still caps it)."),
          workers: int = typer.Option(12, "--workers", help="Concurrent runs.")) -> None:
     """The live demo: embedded PostgreSQL, the eBay simulator on loopback with 3 demo sellers,
     in-process workers and the console (or, with --headless, progress lines)."""
@@ -304,7 +307,8 @@ def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: sync a
         try:
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(min(3.0, max(0.1, deadline - time.monotonic())) if deadline else 3.0)
-                _print_progress(run_settings)
+                if _print_progress(run_settings) and until_synced:
+                    break
         except KeyboardInterrupt:
             pass
     finally:
@@ -313,7 +317,8 @@ def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: sync a
     _print_progress(run_settings)
 
 
-def _print_progress(s) -> None:
+def _print_progress(s) -> bool:
+    """One whole progress line; True once every enabled pair has finished a run (succeeded or failed)."""
     import sqlalchemy as sa
 
     from sync_core import db
@@ -322,7 +327,9 @@ def _print_progress(s) -> None:
     try:
         with engine.connect() as conn:
             rows = conn.execute(sa.text("""
-                select a.name, s.stream, s.status, s.records_total from sync_state s join accounts a on a.id = s.account_id
+                select a.name, s.stream, s.status, s.records_total, s.enabled,
+                       s.last_success_at is not null or s.last_error_at is not null as ran
+                from sync_state s join accounts a on a.id = s.account_id
                 order by a.name, s.stream""")).all()
     finally:
         engine.dispose()
@@ -330,6 +337,7 @@ def _print_progress(s) -> None:
     busy = sum(1 for r in rows if r.status == "running")
     say(f"[demo] {total} records stored, {busy} stream(s) running: "
         + ", ".join(f"{r.name}/{r.stream}={r.records_total}" for r in rows if r.records_total))
+    return bool(rows) and all(r.ran and r.status != "running" for r in rows if r.enabled)
 
 
 # ---------------------------------------------------------------- engine access behind the schema gate
