@@ -66,7 +66,7 @@ def map_row(rec):
     except (TypeError, ValueError):
         raise Invalid(f"Quantity is not an integer: {str(qty)[:20]!r}") from None
     var = rec.get("VariationIndex")  # a variation without a SKU of its own: keyed by its position
-    key = f"{item}/{sku}" if sku or var is None else f"{item}/#{var}"
+    key = f"{item}/#{var}" if var is not None and not sku else f"{item}/{sku or ''}"
     return {"listing_key": key, "item_id": item, "sku": sku, "price_value": price_v,
             "price_currency": rec.get("Price@currencyID"), "quantity": qty_v}
 
