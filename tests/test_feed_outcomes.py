@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from sync_core.config import load_settings
 from sync_core.worker import Clients
@@ -175,3 +176,51 @@ def test_the_report_runs_every_6_hours_by_default(tmp_path):
     assert load_settings({"BAYSYNC_HOME": str(tmp_path)}).report_poll_s == 30.0
     s = test_settings(tmp_path, BAYSYNC_STREAMS_ACTIVE_INVENTORY_INTERVAL_S="3600")
     assert s.stream("active_inventory").interval_s == 3600
+
+
+def test_variation_records_expand_to_one_row_each():
+    """SKUDetails with Variations (one or several Variation elements; a Variation without its own SKU)."""
+    from sync_core.streams.active_inventory import expand_variations, map_row
+
+    one = {"ItemID": "9", "Variations": {"Variation": {"SKU": "A", "Price": "1.00", "Quantity": "2"}}}
+    many = {"ItemID": "8", "SKU": "P", "Variations": {"Variation": [{"Price": "1.00", "Quantity": "1"},
+                                                                    {"Price": "2.00", "Quantity": "0"}]}}
+    plain = {"ItemID": "7", "Price": "3.00", "Quantity": "4"}
+    keys = [map_row(r)["listing_key"] for r in expand_variations([one, many, plain])]
+    assert keys == ["9/A", "8/#0", "8/#1", "7/"]
+
+
+def test_demo_twice_on_one_home_ends_with_no_failed_stream(cli_env, db_url):
+    """`baysync demo` run twice: the second demo's simulator does not know the report tasks the first one
+    checkpointed (a demo stopped while its reports were being built).  Spec getInventoryTask 404 errorId
+    160003 -> the task is dropped and a new one made; no stream fails."""
+    import subprocess
+    import sys
+
+    from tests.support.env import q
+
+    def demo(seconds):
+        r = subprocess.run([sys.executable, "-m", "console.cli", "demo", "--headless", "--seconds", str(seconds)],
+                           env=cli_env, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    demo(2)
+    # whatever the first demo left, make every report stream resume a task of the first simulator now
+    eng = sa.create_engine(db_url)
+    try:
+        with eng.begin() as c:
+            c.execute(sa.text("""update sync_state set checkpoint = '{"task_id": "task-10-of-the-first-demo"}'::jsonb,
+                                 next_run_at = now() - interval '1 minute' where stream = 'active_inventory'"""))
+    finally:
+        eng.dispose()
+    assert q(db_url, "select count(*) from sync_state where stream = 'active_inventory' "
+                     "and checkpoint->>'task_id' = 'task-10-of-the-first-demo'")[0][0] == 3
+    demo(12)
+    failed = q(db_url, "select stream, status, last_error from sync_state where status <> 'idle' "
+                       "or (stream = 'active_inventory' and last_error is not null)")
+    assert failed == [], failed
+    dropped = q(db_url, "select count(distinct account_id) from run_events where kind = 'feed_task' "
+                        "and message like '%task-10-of-the-first-demo dropped%160003%'")[0][0]
+    assert dropped == 3
+    assert q(db_url, "select count(*) from sync_state where stream = 'active_inventory' "
+                     "and last_success_at > now() - interval '1 minute'")[0][0] == 3
