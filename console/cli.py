@@ -619,6 +619,9 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
     if status == "succeeded":
         say(f"run {status}")
         return
+    if status == "deferred":  # eBay said "not now" (e.g. the report task quota): not an error, nothing stored
+        say(f"run deferred: {error}")
+        return
     if signals:
         name = signal.Signals(signals[0]).name
         say_err(f"run {status} by {name}: stopped at its last checkpoint; the next run resumes from there")
