@@ -134,6 +134,15 @@ async def test_409_160025_defers_the_stream_until_the_quota_window_passes(env):
     assert st.next_run_at >= t0 + timedelta(hours=23)
     assert await env.scalar("select status from sync_runs order by id desc limit 1") == "deferred"
     assert await env.rows("select listing_key, inactive_since from active_inventory order by 1") == before
+    # `baysync status` says until when
+    import os
+    import subprocess
+    import sys
+    cli = {k: v for k, v in os.environ.items() if not k.startswith("BAYSYNC_")}
+    cli.update(BAYSYNC_HOME=str(env.settings.home), BAYSYNC_DATABASE_URL=env.settings.database_url)
+    out = subprocess.run([sys.executable, "-m", "console.cli", "status"], env=cli, capture_output=True, text=True,
+                         timeout=60).stdout
+    assert "note: eBay's report task quota is spent" in out and "waiting until" in out, out
     # a success later clears the note
     env.sim.config.feed_hourly_tasks = 20
     assert await drive(env) == "succeeded"
