@@ -233,3 +233,37 @@ def test_demo_twice_on_one_home_ends_with_no_failed_stream(cli_env, db_url):
     assert dropped == 3
     assert q(db_url, "select count(*) from sync_state where stream = 'active_inventory' "
                      "and last_success_at > now() - interval '1 minute'")[0][0] == 3
+
+
+async def test_report_polls_back_off(env):
+    """Polls of a task still in progress: at once, then after report_poll_s (0.2 s in tests), x1.5 each
+    time.  Measured on the requests reaching the simulator; a loaded machine only makes the gaps longer."""
+    import httpx
+
+    from sync_core import coordination as co
+
+    polls: list[float] = []
+
+    class Recording(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request):
+            if request.method == "GET" and "/sell/feed/v1/inventory_task/" in request.url.path:
+                polls.append(asyncio.get_running_loop().time())
+            return await env.transport.handle_async_request(request)
+
+    env.sim.set_faults(report_delay_s=3600)  # the frozen sim clock: the task never completes
+    clients = Clients(env.settings, env.engine, transport=Recording())
+    task = asyncio.create_task(run_pair(env, "alice", "active_inventory", clients=clients))
+    deadline = asyncio.get_running_loop().time() + 60
+    while len(polls) < 6:
+        assert asyncio.get_running_loop().time() < deadline and not task.done()
+        await asyncio.sleep(0.05)
+    aid = await env.scalar("select id from accounts where name = 'alice'")
+    async with env.engine.begin() as conn:
+        await co.request_stop(conn, aid, "active_inventory")
+    status, _ = await asyncio.wait_for(task, 30)
+    await clients.aclose()
+    assert status == "cancelled"
+    gaps = [b - a for a, b in zip(polls, polls[1:])][:5]
+    for k, gap in enumerate(gaps):
+        assert gap >= 0.2 * 1.5 ** k * 0.95, (k, gaps)
+    assert gaps[4] > gaps[0] * 3
