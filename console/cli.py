@@ -147,6 +147,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
         say(f"account {acc['name']} [{acc['status']}]")
         for s in acc["streams"]:
             say(f"  {s['stream']:<17} {s['status']:<13} records {s['records']:>9}  cursor {s['cursor'] or '-'}")
+            if s.get("last_error"):  # a failure, or a note of an idle stream (e.g. a deferred report: until when)
+                label = "note" if s["status"] in ("idle", "queued", "paused") else "error"
+                say(f"    {label}: {' '.join(str(s['last_error']).split())[:300]}")
 
 
 @app.command()
@@ -728,6 +731,9 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
     status, error = _run_async(go())
     if status == "succeeded":
         say(f"run {status}")
+        return
+    if status == "deferred":  # eBay said "not now" (e.g. the report task quota): not an error, nothing stored
+        say(f"run deferred: {error}")
         return
     if signals:
         name = signal.Signals(signals[0]).name

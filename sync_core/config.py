@@ -181,6 +181,8 @@ KEYS: tuple[Key, ...] = (
     Key("api_retry_attempts", _parse_int(1, 50), 6, "attempts per eBay call on 429/5xx/timeouts"),
     Key("api_retry_initial_s", _parse_float(0.0), 1.0, "first eBay retry wait (exponential, jittered)"),
     Key("api_retry_max_s", _parse_float(0.0), 60.0, "cap on one eBay retry wait (Retry-After is honoured up to this)"),
+    Key("report_poll_s", _parse_float(0.05), 30.0,
+        "first wait before polling an eBay report task again (then x1.5 per poll, up to 10x this)"),
     Key("initial_backfill_days", _parse_int(1, 3650), 90, "history read when a stream has no cursor"),
     Key("lookback_s", _parse_int(0, 30 * 86400), 1800, "incremental windows start this far before the cursor"),
     Key("safety_lag_s", _parse_int(0, 86400), 60, "windows end this far before now"),
@@ -204,6 +206,11 @@ STREAM_KEYS: tuple[Key, ...] = (
     Key("interval_s", _parse_int(1, 7 * 86400), 900, "seconds between incremental runs"),
     Key("initial_backfill_days", _parse_int(0, 3650), 0, "override of initial_backfill_days (0 = global)"),
 )
+
+# Per-stream defaults that differ from STREAM_KEYS' (a [streams.<name>] value or env var still wins): the
+# active-inventory report is a whole snapshot built by a Sell Feed task that eBay limits per hour/day
+# (createInventoryTask 409 errorId 160025), so it runs every 6 hours, not every 15 minutes.
+STREAM_DEFAULTS: dict[str, dict[str, Any]] = {"active_inventory": {"interval_s": 6 * 3600}}
 
 KEY_BY_NAME = {k.name: k for k in KEYS}
 SECRET_ENV = ("BAYSYNC_SECRET_KEY",)  # read directly by sync_core.crypto, never stored in Settings
@@ -233,7 +240,7 @@ class Settings:
         raise AttributeError(name)
 
     def stream(self, name: str) -> StreamSettings:
-        return self.streams.get(name, StreamSettings())
+        return self.streams.get(name) or StreamSettings(**STREAM_DEFAULTS.get(name, {}))
 
     @property
     def embedded(self) -> bool:
@@ -371,7 +378,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_file: bool = 
 
     streams: dict[str, StreamSettings] = {}
     for sname in STREAM_NAMES:
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = dict(STREAM_DEFAULTS.get(sname, {}))
         for skey in STREAM_KEYS:
             if skey.name in streams_raw[sname]:
                 raw = streams_raw[sname][skey.name]

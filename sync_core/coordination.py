@@ -197,18 +197,22 @@ async def set_run_window(conn: AsyncConnection, run_id: int, window_from: dateti
 
 async def finish(conn: AsyncConnection, owner: str, run_id: int, status: str, *, interval_s: int,
                  error: str | None = None, now: datetime | None = None) -> bool:
-    """End a run and release its lease (only if still held). Status: succeeded | failed | cancelled."""
-    state = {"succeeded": "idle", "cancelled": "idle", "failed": "failed", "reauth_needed": "reauth_needed"}[status]
+    """End a run and release its lease (only if still held). Status: succeeded | failed | cancelled | deferred
+    (eBay said "not now": the stream stays idle, ``error`` is kept in last_error as a note saying until when,
+    its checkpoint is cleared, so the next run starts over, and last_success_at is not moved)."""
+    state = {"succeeded": "idle", "cancelled": "idle", "deferred": "idle", "failed": "failed",
+             "reauth_needed": "reauth_needed"}[status]
     run_status = "failed" if status == "reauth_needed" else status
     held = (await conn.execute(sa.text(f"""
         update sync_state set lease_owner = null, lease_expires_at = null, run_id = null,
             status = case when paused then 'paused' else :state end,
             cancel_requested = false,
-            checkpoint = case when :status = 'succeeded' then null else checkpoint end,
+            checkpoint = case when :status in ('succeeded', 'deferred') then null else checkpoint end,
             next_run_at = case when run_now_requested then {_NOW} else {_NOW} + make_interval(secs => :interval) end,
-            last_error = case when :status in ('failed', 'reauth_needed') then :error
+            last_error = case when :status in ('failed', 'reauth_needed', 'deferred') then :error
                               when :status = 'succeeded' then null else last_error end,
-            last_error_at = case when :status in ('failed', 'reauth_needed') then {_NOW} else last_error_at end,
+            last_error_at = case when :status in ('failed', 'reauth_needed', 'deferred') then {_NOW}
+                                 else last_error_at end,
             last_success_at = case when :status = 'succeeded' then {_NOW} else last_success_at end,
             updated_at = {_NOW}
         where run_id = :run and lease_owner = :owner

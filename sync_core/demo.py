@@ -35,7 +35,9 @@ def demo_sim_config(seed: int = 7):
     # a little realism: some latency, an occasional 429/5xx the client retries, a few malformed records
     faults = Faults(latency_ms=20, latency_jitter_ms=40, rate_429=0.01, rate_5xx=0.01, malformed_rate=0.002,
                     report_delay_s=5)
-    return SimConfig(seed=seed, sellers=sellers, faults=faults)
+    # the demo's 20 s cadence creates a report task per seller every ~25 s: above the simulator's default
+    # (unverified) hourly task quota, which would defer active_inventory for a day (409 errorId 160025)
+    return SimConfig(seed=seed, sellers=sellers, faults=faults, feed_hourly_tasks=1000, feed_daily_tasks=20000)
 
 
 def demo_settings(settings: Settings, sim) -> Settings:
@@ -43,7 +45,7 @@ def demo_settings(settings: Settings, sim) -> Settings:
     s = settings.with_values(
         ebay_api_base_url=sim.base_url, ebay_apiz_base_url=sim.base_url, ebay_auth_base_url=sim.base_url,
         ebay_client_id=sim.config.client_id, ebay_client_secret=sim.config.client_secret, ebay_runame="baysync-demo",
-        safety_lag_s=0)
+        safety_lag_s=0, report_poll_s=min(settings.report_poll_s, 2.0))
     streams = {name: dataclasses.replace(st, interval_s=DEMO_INTERVAL_S) for name, st in s.streams.items()}
     return dataclasses.replace(s, streams=streams)
 

@@ -80,6 +80,15 @@ class StopRun(Exception):
     """Cooperative stop (cancel or pause) observed between pages."""
 
 
+class Deferred(Exception):
+    """eBay says "not now" for a long time (e.g. the Sell Feed task quota, 409 errorId 160025): the run ends
+    without failing, the stream stays idle with ``message`` in last_error and its next run after ``wait_s``."""
+
+    def __init__(self, wait_s: int, message: str):
+        super().__init__(message)
+        self.wait_s, self.message = int(wait_s), message
+
+
 # Held pages are written at the latest when the next page arrives this long after the first (a slow API
 # still commits its progress every few seconds).
 WRITE_HOLD_S = 2.0
@@ -432,11 +441,13 @@ async def _run_full(ctx: RunContext) -> None:
 
 
 async def execute(ctx: RunContext) -> str:
-    """Run to completion; returns the final status (succeeded | cancelled | failed | reauth_needed | lost)."""
+    """Run to completion; returns the final status (succeeded | cancelled | deferred | failed | reauth_needed |
+    lost)."""
     t0 = time.monotonic()
     stream = ctx.stream
     status, error = "succeeded", None
     signing_required = False
+    defer_s: int | None = None
     hb = asyncio.create_task(_heartbeat(ctx))
     flusher = asyncio.create_task(_flush_stale(ctx))
     try:
@@ -455,6 +466,9 @@ async def execute(ctx: RunContext) -> str:
         await ctx.flush()
     except StopRun:
         status = "cancelled"
+        await _flush_held(ctx)
+    except Deferred as e:
+        status, error, defer_s = "deferred", e.message, e.wait_s
         await _flush_held(ctx)
     except co.LeaseLost:
         status = "lost"
@@ -496,8 +510,9 @@ async def execute(ctx: RunContext) -> str:
                 from .accounts import mark_signing_required
 
                 await mark_signing_required(conn, ctx.account_id)
-            await co.finish(conn, ctx.owner, ctx.run_id, status,
-                            interval_s=0 if ctx.shutdown else ctx.settings.stream(stream.name).interval_s, error=error)
+            interval = defer_s if defer_s is not None else ctx.settings.stream(stream.name).interval_s
+            await co.finish(conn, ctx.owner, ctx.run_id, status, interval_s=0 if ctx.shutdown else interval,
+                            error=error)
             await co.add_run_counts(conn, ctx.run_id, {"api_calls": t.api_calls, "retries": t.retries})
             await emit_many(conn, ctx.pending_events)
     await db.run_retrying(ctx.settings, "finish run", fin)

@@ -115,8 +115,8 @@ def build_row(r: dict[str, Any], now: datetime, rates: list[float]) -> Row:
     cells = [_text(c) for c in cells_plain]
     sym, word, style = badges.STATES.get(state, ("?", state, ""))
     cells[2] = _text(f"{sym} {word}", style)
-    if r.get("last_error"):
-        cells[10] = _text(cells_plain[10], "red")
+    if r.get("last_error"):  # on an idle stream it is a note (a deferred report run says until when)
+        cells[10] = _text(cells_plain[10], "yellow" if r.get("status") == "idle" else "red")
     if progress:
         cells[6] = _text(progress, "cyan")
     cells[4] = _text(cells_plain[4], "", "right")
@@ -214,8 +214,9 @@ def detail_text(row: Row | None, now: datetime) -> Text:
     if d.get("lease_owner"):
         t.append(f" · owner {d['lease_owner']}")
     if d.get("last_error"):
-        t.append("\n✗ ", style="bold red")
-        t.append(badges.one_line(d["last_error"], 300), style="red")
+        style = "yellow" if d.get("status") == "idle" else "red"
+        t.append("\n✗ " if style == "red" else "\n! ", style=f"bold {style}")
+        t.append(badges.one_line(d["last_error"], 300), style=style)
     return t
 
 

@@ -56,6 +56,7 @@ from .errors import (
     parse_error_envelope,
 )
 from .feed_report import (
+    Report,
     ReportFormatError,
     parse_active_inventory_report,
     parse_active_inventory_report_async,
@@ -606,8 +607,9 @@ class EbayClient:
                                   api="feed", op="downloadResultFile", binary=True)
         return res.response.content
 
-    async def download_active_inventory_report(self, task_id: str) -> list[dict[str, Any]]:
-        """Download and parse (in a worker thread) an active inventory report: SKUDetails dicts."""
+    async def download_active_inventory_report(self, task_id: str) -> "Report":
+        """Download and parse (in a worker thread) an active inventory report: SKUDetails dicts, with the
+        report's ``ack`` (``Failure`` = eBay could not build it: do not trust the snapshot)."""
         data = await self.download_result_file(task_id)
         return await parse_active_inventory_report_async(data)
 

@@ -26,6 +26,19 @@ RECORD_TAG = "SKUDetails"
 MAX_UNCOMPRESSED = 2 * 1024**3  # refuse zip bombs beyond 2 GiB
 
 
+class Report(list):
+    """The ``SKUDetails`` records of a report (a list) plus the response's ``Ack`` (Success | Warning |
+    Failure; "" when absent) and its ``Errors`` messages: eBay's ActiveInventoryReport is an
+    AbstractResponseType (XML Reference for Sell Feed LMS Feed Types), so a failed report says so in ``Ack``."""
+
+    ack: str = ""
+    errors: list[str]
+
+    def __init__(self, *a: Any):
+        super().__init__(*a)
+        self.errors = []
+
+
 class ReportFormatError(ValueError):
     """The downloaded file is not an active-inventory XML report (or is corrupt)."""
 
@@ -87,35 +100,47 @@ def _xml_documents(data: bytes) -> Iterator[bytes]:
     yield data
 
 
-def parse_report_xml(doc: bytes) -> list[dict[str, Any]]:
+def parse_report_xml(doc: bytes) -> Report:
     stripped = doc.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not stripped:
-        return []
+        return Report()
     if not stripped.startswith(b"<"):
         raise ReportFormatError("active inventory report is not XML (expected <ActiveInventoryReport>)")
-    records: list[dict[str, Any]] = []
+    records = Report()
     try:
         for _event, el in ET.iterparse(io.BytesIO(stripped), events=("end",)):
-            if _local(el.tag) == RECORD_TAG:
+            tag = _local(el.tag)
+            if tag == RECORD_TAG:
                 value = _element_to_value(el)
                 records.append(value if isinstance(value, dict) else {"value": value})
                 el.clear()
+            elif tag == "Ack" and not records.ack:
+                records.ack = (el.text or "").strip()
+            elif tag == "Errors":
+                err = _element_to_value(el)
+                if isinstance(err, dict):
+                    records.errors.append(str(err.get("LongMessage") or err.get("ShortMessage") or "")[:300])
     except ET.ParseError as e:
         raise ReportFormatError(f"malformed XML in active inventory report: {e}") from None
     return records
 
 
-def parse_active_inventory_report(data: bytes) -> list[dict[str, Any]]:
-    """All ``SKUDetails`` records of an active-inventory report (zip, gzip or plain XML).  CPU-heavy for
-    big accounts: from async code use :func:`parse_active_inventory_report_async`."""
+def parse_active_inventory_report(data: bytes) -> Report:
+    """All ``SKUDetails`` records of an active-inventory report (zip, gzip or plain XML), with its ``Ack``
+    (the first document's that has one; "Failure" wins).  CPU-heavy for big accounts: from async code use
+    :func:`parse_active_inventory_report_async`."""
+    records = Report()
     if not data:
-        return []
-    records: list[dict[str, Any]] = []
+        return records
     for doc in _xml_documents(bytes(data)):
-        records.extend(parse_report_xml(doc))
+        part = parse_report_xml(doc)
+        records.extend(part)
+        records.errors.extend(part.errors)
+        if part.ack and (not records.ack or part.ack == "Failure"):
+            records.ack = part.ack
     return records
 
 
-async def parse_active_inventory_report_async(data: bytes) -> list[dict[str, Any]]:
+async def parse_active_inventory_report_async(data: bytes) -> Report:
     """:func:`parse_active_inventory_report` in a worker thread (keeps the event loop responsive)."""
     return await asyncio.to_thread(parse_active_inventory_report, data)

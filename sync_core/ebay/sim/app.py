@@ -23,7 +23,7 @@ from .config import Faults
 from .core import API_OF_OP
 from .data import SellerData
 from .faults import SimConnectionReset
-from .feed import FEED_TYPE, report_zip
+from .feed import FEED_TYPE, report_zip, variation_listing
 from .util import MS_DAY, error_body, fmt_ms, ms_to_dt, parse_ts
 
 if TYPE_CHECKING:
@@ -641,18 +641,31 @@ async def create_inventory_task(sim: "Simulator", req: Request, seller: str, dat
     if lf is not None and lf not in ("FIXED_PRICE", "AUCTION"):
         raise ApiError(400, 160004, "The 'listingFormat' is invalid.", "listingFormat must be FIXED_PRICE or AUCTION.",
                        [("listingFormat", str(lf))])
-    if sim.config.feed_conflict and sim.feed.pending_similar(seller, lf, now):
-        raise ApiError(409, 160024, "Duplicate task.",
-                       "A task with the same feed type and filter is already queued or in process.")
-    t = sim.feed.create(seller, now, sim.faults.faults.report_delay_s, lf)
+    cfg = sim.config
+    # spec createInventoryTask 409: 160024 "maximum number of feed tasks that can be queued or processed
+    # concurrently"; 160025 "maximum number of records or tasks ... in the period (hourly or daily)".  The
+    # simulator's limits are UNVERIFIED numbers (SimConfig; docs/ebay-api.md "Sell Feed: inventory tasks").
+    if (cfg.feed_conflict and sim.feed.pending_similar(seller, lf, now)) \
+            or sim.feed.in_flight(seller, now) >= cfg.feed_max_in_flight:
+        raise ApiError(409, 160024, "Too many tasks in progress.",
+                       "You have reached the maximum number of feed tasks that can be queued or processed "
+                       "concurrently. Wait for current tasks to complete before adding tasks.", category="BUSINESS")
+    if sim.feed.created_since(seller, now - 3_600_000, now) >= cfg.feed_hourly_tasks \
+            or sim.feed.created_since(seller, now - 86_400_000, now) >= cfg.feed_daily_tasks:
+        raise ApiError(409, 160025, "Task quota exceeded.",
+                       "You have exceeded the maximum number of records or tasks that can be created or processed "
+                       "in the period (hourly or daily). Wait until the present period ends before trying again.",
+                       category="BUSINESS")
+    f = sim.faults.faults
+    t = sim.feed.create(seller, now, f.report_delay_s, lf, f.report_outcome)
     return Response(status_code=202, headers={"Location": f"{_base(req)}/sell/feed/v1/inventory_task/{t.task_id}"})
 
 
 async def get_inventory_task(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
     tid = req.path_params["task_id"]
     t = sim.feed.get(seller, tid)
-    if t is None:
-        raise ApiError(404, 160010, "The task was not found.", f"Task '{tid}' does not exist.", [("task_id", tid)])
+    if t is None:  # spec getInventoryTask 404: errorId 160003 "Task {taskID} does not exist."
+        raise ApiError(404, 160003, "The task was not found.", f"Task {tid} does not exist.", [("taskID", tid)])
     return json_response(t.render(now, _base(req)))
 
 
@@ -684,13 +697,18 @@ async def get_inventory_tasks(sim: "Simulator", req: Request, seller: str, data:
 async def get_result_file(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
     tid = req.path_params["task_id"]
     t = sim.feed.get(seller, tid)
-    if t is None:
-        raise ApiError(404, 160010, "The task was not found.", f"Task '{tid}' does not exist.", [("task_id", tid)])
-    if t.status(now) != "COMPLETED":
+    if t is None:  # spec getResultFile 404: 160003 "Task {taskID} does not exist."
+        raise ApiError(404, 160003, "The task was not found.", f"Task {tid} does not exist.", [("taskID", tid)])
+    if not t.done(now):
         raise ApiError(400, 160022, "The task is not completed.",
                        f"Task '{tid}' is {t.status(now)}; the result file is available once it is COMPLETED.")
-    rows = data.active_inventory(t.listing_format)
-    blob, name = report_zip(tid, rows, t.created_ms + t.delay_ms)
+    if t.outcome in ("FAILED", "NO_FILE"):  # spec getResultFile 404: 160014 "No file found for task ID {taskID}."
+        raise ApiError(404, 160014, "No file found.", f"No file found for task ID {tid}.", [("taskID", tid)])
+    rows: list = [] if t.outcome in ("ACK_FAILURE", "EMPTY") else list(data.active_inventory(t.listing_format))
+    if sim.faults.faults.report_variations and t.outcome not in ("ACK_FAILURE", "EMPTY"):
+        rows.append(variation_listing(data.cur))
+    ack = "Failure" if t.outcome == "ACK_FAILURE" else "Success"
+    blob, name = report_zip(tid, rows, t.created_ms + t.delay_ms, ack)
     return Response(blob, media_type="application/octet-stream",
                     headers={"content-disposition": f'attachment; filename="{name}"'})
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 ALL_5XX = (500, 502, 503, 504)
+REPORT_OUTCOMES = ("COMPLETED", "COMPLETED_WITH_ERROR", "FAILED", "NO_FILE", "ACK_FAILURE", "EMPTY")
 
 
 @dataclass
@@ -61,7 +62,13 @@ class Faults:
       number, timestamp as an integer).  Which records is a deterministic function of (seed, stream,
       record id), so a bad record stays bad.  ``Simulator.truth`` always returns clean records.
     * ``report_delay_s``: sim-clock seconds a feed task needs to complete (QUEUED for the first 30%,
-      then IN_PROCESS, then COMPLETED).
+      then IN_PROCESS, then COMPLETED); minutes are realistic for eBay (FACTS §8: latency unverified).
+    * ``report_outcome``: how feed tasks created while it is set end (Sell Feed spec, FeedStatusEnum and
+      getResultFile 404s; FACTS §13): ``COMPLETED`` (default), ``COMPLETED_WITH_ERROR``, ``FAILED`` (no
+      result file), ``NO_FILE`` (COMPLETED but getResultFile answers 404 errorId 160014), ``ACK_FAILURE``
+      (the report's ``Ack`` is ``Failure`` and it carries no SKUDetails), ``EMPTY`` (Ack Success, no listings).
+    * ``report_variations``: the report also carries one multi-variation listing (item 190000000001 with
+      three ``Variations/Variation`` rows), as eBay's ActiveInventoryReport XML reference documents.
     * ``token_faults``: also apply latency/reset/429/5xx to ``POST /identity/v1/oauth2/token``.
     * ``only_paths``: when non-empty, latency/reset/429/5xx/malformed apply only to API paths starting
       with one of these prefixes.
@@ -80,6 +87,8 @@ class Faults:
     revoke_refresh_tokens: bool | list[str] = False
     malformed_rate: float = 0.0
     report_delay_s: float = 2.0
+    report_outcome: str = "COMPLETED"
+    report_variations: bool = False
     token_faults: bool = False
     only_paths: tuple[str, ...] = ()
     seed: int | None = None
@@ -111,8 +120,12 @@ class Faults:
                     raise ValueError(f"access_token_uses must be at least 1: {v}")
             elif k == "revoke_refresh_tokens" and not isinstance(v, bool):
                 v = [str(s) for s in v]
-            elif k == "token_faults":
+            elif k in ("token_faults", "report_variations"):
                 v = bool(v)
+            elif k == "report_outcome":
+                v = str(v).upper()
+                if v not in REPORT_OUTCOMES:
+                    raise ValueError(f"report_outcome must be one of {', '.join(REPORT_OUTCOMES)}: {v}")
             clean[k] = v
         return replace(self, **clean)
 
@@ -132,7 +145,11 @@ class SimConfig:
     ``accept_url``: where ``/oauth2/authorize`` redirects (eBay's "auth accepted URL" of the RuName).
     ``ru_name``: if set, ``redirect_uri`` must equal it at authorize and token exchange.
     ``daily_limits``: per-resource daily call quota reported by getRateLimits and enforced (429) when hit.
-    ``feed_conflict``: creating an inventory task while an identical one is still queued/in process -> 409.
+    ``feed_conflict``: creating an inventory task while an identical one is still queued/in process -> 409
+    errorId 160024 (spec createInventoryTask 409).  ``feed_max_in_flight``: 160024 also once this many of the
+    seller's tasks are queued/in process.  ``feed_hourly_tasks`` / ``feed_daily_tasks``: tasks a seller may
+    create per rolling sim-clock hour / day, then 409 errorId 160025 (spec: "in the period (hourly or
+    daily)").  eBay does not publish these numbers: the defaults are UNVERIFIED guesses (docs/ebay-api.md).
     """
 
     seed: int = 1
@@ -145,3 +162,6 @@ class SimConfig:
     ru_name: str | None = None
     daily_limits: dict[str, int] = field(default_factory=dict)
     feed_conflict: bool = True
+    feed_max_in_flight: int = 3
+    feed_hourly_tasks: int = 20
+    feed_daily_tasks: int = 100
