@@ -195,6 +195,10 @@ class EbayClient:
     def __repr__(self) -> str:
         return f"EbayClient(account={self.account!r}, api={self.api_base!r})"
 
+    def emit(self, event: dict[str, Any]) -> None:
+        """Send an event (e.g. a stream's ``window_reread``) to this client's ``on_event`` sink, redacted."""
+        emit_event(self._on_event, {"account": self.account, **event})
+
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()

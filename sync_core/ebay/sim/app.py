@@ -341,6 +341,14 @@ async def get_orders(sim: "Simulator", req: Request, seller: str, data: SellerDa
     page = idx[offset:offset + limit]
     orders = [malformed(sim, req, "orders", i, data.render_order(i, now)) for i in page]
     body = {**paged(req, offset, limit, total), "total": total, "limit": limit, "offset": offset, "orders": orders}
+    n_touch = sim.faults.take_orders_touch(offset // limit) if lastmod is not None and page else 0
+    if n_touch:
+        # Orders modified while the client pages (Faults.touch_orders_*): the spec's lastmodifieddate filter
+        # selects on the order's last-modified time (getOrders `filter`), so a modified order leaves a window
+        # that ends before now and the orders after it move up one offset.
+        sim.orders_touched_while_paging.extend(data.touch_orders(list(page[:n_touch]), now))
+        sim._qcache.clear()
+        sim.counters.fault("orders_touched", n_touch)
     return json_response(body)
 
 

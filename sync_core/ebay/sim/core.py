@@ -164,6 +164,7 @@ class Simulator:
         self._data: dict[str, SellerData] = {}
         self._data_lock = threading.Lock()
         self.faults = FaultEngine(copy.deepcopy(config.faults), config.seed)
+        self.orders_touched_while_paging: list[str] = []  # ids modified by the touch_orders_* knobs
         self.auth = AuthStore()
         self.feed = FeedStore(self._numbers)
         self._stats = Stats()
