@@ -383,14 +383,20 @@ async def _account_id(engine, name: str) -> int:
 @accounts_app.command("add")
 def accounts_add(name: str,
                  refresh_token_stdin: bool = typer.Option(False, "--refresh-token-stdin",
-                                                          help="Read a refresh token from stdin (headless provisioning).")) -> None:
+                                                          help="Read a refresh token from stdin (headless provisioning)."),
+                 marketplace: str | None = typer.Option(None, "--marketplace", metavar="EBAY_XX",
+                                                        help="The account's eBay marketplace, sent as "
+                                                             "X-EBAY-C-MARKETPLACE-ID (default: ebay_marketplace_id).")) -> None:
     """Add an account (optionally with a refresh token read from stdin)."""
     from sync_core import accounts as acc
+    from sync_core.config import parse_marketplace
 
     try:
         acc.check_name(name)
-    except acc.AccountError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
+        if marketplace is not None:
+            parse_marketplace(marketplace)
+    except (acc.AccountError, ValueError) as e:
+        raise CliError(f"--marketplace: {e}" if isinstance(e, ValueError) else str(e), EXIT_USAGE) from None
     token = None
     if refresh_token_stdin:
         token = sys.stdin.readline().strip()
@@ -403,7 +409,7 @@ def accounts_add(name: str,
         engine = await _gated_engine()
         try:
             async with engine.begin() as conn:
-                await control.add_account(conn, settings(), name, token, origin="cli")
+                await control.add_account(conn, settings(), name, token, origin="cli", marketplace=marketplace)
         finally:
             await engine.dispose()
     _run_async(go())
@@ -423,14 +429,18 @@ def accounts_list(as_json: bool = typer.Option(False, "--json")) -> None:
         finally:
             await engine.dispose()
     rows = _run_async(go())
+    default_mkt = settings().ebay_marketplace_id
+    for r in rows:
+        r["marketplace_id"] = r["marketplace_id"] or default_mkt
     if as_json:
-        keep = ("name", "status", "paused", "token_state", "refresh_expires_at", "access_expires_at", "streams")
+        keep = ("name", "status", "paused", "token_state", "refresh_expires_at", "access_expires_at", "streams",
+                "marketplace_id")
         say(json.dumps([{k: r[k] for k in keep} for r in rows], default=str))
         return
     if not rows:
         say("no accounts (baysync accounts add NAME)")
     for r in rows:
-        say(f"{r['name']:<20} {r['status']:<14} {r['token_state']}")
+        say(f"{r['name']:<20} {r['status']:<14} {r['marketplace_id']:<10} {r['token_state']}")
 
 
 @accounts_app.command("remove")

@@ -22,6 +22,7 @@ accounts = sa.Table(
     sa.Column("scopes", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("created_at", TS, nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", TS, nullable=False, server_default=sa.func.now()),
+    sa.Column("marketplace_id", sa.Text),  # X-EBAY-C-MARKETPLACE-ID; NULL = settings.ebay_marketplace_id
 )
 
 credentials = sa.Table(

@@ -11,7 +11,8 @@ Usage::
 Every request attempt:
 
 * takes one call from the :class:`~sync_core.ebay.ratelimit.RateBudget` (if any; it may wait, visibly),
-* sends ``Authorization: Bearer <tokens.access_token()>`` and ``X-EBAY-C-MARKETPLACE-ID`` -- only to the
+* sends ``Authorization: Bearer <tokens.access_token()>`` and ``X-EBAY-C-MARKETPLACE-ID`` (the account's
+  ``marketplace_id``, default ``settings.ebay_marketplace_id``) -- only to the
   configured api/apiz hosts (a ``next``/resume URL on another host is re-based onto the configured one),
 * emits ``{"type": "http", "method", "host", "path", "query", "status", "duration_ms", "bytes",
   "records", "attempt", "api", "op", "account"}`` (+ ``"error"`` for transport failures) through
@@ -180,9 +181,12 @@ class EbayClient:
     """One seller account's view of the eBay REST APIs.  See the module docstring."""
 
     def __init__(self, settings: Any, *, http: httpx.AsyncClient | None = None, tokens: TokenSource, account: str,
-                 on_event: Callable[[dict], None] | None = None, budget: RateBudget | None = None):
+                 on_event: Callable[[dict], None] | None = None, budget: RateBudget | None = None,
+                 marketplace_id: str | None = None):
         self.settings = settings
         self.account = account
+        # the account's marketplace (accounts.marketplace_id), else the configured default
+        self.marketplace_id = marketplace_id or settings.ebay_marketplace_id
         self._owns_http = http is None
         self._http = http if http is not None else make_http_client(settings)
         self._tokens = tokens
@@ -329,7 +333,7 @@ class EbayClient:
         counter[1] = token
         headers = {
             "Authorization": f"Bearer {token}",
-            "X-EBAY-C-MARKETPLACE-ID": self.settings.ebay_marketplace_id,
+            "X-EBAY-C-MARKETPLACE-ID": self.marketplace_id,
             "Accept": "*/*" if binary else "application/json",
         }
         content = None
