@@ -88,7 +88,10 @@ DISPUTES_MAX_LIMIT = 200
 FINANCES_MAX_LIMIT = 200
 MESSAGES_MAX_LIMIT = 50
 INVENTORY_MAX_LIMIT = 200
-OFFERS_LIMIT = 100  # spec: default 100, no documented maximum
+# getOffers `limit` (sell_inventory_v1_oas3.json GET /offer): "If this query parameter is not set, up to 100
+# records will be returned on each page"; no maximum is documented, so the client never asks for more than
+# the documented 100 (a SKU has one offer per format, at most two per marketplace: the same spec, `sku`).
+OFFERS_LIMIT = 100
 FEED_TASKS_MAX_LIMIT = 500
 
 CONVERSATION_TYPES = ("FROM_EBAY", "FROM_MEMBERS")
@@ -548,7 +551,8 @@ class EbayClient:
         """The offers of one SKU.  A 404 (SKU without offers / deleted meanwhile) yields one empty page."""
         if not sku:
             raise ValueError("sku is required")
-        url = build_url(self.api_base, P_OFFERS, [("sku", sku), ("limit", self._limit(limit, 200)), ("offset", 0)])
+        url = build_url(self.api_base, P_OFFERS, [("sku", sku), ("limit", self._limit(limit, OFFERS_LIMIT)),
+                                                  ("offset", 0)])
         return self._pages(api="inventory", op="getOffers", base=self.api_base, first_url=url, records_key="offers",
                            resume_url=resume_url, page_index=True, empty=(204, 404))
 
