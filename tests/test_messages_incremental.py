@@ -53,8 +53,11 @@ async def test_second_run_fetches_only_the_changed_conversations(env):
     assert status == "succeeded"
     second = _calls(env)
     assert second["getConversation"] == len(touched)  # only the changed conversations' messages
-    # FROM_MEMBERS listed from the cursor minus the look-back: one page, not ceil(n_members / 50);
-    # FROM_EBAY (no time filter in the spec) in full
+    # FROM_MEMBERS listed from the cursor minus the look-back (at least the last 7 days): one page here, not
+    # ceil(n_members / 50); FROM_EBAY (no time filter in the spec) in full
+    recent = sum(1 for c in env.sim.truth("alice", "conversations") if c["conversationType"] == "FROM_MEMBERS"
+                 and c["latestMessage"]["createdDate"] >= (NOW - timedelta(days=7, hours=1)).isoformat()[:19])
+    assert recent <= 50
     assert second["getConversations"] == 1 + max(1, -(-n_ebay // 50))
     assert second["getConversations"] < first["getConversations"]
     assert ctx.totals.updated == len(touched)

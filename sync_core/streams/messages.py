@@ -77,11 +77,11 @@ async def run(ctx):
 
     Only what changed where the API allows it (commerce_message_v1_oas3.json getConversations): ``start_time``
     ("only messages sent after this time will be retrieved") exists only for FROM_MEMBERS, so after a first
-    complete run FROM_MEMBERS is listed from the cursor minus ``lookback_s``; FROM_EBAY has no time filter
+    complete run FROM_MEMBERS is listed from the cursor minus ``lookback_s`` (at least the last ``rescan_days``); FROM_EBAY has no time filter
     (nor has either type a sort or last-modified filter) and is listed in full, its unchanged conversations
     skipped by their summary.  A backfill or full run lists everything.  A status-only change (read,
-    archived) of a FROM_MEMBERS conversation without a new message is not seen by the time filter: it is
-    picked up by the next full listing (docs/ebay-api.md "Messages incremental")."""
+    archived) of a FROM_MEMBERS conversation whose last message is older than ``rescan_days`` is not seen by
+    the time filter: it is picked up by the next full listing (docs/ebay-api.md "Messages incremental")."""
     cp = ctx.claim.checkpoint or {}
     start_type = int(cp.get("type_index", 0))
     next_url = cp.get("next")
@@ -116,12 +116,14 @@ async def run(ctx):
 
 
 def _since(ctx) -> datetime | None:
-    """FROM_MEMBERS start_time: the cursor minus the look-back, or None (everything) on a first, full or
-    backfill run."""
+    """FROM_MEMBERS start_time: the cursor minus the look-back, and at least the last ``rescan_days`` (so a
+    recent conversation that was read or archived without a new message is listed again); None (everything)
+    on a first, full or backfill run."""
     claim = ctx.claim
     if claim.cursor is None or claim.kind == "full" or claim.backfill_since is not None:
         return None
-    return claim.cursor - timedelta(seconds=ctx.settings.lookback_s)
+    return min(claim.cursor - timedelta(seconds=ctx.settings.lookback_s),
+               ctx.now - timedelta(days=ctx.stream.rescan_days))
 
 
 def _signature(conv) -> str:
@@ -139,6 +141,6 @@ async def _known(ctx) -> dict[str, str]:
 
 STREAM = Stream(
     name="messages", table=table, key=("account_id", "conversation_id"), map=map_conversation,
-    scope="commerce.message", max_page_size=50, mode="custom", run_custom=run,
+    scope="commerce.message", max_page_size=50, mode="custom", run_custom=run, rescan_days=7,
     children=(Child(messages, "conversation_id", map_messages),), raw_exclude=("_messages",),
 )
