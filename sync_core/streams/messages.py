@@ -77,7 +77,8 @@ async def run(ctx):
 
     Only what changed where the API allows it (commerce_message_v1_oas3.json getConversations): ``start_time``
     ("only messages sent after this time will be retrieved") exists only for FROM_MEMBERS, so after a first
-    complete run FROM_MEMBERS is listed from the cursor minus ``lookback_s`` (at least the last ``rescan_days``); FROM_EBAY has no time filter
+    complete run FROM_MEMBERS is listed from the cursor minus ``lookback_s`` (at least the last
+    ``rescan_days``); FROM_EBAY has no time filter
     (nor has either type a sort or last-modified filter) and is listed in full, its unchanged conversations
     skipped by their summary.  A backfill or full run lists everything.  A status-only change (read,
     archived) of a FROM_MEMBERS conversation whose last message is older than ``rescan_days`` is not seen by

@@ -228,7 +228,8 @@ def marketplace_error(op: str, value: str | None) -> "ApiError | None":
     if value.strip() in MARKETPLACE_IDS:
         return None
     return ApiError(400, MARKETPLACE_ERROR_ID, "Invalid header X-EBAY-C-MARKETPLACE-ID.",
-                    f"'{value[:40]}' is not a supported eBay marketplace ID.", [("X-EBAY-C-MARKETPLACE-ID", value[:40])])
+                    f"'{value[:40]}' is not a supported eBay marketplace ID.",
+                    [("X-EBAY-C-MARKETPLACE-ID", value[:40])])
 
 
 class Api:
