@@ -422,14 +422,20 @@ def accounts_add(name: str,
                  refresh_token_stdin: bool = typer.Option(False, "--refresh-token-stdin",
                                                           help="Read a refresh token from stdin (headless provisioning)."),
                  eu: bool = typer.Option(False, "--eu", help="The seller is EU/UK-domiciled (Finances calls are signed)."),
-                 region: Optional[str] = typer.Option(None, "--region", help="EU, UK or other (EU/UK = --eu).")) -> None:
+                 region: Optional[str] = typer.Option(None, "--region", help="EU, UK or other (EU/UK = --eu)."),
+                 marketplace: str | None = typer.Option(None, "--marketplace", metavar="EBAY_XX",
+                                                        help="The account's eBay marketplace, sent as "
+                                                             "X-EBAY-C-MARKETPLACE-ID (default: ebay_marketplace_id).")) -> None:
     """Add an account (optionally with a refresh token read from stdin)."""
     from sync_core import accounts as acc
+    from sync_core.config import parse_marketplace
 
     try:
         acc.check_name(name)
-    except acc.AccountError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
+        if marketplace is not None:
+            parse_marketplace(marketplace)
+    except (acc.AccountError, ValueError) as e:
+        raise CliError(f"--marketplace: {e}" if isinstance(e, ValueError) else str(e), EXIT_USAGE) from None
     if region is not None and region.upper() not in ("EU", "UK", "OTHER"):
         raise CliError(f"--region {region!r}: use EU, UK or other", EXIT_USAGE)
     if eu and region is not None and region.upper() == "OTHER":
@@ -448,7 +454,7 @@ def accounts_add(name: str,
         try:
             async with engine.begin() as conn:
                 await control.add_account(conn, settings(), name, token, origin="cli",
-                                          signing_required=signing_required)
+                                          signing_required=signing_required, marketplace=marketplace)
         finally:
             await engine.dispose()
     _run_async(go())
@@ -468,14 +474,19 @@ def accounts_list(as_json: bool = typer.Option(False, "--json")) -> None:
         finally:
             await engine.dispose()
     rows = _run_async(go())
+    default_mkt = settings().ebay_marketplace_id
+    for r in rows:
+        r["marketplace_id"] = r["marketplace_id"] or default_mkt
     if as_json:
-        keep = ("name", "status", "paused", "token_state", "refresh_expires_at", "access_expires_at", "streams")
+        keep = ("name", "status", "paused", "token_state", "refresh_expires_at", "access_expires_at", "streams",
+                "marketplace_id")
         say(json.dumps([{k: r[k] for k in keep} for r in rows], default=str))
         return
     if not rows:
         say("no accounts (baysync accounts add NAME)")
     for r in rows:
-        say(f"{r['name']:<20} {r['status']:<14} {r['token_state']}" + ("  [EU/UK: signed]" if r["signing_required"] else ""))
+        say(f"{r['name']:<20} {r['status']:<14} {r['marketplace_id']:<10} {r['token_state']}"
+            + ("  [EU/UK: signed]" if r["signing_required"] else ""))
 
 
 @accounts_app.command("remove")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import coordination, db
-from .config import STREAM_NAMES, Settings
+from .config import STREAM_NAMES, Settings, parse_marketplace
 from .crypto import Vault
 from .ebay import oauth
 
@@ -46,16 +46,27 @@ async def account_id(conn: AsyncConnection, name: str) -> int:
 
 async def add_account(conn: AsyncConnection, settings: Settings, name: str, refresh_token: str | None = None, *,
                       refresh_expires_at: datetime | None = None, vault: Vault | None = None,
-                      signing_required: bool | None = None) -> int:
-    """Create (or update the tokens of) an account and its (account, stream) pairs.  ``signing_required``:
-    the seller is EU/UK-domiciled (its Finances calls need eBay's digital signature); None keeps the flag."""
+                      signing_required: bool | None = None, marketplace: str | None = None) -> int:
+    """Create (or update the tokens of) an account and its (account, stream) pairs.
+
+    ``signing_required``: the seller is EU/UK-domiciled (its Finances calls need eBay's digital signature);
+    None keeps the flag.  ``marketplace``: its X-EBAY-C-MARKETPLACE-ID (one of config.MARKETPLACE_IDS); a new
+    account without one gets ``ebay_marketplace_id``; an existing account keeps its own unless one is given."""
     check_name(name)
+    if marketplace is not None:
+        try:
+            parse_marketplace(marketplace)
+        except ValueError as e:
+            raise AccountError(str(e)) from None
     streams = enabled_streams(settings)
     aid = (await conn.execute(sa.text("""
-        insert into accounts (name, scopes, signing_required) values (:n, :scopes, coalesce(:sr, false))
+        insert into accounts (name, scopes, signing_required, marketplace_id)
+        values (:n, :scopes, coalesce(:sr, false), coalesce(:m, :default_m))
         on conflict (name) do update set updated_at = now(),
-            signing_required = coalesce(:sr, accounts.signing_required) returning id"""),
-        dict(n=name, scopes=oauth.scopes_for(streams), sr=signing_required))).scalar_one()
+            signing_required = coalesce(:sr, accounts.signing_required),
+            marketplace_id = coalesce(:m, accounts.marketplace_id, :default_m) returning id"""),
+        dict(n=name, scopes=oauth.scopes_for(streams), sr=signing_required, m=marketplace,
+             default_m=settings.ebay_marketplace_id))).scalar_one()
     await coordination.ensure_pairs(conn, aid, streams)
     if refresh_token:
         await store_tokens(conn, aid, vault or Vault.from_settings(settings), refresh_token=refresh_token,
@@ -88,7 +99,7 @@ async def store_tokens(conn: AsyncConnection, aid: int, vault: Vault, *, refresh
 
 async def list_accounts(conn: AsyncConnection) -> list[dict[str, Any]]:
     rows = (await conn.execute(sa.text("""
-        select a.id, a.name, a.status, a.paused, a.scopes, a.created_at, a.signing_required,
+        select a.id, a.name, a.status, a.paused, a.scopes, a.created_at, a.signing_required, a.marketplace_id,
                c.refresh_token_ct is not null as has_refresh_token, c.refresh_expires_at, c.access_expires_at,
                (select count(*) from sync_state s where s.account_id = a.id) as streams
         from accounts a left join credentials c on c.account_id = a.id order by a.name"""))).mappings().all()
@@ -177,6 +188,15 @@ async def token_source(engine: AsyncEngine, settings: Settings, aid: int, accoun
     return oauth.RefreshingTokenSource(http, settings, refresh, None, persist, access_token=access,
                                        access_expires_at=row.access_expires_at if access else None,
                                        on_event=on_event, account=account)
+
+
+async def marketplace_of(engine: AsyncEngine, settings: Settings, aid: int) -> str:
+    """The account's X-EBAY-C-MARKETPLACE-ID (``ebay_marketplace_id`` when it has none of its own)."""
+    async def load() -> str | None:
+        async with engine.connect() as conn:
+            return (await conn.execute(sa.text("select marketplace_id from accounts where id = :a"),
+                                       dict(a=aid))).scalar()
+    return await db.run_retrying(settings, "load marketplace", load) or settings.ebay_marketplace_id
 
 
 async def rotate_keys(engine: AsyncEngine, old: Vault, new: Vault, on_done=None) -> int:

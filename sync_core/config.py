@@ -132,9 +132,22 @@ def _parse_bind(v: Any) -> str:
     return s
 
 
-def _parse_marketplace(v: Any) -> str:
-    if not isinstance(v, str) or not v.startswith("EBAY_") or not v[5:].replace("_", "").isalpha():
-        raise ValueError("expected an eBay marketplace id such as EBAY_US")
+# eBay's MarketplaceIdEnum, the values X-EBAY-C-MARKETPLACE-ID takes (developer.ebay.com/api-docs/sell/fulfillment/
+# types/ba:MarketplaceIdEnum; the OAS specs only link to it).  Some are "reserved for future use" on eBay's side.
+MARKETPLACE_IDS = frozenset({
+    "EBAY_AT", "EBAY_AU", "EBAY_BE", "EBAY_CA", "EBAY_CH", "EBAY_CN", "EBAY_CZ", "EBAY_DE", "EBAY_DK", "EBAY_ES",
+    "EBAY_FI", "EBAY_FR", "EBAY_GB", "EBAY_GR", "EBAY_HALF_US", "EBAY_HK", "EBAY_HU", "EBAY_ID", "EBAY_IE",
+    "EBAY_IL", "EBAY_IN", "EBAY_IT", "EBAY_JP", "EBAY_MOTORS_US", "EBAY_MY", "EBAY_NL", "EBAY_NO", "EBAY_NZ",
+    "EBAY_PE", "EBAY_PH", "EBAY_PL", "EBAY_PR", "EBAY_PT", "EBAY_RU", "EBAY_SE", "EBAY_SG", "EBAY_TH", "EBAY_TW",
+    "EBAY_US", "EBAY_VN", "EBAY_ZA",
+})
+
+
+def parse_marketplace(v: Any) -> str:
+    """One of eBay's MarketplaceIdEnum values (``EBAY_GB``), else ValueError naming a few."""
+    if not isinstance(v, str) or v not in MARKETPLACE_IDS:
+        raise ValueError(f"unknown eBay marketplace id {str(v)[:40]!r}: expected one of eBay's MarketplaceIdEnum "
+                         "values such as EBAY_US, EBAY_GB, EBAY_DE, EBAY_AU (see docs/ebay-api.md)")
     return v
 
 
@@ -176,7 +189,7 @@ KEYS: tuple[Key, ...] = (
     Key("ebay_client_secret", _parse_str, "", "eBay client secret (env, or a 0600 file via ebay_client_secret_file)", secret=True),
     Key("ebay_client_secret_file", _parse_str, "", "path of a 0600 file holding the client secret"),
     Key("ebay_runame", _parse_str, "", "eBay RuName used as redirect_uri in the consent flow"),
-    Key("ebay_marketplace_id", _parse_marketplace, "EBAY_US", "X-EBAY-C-MARKETPLACE-ID sent on every call"),
+    Key("ebay_marketplace_id", parse_marketplace, "EBAY_US", "X-EBAY-C-MARKETPLACE-ID for accounts added without --marketplace"),
     Key("api_timeout_s", _parse_float(0.1), 30.0, "eBay request timeout"),
     Key("api_retry_attempts", _parse_int(1, 50), 6, "attempts per eBay call on 429/5xx/timeouts"),
     Key("api_retry_initial_s", _parse_float(0.0), 1.0, "first eBay retry wait (exponential, jittered)"),

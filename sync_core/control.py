@@ -125,12 +125,14 @@ async def perform(engine: AsyncEngine, action: str, account_id: int, stream: Any
 
 
 async def add_account(conn: AsyncConnection, settings: Any, name: str, refresh_token: str | None = None, *,
-                      origin: str, signing_required: bool | None = None) -> int:
+                      origin: str, signing_required: bool | None = None, marketplace: str | None = None) -> int:
     from . import accounts
 
-    aid = await accounts.add_account(conn, settings, name, refresh_token, signing_required=signing_required)
-    await audit(conn, "account_add", origin, f"account {name} added" + (" with a refresh token" if refresh_token else ""),
-                account_id=aid, account=name, with_refresh_token=bool(refresh_token))
+    aid = await accounts.add_account(conn, settings, name, refresh_token, signing_required=signing_required,
+                                     marketplace=marketplace)
+    await audit(conn, "account_add", origin, f"account {name} added" + (" with a refresh token" if refresh_token else "")
+                + (f" on {marketplace}" if marketplace else ""),
+                account_id=aid, account=name, with_refresh_token=bool(refresh_token), marketplace=marketplace)
     return aid
 
 

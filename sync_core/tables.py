@@ -22,8 +22,10 @@ accounts = sa.Table(
     sa.Column("scopes", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("created_at", TS, nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", TS, nullable=False, server_default=sa.func.now()),
-    # EU/UK-domiciled seller: eBay refuses its Finances calls without a digital signature (FACTS.md §12)
+    # EU/UK-domiciled seller: eBay refuses its Finances calls without a digital signature
+    # (docs/ebay-api.md, Digital Signatures)
     sa.Column("signing_required", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("marketplace_id", sa.Text),  # X-EBAY-C-MARKETPLACE-ID; NULL = settings.ebay_marketplace_id
 )
 
 # eBay Digital Signature keys (Key Management API createSigningKey, or imported).  eBay issues them per

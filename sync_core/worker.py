@@ -54,6 +54,7 @@ class Clients:
         self.budget = RateBudget()
         self._vault: Vault | None = None
         self._tokens: dict[int, Any] = {}
+        self._markets: dict[int, str] = {}  # account id -> X-EBAY-C-MARKETPLACE-ID
         self._lock = asyncio.Lock()
         self._side_tasks: set[asyncio.Task] = set()
 
@@ -68,13 +69,15 @@ class Clients:
             tokens = self._tokens.get(account_id)
             if tokens is None:
                 tokens = await accounts.token_source(self.engine, self.settings, account_id, account, self.http, self.vault)
+                self._markets[account_id] = await accounts.marketplace_of(self.engine, self.settings, account_id)
                 self._tokens[account_id] = tokens
-                task = asyncio.create_task(self._refresh_limits(account, tokens))
+                task = asyncio.create_task(self._refresh_limits(account, tokens, self._markets[account_id]))
                 self._side_tasks.add(task)
                 task.add_done_callback(self._side_tasks.discard)
         signer, required = await accounts.signing_for(self.engine, self.settings, self.vault, account_id)
         return EbayClient(self.settings, http=self.http, tokens=tokens, account=account, on_event=on_event,
-                          budget=self.budget, signer=signer, signing_required=required)
+                          budget=self.budget, signer=signer, signing_required=required,
+                          marketplace_id=self._markets.get(account_id))
 
     async def for_run(self, ctx: RunContext) -> None:
         """Give a claimed run its client. Without usable tokens (none stored, wrong key, ...) the run gets a
@@ -87,10 +90,11 @@ class Clients:
             known = isinstance(e, (accounts.AccountError, CryptoError, SigningKeyError))
             ctx.client = _NoClient(str(e) if known else f"{type(e).__name__}: {e}")
 
-    async def _refresh_limits(self, account: str, tokens: Any) -> None:
+    async def _refresh_limits(self, account: str, tokens: Any, marketplace_id: str | None = None) -> None:
         """Replace the published default quotas with eBay's live numbers (getRateLimits and
         getUserRateLimits), once per account and process; failures keep the defaults."""
-        c = EbayClient(self.settings, http=self.http, tokens=tokens, account=account, budget=self.budget)
+        c = EbayClient(self.settings, http=self.http, tokens=tokens, account=account, budget=self.budget,
+                       marketplace_id=marketplace_id)
         for call in (c.get_rate_limits, c.get_user_rate_limits):
             try:
                 await call()
@@ -99,6 +103,7 @@ class Clients:
 
     def forget(self, account_id: int) -> None:
         self._tokens.pop(account_id, None)
+        self._markets.pop(account_id, None)
 
     async def aclose(self) -> None:
         for t in list(self._side_tasks):

@@ -11,7 +11,8 @@ Usage::
 Every request attempt:
 
 * takes one call from the :class:`~sync_core.ebay.ratelimit.RateBudget` (if any; it may wait, visibly),
-* sends ``Authorization: Bearer <tokens.access_token()>`` and ``X-EBAY-C-MARKETPLACE-ID`` -- only to the
+* sends ``Authorization: Bearer <tokens.access_token()>`` and ``X-EBAY-C-MARKETPLACE-ID`` (the account's
+  ``marketplace_id``, default ``settings.ebay_marketplace_id``) -- only to the
   configured api/apiz hosts (a ``next``/resume URL on another host is re-based onto the configured one),
 * emits ``{"type": "http", "method", "host", "path", "query", "status", "duration_ms", "bytes",
   "records", "attempt", "api", "op", "account"}`` (+ ``"error"`` for transport failures) through
@@ -92,7 +93,10 @@ DISPUTES_MAX_LIMIT = 200
 FINANCES_MAX_LIMIT = 200
 MESSAGES_MAX_LIMIT = 50
 INVENTORY_MAX_LIMIT = 200
-OFFERS_LIMIT = 100  # spec: default 100, no documented maximum
+# getOffers `limit` (sell_inventory_v1_oas3.json GET /offer): "If this query parameter is not set, up to 100
+# records will be returned on each page"; no maximum is documented, so the client never asks for more than
+# the documented 100 (a SKU has one offer per format, at most two per marketplace: the same spec, `sku`).
+OFFERS_LIMIT = 100
 FEED_TASKS_MAX_LIMIT = 500
 
 CONVERSATION_TYPES = ("FROM_EBAY", "FROM_MEMBERS")
@@ -186,11 +190,13 @@ class EbayClient:
 
     def __init__(self, settings: Any, *, http: httpx.AsyncClient | None = None, tokens: TokenSource, account: str,
                  on_event: Callable[[dict], None] | None = None, budget: RateBudget | None = None,
-                 signer: Signer | None = None, signing_required: bool = False):
+                 signer: Signer | None = None, signing_required: bool = False, marketplace_id: str | None = None):
         self.settings = settings
         self._signer = signer  # the application's eBay signing key (FACTS.md §12), if one is configured
         self._signing_required = signing_required  # the account is EU/UK: unsigned Finances calls are refused
         self.account = account
+        # the account's marketplace (accounts.marketplace_id), else the configured default
+        self.marketplace_id = marketplace_id or settings.ebay_marketplace_id
         self._owns_http = http is None
         self._http = http if http is not None else make_http_client(settings)
         self._tokens = tokens
@@ -202,6 +208,10 @@ class EbayClient:
 
     def __repr__(self) -> str:
         return f"EbayClient(account={self.account!r}, api={self.api_base!r})"
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Send an event (e.g. a stream's ``window_reread``) to this client's ``on_event`` sink, redacted."""
+        emit_event(self._on_event, {"account": self.account, **event})
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -337,7 +347,7 @@ class EbayClient:
         counter[1] = token
         headers = {
             "Authorization": f"Bearer {token}",
-            "X-EBAY-C-MARKETPLACE-ID": self.settings.ebay_marketplace_id,
+            "X-EBAY-C-MARKETPLACE-ID": self.marketplace_id,
             "Accept": "*/*" if binary else "application/json",
         }
         content = None
@@ -556,7 +566,8 @@ class EbayClient:
         """The offers of one SKU.  A 404 (SKU without offers / deleted meanwhile) yields one empty page."""
         if not sku:
             raise ValueError("sku is required")
-        url = build_url(self.api_base, P_OFFERS, [("sku", sku), ("limit", self._limit(limit, 200)), ("offset", 0)])
+        url = build_url(self.api_base, P_OFFERS, [("sku", sku), ("limit", self._limit(limit, OFFERS_LIMIT)),
+                                                  ("offset", 0)])
         return self._pages(api="inventory", op="getOffers", base=self.api_base, first_url=url, records_key="offers",
                            resume_url=resume_url, page_index=True, empty=(204, 404))
 

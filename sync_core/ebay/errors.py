@@ -247,3 +247,9 @@ def error_from_response(response: Any, *, api: str | None = None, account: str |
     return error_from_status(response.status_code, parsed if parsed is not None else body, headers=response.headers,
                              method=method, path=path, api=api, account=account,
                              reason=getattr(response, "reason_phrase", None))
+
+
+class EbayPagingDrift(EbayError):
+    """A window's result set kept changing while it was paged (eBay's ``total`` moved between pages, or fewer
+    distinct records arrived than ``total`` promised) after the allowed re-reads: the window fails rather
+    than be stored with a gap; the run is tried again at the stream's next interval."""

@@ -11,13 +11,15 @@ A caller checkpoints ``page.next_url`` after storing ``page.records`` and later 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 # payment disputes (spec), finances (unverified): docs/ebay-api.md, "Filters, windows and date formats"
 MAX_WINDOW_DAYS = 90
+MAX_WINDOW_REREADS = 3  # re-reads of a window whose result set moved while it was paged
 
 
 @dataclass
@@ -124,3 +126,59 @@ def computed_next_url(url: str, body: dict[str, Any], n_records: int, *, page_in
     if consumed >= total:
         return None
     return with_query_param(url, "offset", nxt)
+
+
+async def reread_on_drift(open_pages: Callable[[str | None], AsyncIterator[Page]], resume_url: str | None,
+                          key_field: str, *, on_drift: Callable[[str, int], None],
+                          max_rereads: int = MAX_WINDOW_REREADS) -> AsyncIterator[Page]:
+    """Pages of an offset-paged, filtered query, re-read from offset 0 when the result set moved meanwhile.
+
+    eBay pages by record offset over a live result set (getOrders: ``offset`` "the number of orders to skip
+    in the result set", ``total`` "based on the current input criteria" -- sell_fulfillment_v1_oas3.json).
+    A record that leaves the filter while it is paged (an order modified after its lastmodifieddate window
+    ends) shifts every later offset down, so a record is skipped without any error.  Detected as: ``total``
+    differs from the first page's, or the last page arrives with fewer distinct ``key_field`` values than
+    ``total`` minus the starting offset.  The page that shows it is still yielded (storing it is harmless:
+    upserts) but with ``next_url`` = the query at offset 0, so a checkpoint taken then re-reads the whole
+    window.  After ``max_rereads`` re-reads :class:`~sync_core.ebay.errors.EbayPagingDrift` is raised.
+    """
+    from .errors import EbayPagingDrift
+
+    url, rereads = resume_url, 0
+    while True:
+        start = (query_int(url, "offset") or 0) if url else 0
+        first_total: int | None = None
+        keys: set[str] = set()
+        unkeyed = 0
+        drift = None
+        async with aclosing(open_pages(url)) as pages:
+            async for page in pages:
+                for rec in page.records:
+                    k = rec.get(key_field) if isinstance(rec, dict) else None
+                    if isinstance(k, str) and k:
+                        keys.add(k)
+                    else:
+                        unkeyed += 1  # malformed: counted, quarantined by the runner
+                if page.total is not None:
+                    if first_total is None:
+                        first_total = page.total
+                    elif page.total != first_total:
+                        drift = f"total changed from {first_total} to {page.total} between pages"
+                if drift is None and page.is_last and first_total is not None \
+                        and len(keys) + unkeyed < first_total - start:
+                    drift = f"{len(keys) + unkeyed} distinct records read where total promised {first_total - start}"
+                if drift is None:
+                    yield page
+                    continue
+                if rereads >= max_rereads:
+                    raise EbayPagingDrift(None, None, None,
+                                          f"the window's results kept changing while paged ({drift}) after "
+                                          f"{rereads} re-read(s); the window is not marked done and is read "
+                                          f"again by the next run")
+                rereads += 1
+                on_drift(drift, rereads)
+                url = with_query_param(page.url, "offset", 0)
+                yield replace(page, next_url=url)
+                break
+            else:
+                return

@@ -1,6 +1,8 @@
 """Messages (Commerce Message API): conversations of both types, and the messages of every
 conversation that is new or changed (replaced atomically with their conversation)."""
 
+from datetime import datetime, timedelta
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -71,16 +73,26 @@ def map_messages(rec, parent):
 
 
 async def run(ctx):
-    """Each type is listed in full (eBay filters by time only for FROM_MEMBERS and conversations are
-    few); a conversation whose summary changed gets its messages fetched and replaced."""
+    """List each type, fetch the messages of every conversation whose summary changed (replaced atomically).
+
+    Only what changed where the API allows it (commerce_message_v1_oas3.json getConversations): ``start_time``
+    ("only messages sent after this time will be retrieved") exists only for FROM_MEMBERS, so after a first
+    complete run FROM_MEMBERS is listed from the cursor minus ``lookback_s`` (at least the last
+    ``rescan_days``); FROM_EBAY has no time filter
+    (nor has either type a sort or last-modified filter) and is listed in full, its unchanged conversations
+    skipped by their summary.  A backfill or full run lists everything.  A status-only change (read,
+    archived) of a FROM_MEMBERS conversation whose last message is older than ``rescan_days`` is not seen by
+    the time filter: it is picked up by the next full listing (docs/ebay-api.md "Messages incremental")."""
     cp = ctx.claim.checkpoint or {}
     start_type = int(cp.get("type_index", 0))
     next_url = cp.get("next")
+    since = _since(ctx) if not cp else (datetime.fromisoformat(cp["since"]) if cp.get("since") else None)
     known = await _known(ctx)
     size = min(ctx.page_size(), 50)
     for ti in range(start_type, len(TYPES)):
         ctype = TYPES[ti]
-        async for page in ctx.client.get_conversations(ctype, limit=size, resume_url=next_url):
+        start = since if ctype == "FROM_MEMBERS" else None
+        async for page in ctx.client.get_conversations(ctype, start, limit=size, resume_url=next_url):
             records = []
             for conv in page.records:
                 cid = conv.get("conversationId") if isinstance(conv, dict) else None
@@ -94,13 +106,25 @@ async def run(ctx):
                 records.append(conv)
             last_type = ti == len(TYPES) - 1
             last = page.next_url is None
-            cpn = {"type_index": ti + 1 if last else ti, "next": page.next_url}
+            cpn = {"type_index": ti + 1 if last else ti, "next": page.next_url,
+                   "since": since.isoformat() if since else None}
             if await ctx.store_page(records, cpn, cursor=ctx.now if (last and last_type) else None,
                                     windows_done=ti + (1 if last else 0), windows_total=len(TYPES)):
                 if not (last and last_type):
                     from ..runner import StopRun
                     raise StopRun()
         next_url = None
+
+
+def _since(ctx) -> datetime | None:
+    """FROM_MEMBERS start_time: the cursor minus the look-back, and at least the last ``rescan_days`` (so a
+    recent conversation that was read or archived without a new message is listed again); None (everything)
+    on a first, full or backfill run."""
+    claim = ctx.claim
+    if claim.cursor is None or claim.kind == "full" or claim.backfill_since is not None:
+        return None
+    return min(claim.cursor - timedelta(seconds=ctx.settings.lookback_s),
+               ctx.now - timedelta(days=ctx.stream.rescan_days))
 
 
 def _signature(conv) -> str:
@@ -118,6 +142,6 @@ async def _known(ctx) -> dict[str, str]:
 
 STREAM = Stream(
     name="messages", table=table, key=("account_id", "conversation_id"), map=map_conversation,
-    scope="commerce.message", max_page_size=50, mode="custom", run_custom=run,
+    scope="commerce.message", max_page_size=50, mode="custom", run_custom=run, rescan_days=7,
     children=(Child(messages, "conversation_id", map_messages),), raw_exclude=("_messages",),
 )

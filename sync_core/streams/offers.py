@@ -2,6 +2,7 @@
 
 import sqlalchemy as sa
 
+from ..ebay.client import OFFERS_LIMIT
 from .base import TS, Stream, common_columns, integer, metadata, money, text
 
 table = sa.Table(
@@ -51,7 +52,7 @@ async def run(ctx):
     start = int(cp.get("i", 0))
     batch: list[dict] = []
     for i in range(start, len(skus)):
-        async for page in ctx.client.get_offers(skus[i], 200):
+        async for page in ctx.client.get_offers(skus[i], OFFERS_LIMIT):
             batch.extend(page.records)
         last = i == len(skus) - 1
         if len(batch) >= 200 or last:
@@ -76,5 +77,5 @@ async def run(ctx):
 
 STREAM = Stream(
     name="offers", table=table, key=("account_id", "offer_id"), map=map_offer, scope="sell.inventory.readonly",
-    max_page_size=200, mode="custom", run_custom=run, absent_col="ended_at",
+    max_page_size=OFFERS_LIMIT, mode="custom", run_custom=run, absent_col="ended_at",
 )

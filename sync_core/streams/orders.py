@@ -5,6 +5,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from ..ebay.paging import MAX_WINDOW_REREADS, reread_on_drift
 from .base import TS, Child, Invalid, Stream, common_columns, integer, metadata, money, text, ts
 
 table = sa.Table(
@@ -75,7 +76,19 @@ def map_line_items(rec, parent):
 
 
 def fetch(client, window, resume_url, limit):
-    return client.get_orders(window.start, window.end, limit, resume_url=resume_url)
+    """getOrders over one lastmodifieddate window, re-read from offset 0 when orders move while it is paged.
+
+    An order modified during paging leaves the window (its lastModifiedDate is now later than the window's
+    end), the orders after it move up one offset and one of them would be skipped (see
+    :func:`~sync_core.ebay.paging.reread_on_drift`; docs/ebay-api.md "Orders paging")."""
+    def on_drift(reason, n):
+        client.emit({"type": "window_reread", "op": "getOrders", "attempt": n,
+                     "reason": f"orders window {window.start.isoformat(timespec='seconds')}.."
+                               f"{window.end.isoformat(timespec='seconds')} changed while paged ({reason}): "
+                               f"re-reading it from the first page (re-read {n}/{MAX_WINDOW_REREADS})"})
+
+    return reread_on_drift(lambda url: client.get_orders(window.start, window.end, limit, resume_url=url),
+                           resume_url, "orderId", on_drift=on_drift)
 
 
 STREAM = Stream(

@@ -206,6 +206,33 @@ def months_before(ms: int, months: int) -> int:
 Handler = Callable[["Simulator", Request, str, SellerData, int], Awaitable[Response]]
 
 
+# X-EBAY-C-MARKETPLACE-ID.  Declared `required: true` only for Feed createTask (POST /sell/feed/v1/task,
+# sell_feed_v1_oas3.json) and Negotiation findEligibleItems / sendOfferToInterestedBuyers
+# (sell_negotiation_v1_oas3.json); the operations served here do not declare it at all.  Values: eBay's
+# MarketplaceIdEnum (developer.ebay.com/api-docs/sell/fulfillment/types/ba:MarketplaceIdEnum), the list in
+# sync_core.config.MARKETPLACE_IDS.  The sim answers an unknown value on any call, and a missing one on the
+# operations that require it, with 400; that eBay rejects an unknown value on calls that do not declare the
+# header, and the errorId it uses, are unverified (docs/ebay-api.md "Marketplace header").
+MARKETPLACE_REQUIRED_OPS = frozenset({"createTask", "findEligibleItems", "sendOfferToInterestedBuyers"})
+MARKETPLACE_ERROR_ID = 2005  # unverified
+
+
+def marketplace_error(op: str, value: str | None) -> "ApiError | None":
+    from sync_core.config import MARKETPLACE_IDS
+
+    if value is None:
+        if op not in MARKETPLACE_REQUIRED_OPS:
+            return None
+        return ApiError(400, MARKETPLACE_ERROR_ID, "Missing header X-EBAY-C-MARKETPLACE-ID.",
+                        "The X-EBAY-C-MARKETPLACE-ID header is required for this call.",
+                        [("X-EBAY-C-MARKETPLACE-ID", "")])
+    if value.strip() in MARKETPLACE_IDS:
+        return None
+    return ApiError(400, MARKETPLACE_ERROR_ID, "Invalid header X-EBAY-C-MARKETPLACE-ID.",
+                    f"'{value[:40]}' is not a supported eBay marketplace ID.",
+                    [("X-EBAY-C-MARKETPLACE-ID", value[:40])])
+
+
 class Api:
     """ASGI endpoint: token -> faults -> auth -> quota -> handler, with stats and rate counting."""
 
@@ -222,10 +249,12 @@ class Api:
         ident = sim.auth.lookup_access(tok, now)
         seller = ident.seller if ident else None
         stats = sim.counters
-        stats.call(seller, self.op)
+        mkt = req.headers.get("x-ebay-c-marketplace-id")
+        stats.call(seller, self.op, mkt)
         dec = sim.faults.decide(scope["path"])
         await delay_or_reset(stats, dec, scope, send)
         resp: Response
+        bad_mkt = marketplace_error(self.op, mkt)
         if dec.action == "429":
             stats.fault("429")
             resp = ApiError(429, 2001, "Too many requests. The request limit has been reached for the resource.",
@@ -241,6 +270,8 @@ class Api:
             resp = ApiError(401, 1001, "Invalid access token",
                             "Invalid access token. Check the value of the Authorization HTTP request header.",
                             domain="OAuth").response(self.domain)
+        elif bad_mkt is not None:
+            resp = bad_mkt.response(self.domain)
         elif not self._scope_ok(ident):
             resp = ApiError(403, 1100, "Access denied", "Insufficient permissions to fulfill the request.",
                             domain="ACCESS").response(self.domain)
@@ -390,6 +421,14 @@ async def get_orders(sim: "Simulator", req: Request, seller: str, data: SellerDa
     page = idx[offset:offset + limit]
     orders = [malformed(sim, req, "orders", i, data.render_order(i, now)) for i in page]
     body = {**paged(req, offset, limit, total), "total": total, "limit": limit, "offset": offset, "orders": orders}
+    n_touch = sim.faults.take_orders_touch(offset // limit) if lastmod is not None and page else 0
+    if n_touch:
+        # Orders modified while the client pages (Faults.touch_orders_*): the spec's lastmodifieddate filter
+        # selects on the order's last-modified time (getOrders `filter`), so a modified order leaves a window
+        # that ends before now and the orders after it move up one offset.
+        sim.orders_touched_while_paging.extend(data.touch_orders(list(page[:n_touch]), now))
+        sim._qcache.clear()
+        sim.counters.fault("orders_touched", n_touch)
     return json_response(body)
 
 

@@ -70,6 +70,12 @@ class Faults:
     * ``report_variations``: the report also carries one multi-variation listing (item 190000000001 with
       three ``Variations/Variation`` rows), as eBay's ActiveInventoryReport XML reference documents.
     * ``token_faults``: also apply latency/reset/429/5xx to ``POST /identity/v1/oauth2/token``.
+    * ``touch_orders_after_page``: orders that move while a client pages.  When getOrders serves page
+      ``k`` (0-based, ``offset // limit``) of a ``lastmodifieddate`` query, the first ``touch_orders_n``
+      orders of that page are modified at the sim's now (their lastModifiedDate becomes now, so they
+      leave a window that ends earlier and every later offset shifts down by n -- the spec's filter
+      selects by last-modified time; its sort order is not documented, the sim sorts by creationDate).
+      Fires ``touch_orders_times`` times (counted since the knob was last set), then stops.  None = off.
     * ``only_paths``: when non-empty, latency/reset/429/5xx/malformed apply only to API paths starting
       with one of these prefixes.
     Faults never apply to ``/sim/*``.
@@ -91,6 +97,9 @@ class Faults:
     report_variations: bool = False
     token_faults: bool = False
     only_paths: tuple[str, ...] = ()
+    touch_orders_after_page: int | None = None
+    touch_orders_n: int = 1
+    touch_orders_times: int = 1
     seed: int | None = None
 
     def updated(self, changes: dict[str, Any]) -> "Faults":
@@ -112,6 +121,10 @@ class Faults:
                     raise ValueError(f"{k} out of range: {v}")
             elif k == "retry_after_s":
                 v = int(v)
+            elif k in ("touch_orders_after_page", "touch_orders_n", "touch_orders_times") and v is not None:
+                v = int(v)
+                if v < (0 if k == "touch_orders_after_page" else 1):
+                    raise ValueError(f"{k} out of range: {v}")
             elif k == "access_token_ttl_s" and v is not None:
                 v = float(v)
             elif k == "access_token_uses" and v is not None:

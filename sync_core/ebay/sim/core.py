@@ -70,12 +70,14 @@ class Stats:
             self.by_status: dict[str, int] = defaultdict(int)
             self.faults: dict[str, int] = defaultdict(int)
             self.tokens: dict[str, int] = defaultdict(int)
+            self.marketplaces: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
-    def call(self, seller: str | None, op: str) -> None:
+    def call(self, seller: str | None, op: str, marketplace: str | None = None) -> None:
         with self._lock:
             self.requests += 1
             self.by_seller[seller or "-"][op] += 1
             self.by_endpoint[op] += 1
+            self.marketplaces[seller or "-"][marketplace or "-"] += 1
 
     def status(self, code: int) -> None:
         with self._lock:
@@ -98,6 +100,7 @@ class Stats:
                 "by_status": dict(self.by_status),
                 "faults": dict(self.faults),
                 "tokens": dict(self.tokens),
+                "marketplaces": {s: dict(v) for s, v in self.marketplaces.items()},
             }
 
 
@@ -164,6 +167,7 @@ class Simulator:
         self._data: dict[str, SellerData] = {}
         self._data_lock = threading.Lock()
         self.faults = FaultEngine(copy.deepcopy(config.faults), config.seed)
+        self.orders_touched_while_paging: list[str] = []  # ids modified by the touch_orders_* knobs
         self.auth = AuthStore()
         self.feed = FeedStore(self._numbers)
         self._stats = Stats()

@@ -1023,6 +1023,13 @@ class SellerData:
         return row
 
     # ------------------------------------------------------------------ mutations
+    def touch_orders(self, indices: list[int], now: int) -> list[str]:
+        """Modify these orders at ``now`` (as :meth:`touch` does for randomly picked ones)."""
+        for i in indices:
+            self.touches["orders"].setdefault(i, []).append(now)
+        self.version += 1
+        return [self.order_id(i) for i in indices]
+
     def touch(self, kind: str, n: int, now: int, rng: random.Random) -> list[str]:
         """Modify ``n`` visible records of ``kind`` at ``now``; returns their ids."""
         if kind not in TOUCHABLE:

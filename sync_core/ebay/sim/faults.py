@@ -52,6 +52,7 @@ class FaultEngine:
         self._default_seed = default_seed
         self.faults = faults
         self._reseed()
+        self.orders_touched_times = 0
 
     @property
     def seed(self) -> int:
@@ -64,6 +65,8 @@ class FaultEngine:
     def update(self, changes: dict[str, Any], reseed: bool = False) -> Faults:
         with self._lock:
             self.faults = self.faults.updated(changes)
+            if any(k.startswith("touch_orders_") for k in changes):
+                self.orders_touched_times = 0
             if reseed or "seed" in changes:
                 self._reseed()
             return copy.deepcopy(self.faults)
@@ -72,6 +75,17 @@ class FaultEngine:
         with self._lock:
             self.faults = faults
             self._reseed()
+            self.orders_touched_times = 0
+
+    def take_orders_touch(self, page_index: int) -> int:
+        """How many orders to modify now that page ``page_index`` of a lastmodifieddate query is served
+        (the ``touch_orders_*`` knobs); 0 = none."""
+        f = self.faults
+        with self._lock:
+            if f.touch_orders_after_page != page_index or self.orders_touched_times >= f.touch_orders_times:
+                return 0
+            self.orders_touched_times += 1
+            return f.touch_orders_n
 
     def applies(self, path: str) -> bool:
         only = self.faults.only_paths
