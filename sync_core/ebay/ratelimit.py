@@ -59,7 +59,7 @@ class RateBudgetExhausted(EbayRateLimited):
     """The local call budget is exhausted and the reset is further away than ``max_wait_s``."""
 
 
-def _normalize_api(name: str) -> str:
+def normalize_api(name: str) -> str:
     n = (name or "").strip().lower()
     for prefix in ("sell.", "commerce.", "developer.", "buy."):
         if n.startswith(prefix):
@@ -70,7 +70,7 @@ def _normalize_api(name: str) -> str:
     return aliases.get(n, n)
 
 
-def _parse_reset(value: Any) -> float | None:
+def parse_reset(value: Any) -> float | None:
     if value in (None, ""):
         return None
     if isinstance(value, (int, float)):
@@ -79,6 +79,26 @@ def _parse_reset(value: Any) -> float | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def tightest_rates(payload: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A getRateLimits / getUserRateLimits body -> {api: rate}; per API, the rate with the lowest
+    ``remaining`` over its resources (``rateLimits[].resources[].rates[]``, developer_analytics spec)."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for entry in payload.get("rateLimits") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        api = normalize_api(str(entry.get("apiName") or ""))
+        if not api:
+            continue
+        for res in entry.get("resources") or []:
+            for rate in (res.get("rates") or []) if isinstance(res, Mapping) else []:
+                if not isinstance(rate, Mapping) or rate.get("limit") is None:
+                    continue
+                best = out.get(api)
+                if best is None or int(rate.get("remaining", rate["limit"])) < int(best.get("remaining", best["limit"])):
+                    out[api] = rate
+    return dict(sorted(out.items()))
 
 
 APP = "(application)"  # the bucket key of application-wide quotas (getRateLimits)
@@ -92,7 +112,7 @@ class RateBudget:
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep):
         self.limits = dict(DEFAULT_DAILY_LIMITS)
-        self.limits.update({_normalize_api(k): int(v) for k, v in (limits or {}).items()})
+        self.limits.update({normalize_api(k): int(v) for k, v in (limits or {}).items()})
         self.window_s = float(window_s)
         self.reserve_fraction = float(reserve_fraction)
         self.max_wait_s = max_wait_s
@@ -103,7 +123,7 @@ class RateBudget:
     # ------------------------------------------------------------ state
 
     def bucket(self, account: str, api: str) -> Bucket:
-        key = (account, _normalize_api(api))
+        key = (account, normalize_api(api))
         b = self._buckets.get(key)
         if b is None:
             limit = self.limits.get(key[1], FALLBACK_DAILY_LIMIT)
@@ -153,15 +173,15 @@ class RateBudget:
                 b.remaining -= 1
                 return
             wait = max(0.0, b.reset_at - now)
-            reason = (f"{_normalize_api(api)} call budget nearly used: {b.remaining} of {b.limit} left "
+            reason = (f"{normalize_api(api)} call budget nearly used: {b.remaining} of {b.limit} left "
                       f"(reserve {b.reserve(self.reserve_fraction)}, {b.source}); resumes at reset")
             if self.max_wait_s is not None and wait > self.max_wait_s:
                 raise RateBudgetExhausted(None, None, "BUDGET", reason + f" in {wait:.0f}s (> max_wait_s)",
-                                          retry_after=wait, api=_normalize_api(api), account=account)
+                                          retry_after=wait, api=normalize_api(api), account=account)
             if on_event is not None:
                 from .client import emit_event
 
-                emit_event(on_event, {"type": "rate_wait", "api": _normalize_api(api), "account": account,
+                emit_event(on_event, {"type": "rate_wait", "api": normalize_api(api), "account": account,
                                       "seconds": round(wait, 3), "reason": reason})
             await self._sleep(wait if wait > 0 else 0.001)
 
@@ -182,27 +202,13 @@ class RateBudget:
         """
         now = self._clock()
         updated = 0
-        for entry in payload.get("rateLimits") or []:
-            if not isinstance(entry, Mapping):
-                continue
-            api = _normalize_api(str(entry.get("apiName") or ""))
-            if not api:
-                continue
-            best: Mapping[str, Any] | None = None
-            for res in entry.get("resources") or []:
-                for rate in (res.get("rates") or []) if isinstance(res, Mapping) else []:
-                    if not isinstance(rate, Mapping) or rate.get("limit") is None:
-                        continue
-                    if best is None or int(rate.get("remaining", rate["limit"])) < int(best.get("remaining", best["limit"])):
-                        best = rate
-            if best is None:
-                continue
+        for api, best in tightest_rates(payload).items():
             b = self.bucket(account, api)
             b.limit = int(best["limit"])
             b.remaining = int(best.get("remaining", b.limit))
             if best.get("timeWindow"):
                 b.window_s = float(best["timeWindow"])
-            reset = _parse_reset(best.get("reset"))
+            reset = parse_reset(best.get("reset"))
             b.reset_at = reset if reset is not None and reset > now else now + b.window_s
             b.source = "getRateLimits"
             updated += 1
