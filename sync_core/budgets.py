@@ -37,6 +37,7 @@ from .ebay.ratelimit import (
     DAY_S,
     DEFAULT_DAILY_LIMITS,
     FALLBACK_DAILY_LIMIT,
+    BudgetWaitInterrupted,
     RateBudgetExhausted,
     normalize_api,
     parse_reset,
@@ -139,6 +140,11 @@ class SharedRateBudget:
         self.poll_s = poll_s
         self._ensured: set[tuple[str, str]] = set()
         self._seen: dict[tuple[str, str], dict[str, Any]] = {}  # last row state seen by this process
+        self._stopping = asyncio.Event()
+
+    def interrupt(self) -> None:
+        """The process is stopping: every waiting (and later) ``acquire`` raises BudgetWaitInterrupted."""
+        self._stopping.set()
 
     def _note(self, rows: Any, api: str) -> None:
         now = time.time()
@@ -182,6 +188,9 @@ class SharedRateBudget:
         """Take one call (application and account); when either row is exhausted or blocked, wait visibly."""
         announced = None
         while True:
+            if self._stopping.is_set():
+                raise BudgetWaitInterrupted(None, None, "BUDGET", "the process is stopping",
+                                            api=normalize_api(api), account=account)
             wait, rows = await self.try_take(account, api)
             if wait <= 0:
                 return
@@ -204,7 +213,10 @@ class SharedRateBudget:
                 emit_event(on_event, {"type": "rate_wait", "api": normalize_api(api), "account": account,
                                       "seconds": round(wait, 3), "reason": reason})
                 announced = reason
-            await asyncio.sleep(min(wait, self.poll_s))
+            try:
+                await asyncio.wait_for(self._stopping.wait(), min(wait, self.poll_s))
+            except asyncio.TimeoutError:
+                pass
 
     async def note_throttled(self, account: str, api: str, retry_after: float | None = None) -> None:
         """eBay answered 429: block the account's row for Retry-After, or for the doubling back-off."""

@@ -173,6 +173,9 @@ class WorkerPool:
             if ctx is not None:
                 ctx.stop_requested = True
                 ctx.shutdown = True
+        interrupt = getattr(self.clients.budget, "interrupt", None)
+        if interrupt is not None:  # runs waiting for call budget (maybe for hours) stop now
+            interrupt()
         running = [t for t, _ in self.active.values()]
         if running:
             done, pending = await asyncio.wait(running, timeout=timeout)

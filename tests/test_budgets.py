@@ -187,6 +187,13 @@ def test_three_processes_share_one_quota(cli_env, db_url):
             assert failed == 0
             assert row.call_limit == QUOTA and row.source == "getRateLimits" and row.remaining == 0, row
             assert "shared by all hosts" in reason
+            # a stop does not wait for the budget: the waiting runs end as cancelled, none as failed
+            for p in procs:
+                p.terminate()
+            assert [p.wait(30) for p in procs] == [0, 0, 0]
+            with eng.connect() as c:
+                statuses = c.execute(sa.text("select status, count(*) from sync_runs group by status")).all()
+            assert "failed" not in dict(statuses) and dict(statuses).get("cancelled", 0) >= 1, statuses
         finally:
             for p in procs:
                 p.terminate()

@@ -59,6 +59,10 @@ class RateBudgetExhausted(EbayRateLimited):
     """The local call budget is exhausted and the reset is further away than ``max_wait_s``."""
 
 
+class BudgetWaitInterrupted(RateBudgetExhausted):
+    """The process is stopping while a call waited for its budget: the run stops like on STOP."""
+
+
 def normalize_api(name: str) -> str:
     n = (name or "").strip().lower()
     for prefix in ("sell.", "commerce.", "developer.", "buy."):
