@@ -129,9 +129,10 @@ class SharedRateBudget:
     """The :class:`~sync_core.ebay.ratelimit.RateBudget` interface (``acquire``, ``note_throttled``,
     ``update_from_rate_limits``, ``snapshot``) on the shared ``rate_budgets`` rows.  See the module doc."""
 
-    def __init__(self, engine: AsyncEngine, limits: Mapping[str, int] | None = None, *, window_s: float = DAY_S,
-                 reserve_fraction: float = 0.01, max_wait_s: float | None = None, poll_s: float = POLL_S):
-        self.engine = engine
+    def __init__(self, engine: AsyncEngine, limits: Mapping[str, int] | None = None, *, settings: Any = None,
+                 window_s: float = DAY_S, reserve_fraction: float = 0.01, max_wait_s: float | None = None,
+                 poll_s: float = POLL_S):
+        self.engine, self.settings = engine, settings
         self.limits = dict(DEFAULT_DAILY_LIMITS)
         self.limits.update({normalize_api(k): int(v) for k, v in (limits or {}).items()})
         self.window_s = int(window_s)
@@ -159,12 +160,21 @@ class SharedRateBudget:
                                "reset_in_s": max(0.0, v["reset_at"] - now), "source": v["source"]}
                 for (a, api), v in self._seen.items()}
 
+    async def _db(self, what: str, fn):
+        """One unit of work; retried on a lost connection like the runs' own writes (a take whose commit
+        was lost in flight may count one call twice: the safe side)."""
+        if self.settings is None:
+            return await fn()
+        from . import db
+
+        return await db.run_retrying(self.settings, what, fn)
+
     async def _ensure(self, conn, accounts: tuple[str, ...], api: str) -> None:
+        """Rows are created on first use (this process remembers which it has seen)."""
         for a in accounts:
             if (a, api) not in self._ensured:
                 await conn.execute(sa.text(_ENSURE), dict(account=a, api=api, window=self.window_s,
                                                           limit=self.limits.get(api, FALLBACK_DAILY_LIMIT)))
-        self._ensured.update((a, api) for a in accounts)
 
     async def try_take(self, account: str, api: str) -> tuple[float, list[Any]]:
         """Take one call from the application's and ``account``'s rows: ``(0.0, [])`` when taken, else the
@@ -172,14 +182,22 @@ class SharedRateBudget:
         api = normalize_api(api)
         keys = tuple(dict.fromkeys((APP, account)))
         p = dict(api=api, app=APP, account=account, reserve=self.reserve_fraction, want=len(keys))
-        async with self.engine.begin() as conn:
-            await self._ensure(conn, keys, api)
-            rows = (await conn.execute(sa.text(_TAKE), p)).all()
-            if len(rows) == len(keys):
-                self._note(rows, api)
-                return 0.0, []
-            state = (await conn.execute(sa.text(_STATE), p)).all()
-        self._note(state, api)
+
+        async def take():
+            async with self.engine.begin() as conn:
+                await self._ensure(conn, keys, api)
+                rows = (await conn.execute(sa.text(_TAKE), p)).all()
+                if len(rows) == len(keys):
+                    return rows, True
+                return (await conn.execute(sa.text(_STATE), p)).all(), False
+
+        rows, taken = await self._db("take call budget", take)
+        self._ensured.update((a, api) for a in keys)
+        self._note(rows, api)
+        if taken:
+            return 0.0, []
+        state = rows
+        self._ensured.difference_update((a, api) for a in set(keys) - {s.account for s in state})
         waits = [max(float(s.blocked_in or 0), 0.0 if s.remaining > s.reserve else float(s.reset_in or 0))
                  for s in state]
         return max([w for w in waits if w > 0] or [0.001]), state
@@ -222,26 +240,37 @@ class SharedRateBudget:
         """eBay answered 429: block the account's row for Retry-After, or for the doubling back-off."""
         api = normalize_api(api)
         p = dict(account=account, api=api, retry_after=retry_after)
-        async with self.engine.begin() as conn:
-            await self._ensure(conn, (account,), api)
-            backoff = (await conn.execute(sa.text(_THROTTLE), p)).scalar()
-            seconds = float(retry_after) if retry_after is not None else float(backoff or BACKOFF_START_S)
-            await conn.execute(sa.text(_BLOCK), dict(account=account, api=api, s=seconds))
+
+        async def block():
+            async with self.engine.begin() as conn:
+                await self._ensure(conn, (account,), api)
+                backoff = (await conn.execute(sa.text(_THROTTLE), p)).scalar()
+                seconds = float(retry_after) if retry_after is not None else float(backoff or BACKOFF_START_S)
+                await conn.execute(sa.text(_BLOCK), dict(account=account, api=api, s=seconds))
+
+        await self._db("note a 429 in the call budget", block)
+        self._ensured.add((account, api))
 
     async def update_from_rate_limits(self, account: str, payload: Mapping[str, Any]) -> int:
         """Apply a getRateLimits (``account=APP``) or getUserRateLimits body; returns the rows updated."""
-        n = 0
-        async with self.engine.begin() as conn:
-            for api, rate in tightest_rates(payload).items():
-                limit = int(rate["limit"])
-                window = int(float(rate.get("timeWindow") or self.window_s))
-                reset = parse_reset(rate.get("reset"))
-                p = dict(account=account, api=api, limit=limit, remaining=int(rate.get("remaining", limit)),
-                         window=window, reset=None if reset is None else _ts(reset))
-                self._note((await conn.execute(sa.text(_UPDATE), p)).all(), api)
-                self._ensured.add((account, api))
-                n += 1
-        return n
+        rates = tightest_rates(payload)  # sorted by api: two hosts lock rows in the same order
+
+        async def update():
+            async with self.engine.begin() as conn:
+                out = []
+                for api, rate in rates.items():
+                    limit = int(rate["limit"])
+                    window = int(float(rate.get("timeWindow") or self.window_s))
+                    reset = parse_reset(rate.get("reset"))
+                    p = dict(account=account, api=api, limit=limit, remaining=int(rate.get("remaining", limit)),
+                             window=window, reset=None if reset is None else _ts(reset))
+                    out.append((api, (await conn.execute(sa.text(_UPDATE), p)).all()))
+                return out
+
+        for api, rows in await self._db("apply rate limits", update):
+            self._note(rows, api)
+            self._ensured.add((account, api))
+        return len(rates)
 
 
 def _ts(epoch: float):

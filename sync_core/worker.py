@@ -64,7 +64,7 @@ class Clients:
     def __init__(self, settings: Settings, engine: AsyncEngine, *, transport: httpx.AsyncBaseTransport | None = None):
         self.settings, self.engine = settings, engine
         self.http = make_http_client(settings, transport=transport)
-        self.budget: Any = SharedRateBudget(engine) if settings.rate_budget == "shared" else RateBudget()
+        self.budget: Any = SharedRateBudget(engine, settings=settings) if settings.rate_budget == "shared" else RateBudget()
         self.app_tokens = AppTokenSource(self.http, settings)
         self._vault: Vault | None = None
         self._tokens: dict[int, Any] = {}
