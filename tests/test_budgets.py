@@ -203,3 +203,63 @@ def test_three_processes_share_one_quota(cli_env, db_url):
                 except subprocess.TimeoutExpired:
                     p.kill()
             eng.dispose()
+
+
+async def test_app_token_is_cached_and_minted_again_before_expiry(tmp_path, db_url):
+    """AppTokenSource (client_credentials grant, base scope: developer_analytics spec, getRateLimits
+    security): one mint serves many calls; a token within ``margin_s`` of its expiry is replaced."""
+    from sync_core.ebay.client import make_http_client
+    from sync_core.ebay.oauth import AppTokenSource
+    from sync_core.ebay.sim import SellerSpec
+    from tests.support.simenv import make_env, make_sim
+
+    sim = make_sim(SellerSpec("alice", orders=5, days=5))
+    env = make_env(tmp_path, db_url, sim)
+    http = make_http_client(env.settings, transport=env.transport)
+    try:
+        src = AppTokenSource(http, env.settings)
+        tokens = {await src.access_token() for _ in range(3)}
+        assert len(tokens) == 1 and sim.stats["tokens"]["client_credentials"] == 1
+        # after eBay rejected it (401), one new mint, shared by callers that report the same token
+        old = tokens.pop()
+        new = await src.access_token(force_refresh=True, rejected=old)
+        assert new != old and await src.access_token(force_refresh=True, rejected=old) == new
+        assert sim.stats["tokens"]["client_credentials"] == 2
+        expiring = AppTokenSource(http, env.settings, margin_s=7200 + 60)  # every token is "about to expire"
+        await expiring.access_token()
+        await expiring.access_token()
+        assert sim.stats["tokens"]["client_credentials"] == 4
+    finally:
+        await http.aclose()
+        await env.engine.dispose()
+
+
+async def test_worker_reads_app_limits_with_the_app_token_and_user_limits_with_the_user_token(tmp_path, db_url):
+    """Clients: getRateLimits with the application token (the simulator, like eBay's spec, refuses the
+    seller's token there), getUserRateLimits with the seller's, for the sell and commerce contexts; the
+    shared rows carry eBay's numbers before the first run's client is handed out."""
+    from sync_core.ebay.sim import SellerSpec
+    from sync_core.worker import Clients
+    from tests.support.simenv import make_env, make_sim
+
+    sim = make_sim(SellerSpec("alice", orders=5, days=5))
+    sim.rates.limits["sell.fulfillment"] = 777
+    env = make_env(tmp_path, db_url, sim)
+    account_id = await env.add_account("alice")
+    clients = Clients(env.settings, env.engine, transport=env.transport)
+    try:
+        await clients.client(account_id, "alice", None)
+        stats = sim.stats
+        assert stats["tokens"]["client_credentials"] == 1
+        assert stats["by_endpoint"]["getRateLimits"] == 2 and stats["by_endpoint"]["getUserRateLimits"] == 2
+        assert "403" not in stats["by_status"], stats
+        rows = {(r.account, r.api): r for r in await env.rows("select * from rate_budgets")}
+        assert rows[(APP, "fulfillment")].call_limit == 777
+        assert rows[(APP, "fulfillment")].source == rows[("alice", "fulfillment")].source == "getRateLimits"
+        assert rows[(APP, "message")].source == "getRateLimits"  # the commerce context
+        # once per process and account
+        await clients.client(account_id, "alice", None)
+        assert sim.stats["by_endpoint"]["getRateLimits"] == 2
+    finally:
+        await clients.aclose()
+        await env.engine.dispose()
