@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .ebay.ratelimit import (
     APP,
+    BACKOFF_MAX_S,
+    BACKOFF_START_S,
     DAY_S,
     DEFAULT_DAILY_LIMITS,
     FALLBACK_DAILY_LIMIT,
@@ -46,8 +48,6 @@ from .ebay.ratelimit import (
 
 log = logging.getLogger("baysync.budgets")
 
-BACKOFF_START_S = 60  # a 429 without Retry-After blocks the bucket this long, doubling while 429s repeat
-BACKOFF_MAX_S = 3600
 POLL_S = 30.0  # a waiting call looks at its rows again at least this often
 
 _ENSURE = """

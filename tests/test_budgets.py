@@ -263,3 +263,31 @@ async def test_worker_reads_app_limits_with_the_app_token_and_user_limits_with_t
     finally:
         await clients.aclose()
         await env.engine.dispose()
+
+
+async def test_in_process_budget_backs_off_after_a_429_without_retry_after():
+    """rate_budget = "process": the same rule as the shared rows (60 s, doubling while 429s keep coming,
+    Retry-After used as given when eBay sends one)."""
+    from sync_core.ebay.ratelimit import RateBudget
+
+    now = [1000.0]
+    slept: list[float] = []
+
+    async def sleep(s):
+        slept.append(s)
+        now[0] += s
+
+    b = RateBudget({"fulfillment": 100}, reserve_fraction=0.0, clock=lambda: now[0], sleep=sleep)
+    b.note_throttled("a", "fulfillment", None)
+    await b.acquire("a", "fulfillment")
+    assert slept == [BACKOFF_START_S]
+    b.note_throttled("a", "fulfillment", None)  # right after the block: the 429s keep coming
+    await b.acquire("a", "fulfillment")
+    assert slept[-1] == 2 * BACKOFF_START_S
+    now[0] += 10 * BACKOFF_START_S  # quiet for long: start again at 60 s
+    b.note_throttled("a", "fulfillment", None)
+    await b.acquire("a", "fulfillment")
+    assert slept[-1] == BACKOFF_START_S
+    b.note_throttled("a", "fulfillment", 7)
+    await b.acquire("a", "fulfillment")
+    assert slept[-1] == 7

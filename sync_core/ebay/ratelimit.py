@@ -41,6 +41,10 @@ DEFAULT_DAILY_LIMITS: dict[str, int] = {
     "analytics": 5_000,       # Developer Analytics (getRateLimits itself)
 }
 FALLBACK_DAILY_LIMIT = 5_000  # an API not listed above
+# A 429 without Retry-After (eBay does not document sending one: FACTS.md section 2) blocks its bucket
+# this long, doubling (up to BACKOFF_MAX_S) while 429s keep coming.
+BACKOFF_START_S = 60
+BACKOFF_MAX_S = 3600
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Bucket:
     window_s: float
     reset_at: float  # epoch seconds
     source: str = "default"  # "default" | "getRateLimits"
+    backoff_s: float = 0.0  # the last back-off after a 429 without Retry-After
+    throttled_until: float = 0.0
 
     def reserve(self, fraction: float) -> int:
         return int(math.floor(self.limit * fraction))
@@ -190,11 +196,15 @@ class RateBudget:
             await self._sleep(wait if wait > 0 else 0.001)
 
     def note_throttled(self, account: str, api: str, retry_after: float | None = None) -> None:
-        """eBay answered 429: treat the bucket as exhausted until Retry-After (if known)."""
-        if retry_after is None:
-            return
+        """eBay answered 429: treat the bucket as exhausted until Retry-After, or for the back-off
+        (:data:`BACKOFF_START_S`, doubling while 429s keep coming) when eBay sent none."""
         b = self.bucket(account, api)
         now = self._clock()
+        if retry_after is None:
+            again = b.backoff_s and now < b.throttled_until + b.backoff_s
+            b.backoff_s = min(b.backoff_s * 2, BACKOFF_MAX_S) if again else BACKOFF_START_S
+            retry_after = b.backoff_s
+        b.throttled_until = now + retry_after
         b.remaining = min(b.remaining, b.reserve(self.reserve_fraction))
         b.reset_at = min(b.reset_at, now + retry_after) if b.reset_at > now else now + retry_after
 
