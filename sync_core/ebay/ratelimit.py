@@ -12,6 +12,11 @@ eBay quotas are daily call counts per application (some per user), reset once pe
   emits ``{"type": "rate_wait", "api", "account", "seconds", "reason"}`` and sleeps until the bucket
   resets.  ``max_wait_s`` (optional) turns a too-long wait into :class:`RateBudgetExhausted` instead.
 
+This in-memory budget is per process (``rate_budget = "process"``); the worker pool normally uses
+:class:`sync_core.budgets.SharedRateBudget`, the same interface on rows in PostgreSQL that every host
+spends together.  A 429 blocks the bucket until its Retry-After, or for :data:`BACKOFF_START_S` doubling
+up to :data:`BACKOFF_MAX_S` while 429s keep coming when eBay sends none.
+
 DEFAULT_DAILY_LIMITS are the per-application daily limits eBay publishes on its "API call limits" page
 for the default (non-Growth-Check) tier, as remembered at the time of writing -- they are **UNVERIFIED
 here and deliberately overridable**: pass ``RateBudget(limits={"finances": 50_000})`` or, better, call
