@@ -196,6 +196,8 @@ KEYS: tuple[Key, ...] = (
     Key("api_retry_max_s", _parse_float(0.0), 60.0, "cap on one eBay retry wait (Retry-After is honoured up to this)"),
     Key("report_poll_s", _parse_float(0.05), 30.0,
         "first wait before polling an eBay report task again (then x1.5 per poll, up to 10x this)"),
+    Key("rate_budget", _parse_choice("shared", "process"), "shared",
+        "eBay call budgets: `shared` = rows in PostgreSQL spent by every host together, `process` = per process"),
     Key("initial_backfill_days", _parse_int(1, 3650), 90, "history read when a stream has no cursor"),
     Key("lookback_s", _parse_int(0, 30 * 86400), 1800, "incremental windows start this far before the cursor"),
     Key("safety_lag_s", _parse_int(0, 86400), 60, "windows end this far before now"),

@@ -24,6 +24,7 @@ from . import coordination as co
 from . import db, upserts
 from .config import Settings
 from .ebay.errors import EbayError, ReauthNeeded, SignatureRequired
+from .ebay.ratelimit import BudgetWaitInterrupted
 from .events import Event, emit_many
 from .streams.base import Invalid, Stream, Window
 
@@ -464,7 +465,7 @@ async def execute(ctx: RunContext) -> str:
         if ctx.lease_lost:
             raise co.LeaseLost("lease lost")
         await ctx.flush()
-    except StopRun:
+    except (StopRun, BudgetWaitInterrupted):  # the latter: the process stopped while a call waited for budget
         status = "cancelled"
         await _flush_held(ctx)
     except Deferred as e:

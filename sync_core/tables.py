@@ -159,4 +159,20 @@ workers = sa.Table(
     sa.Column("info", JSONB),
 )
 
+# eBay call budgets shared by every worker process (sync_core/budgets.py); account '(application)' = app-wide
+rate_budgets = sa.Table(
+    "rate_budgets", metadata,
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("api", sa.Text, nullable=False),
+    sa.Column("call_limit", sa.Integer, nullable=False),
+    sa.Column("remaining", sa.Integer, nullable=False),
+    sa.Column("window_s", sa.Integer, nullable=False),
+    sa.Column("reset_at", TS, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, server_default="default"),
+    sa.Column("blocked_until", TS),
+    sa.Column("backoff_s", sa.Integer),
+    sa.Column("updated_at", TS, nullable=False, server_default=sa.func.now()),
+    sa.PrimaryKeyConstraint("account", "api"),
+)
+
 EVENTS_CHANNEL = "baysync_events"

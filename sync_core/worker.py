@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import accounts, coordination as co, db, events, retention
 from .config import Settings
 from .crypto import CryptoError, Vault
+from .budgets import SharedRateBudget
 from .ebay.client import EbayClient, make_http_client
-from .ebay.ratelimit import RateBudget
+from .ebay.oauth import AppTokenSource
+from .ebay.ratelimit import APP, RateBudget
 from .health import Histogram
 from .runner import RunContext, execute
 from .streams import STREAMS
@@ -45,16 +47,29 @@ class PoolStats:
     durations: Histogram = field(default_factory=Histogram)  # run wall time by stream (/metrics)
 
 
+# Developer Analytics contexts whose quotas a sync spends (Sell Fulfillment/Finances/Inventory/Feed,
+# Commerce Message); ``api_context`` of getRateLimits / getUserRateLimits (developer_analytics spec).
+LIMIT_CONTEXTS = ("sell", "commerce")
+
+
 class Clients:
-    """Per-process shared HTTP pool, rate budget, vault and per-account token sources."""
+    """Per-process shared HTTP pool, rate budget, vault, application token and per-account token sources.
+
+    The budget is the shared one in PostgreSQL (``rate_budget = "shared"``, every host spends from the
+    same rows) or this process's own (``"process"``).  Before the first run of the process, the
+    application's quotas are read with getRateLimits (application token); before an account's first run,
+    its own with getUserRateLimits (its user token), for :data:`LIMIT_CONTEXTS`.  A failure keeps the
+    published defaults (logged)."""
 
     def __init__(self, settings: Settings, engine: AsyncEngine, *, transport: httpx.AsyncBaseTransport | None = None):
         self.settings, self.engine = settings, engine
         self.http = make_http_client(settings, transport=transport)
-        self.budget = RateBudget()
+        self.budget: Any = SharedRateBudget(engine, settings=settings) if settings.rate_budget == "shared" else RateBudget()
+        self.app_tokens = AppTokenSource(self.http, settings)
         self._vault: Vault | None = None
         self._tokens: dict[int, Any] = {}
         self._markets: dict[int, str] = {}  # account id -> X-EBAY-C-MARKETPLACE-ID
+        self._limits: dict[Any, asyncio.Task] = {}  # APP / account id -> its one limits refresh
         self._lock = asyncio.Lock()
         self._side_tasks: set[asyncio.Task] = set()
 
@@ -71,9 +86,13 @@ class Clients:
                 tokens = await accounts.token_source(self.engine, self.settings, account_id, account, self.http, self.vault)
                 self._markets[account_id] = await accounts.marketplace_of(self.engine, self.settings, account_id)
                 self._tokens[account_id] = tokens
-                task = asyncio.create_task(self._refresh_limits(account, tokens, self._markets[account_id]))
-                self._side_tasks.add(task)
-                task.add_done_callback(self._side_tasks.discard)
+                if APP not in self._limits:
+                    self._limits[APP] = self._side_task(self._refresh_app_limits())
+                if account_id not in self._limits:
+                    self._limits[account_id] = self._side_task(
+                        self._refresh_limits(account, tokens, self._markets[account_id]))
+            pending = [self._limits[APP], self._limits[account_id]]
+        await asyncio.wait(pending)  # spend only once the live quotas are known (never raises)
         signer, required = await accounts.signing_for(self.engine, self.settings, self.vault, account_id)
         return EbayClient(self.settings, http=self.http, tokens=tokens, account=account, on_event=on_event,
                           budget=self.budget, signer=signer, signing_required=required,
@@ -90,20 +109,35 @@ class Clients:
             known = isinstance(e, (accounts.AccountError, CryptoError, SigningKeyError))
             ctx.client = _NoClient(str(e) if known else f"{type(e).__name__}: {e}")
 
+    def _side_task(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+        return task
+
+    async def _refresh_app_limits(self) -> None:
+        """The application's quotas: getRateLimits with the application token (eBay refuses a user token
+        there: developer_analytics spec, getRateLimits security = client credentials)."""
+        c = EbayClient(self.settings, http=self.http, tokens=self.app_tokens, account=APP, budget=self.budget)
+        await self._read_limits(c.get_rate_limits, APP)
+
     async def _refresh_limits(self, account: str, tokens: Any, marketplace_id: str | None = None) -> None:
-        """Replace the published default quotas with eBay's live numbers (getRateLimits and
-        getUserRateLimits), once per account and process; failures keep the defaults."""
+        """This seller's quotas: getUserRateLimits with the seller's user token."""
         c = EbayClient(self.settings, http=self.http, tokens=tokens, account=account, budget=self.budget,
                        marketplace_id=marketplace_id)
-        for call in (c.get_rate_limits, c.get_user_rate_limits):
+        await self._read_limits(c.get_user_rate_limits, account)
+
+    async def _read_limits(self, call, who: str) -> None:
+        for ctx in LIMIT_CONTEXTS:
             try:
-                await call()
+                await call(api_context=ctx)
             except Exception as e:
-                log.info("rate limits for %s not refreshed (%s); using defaults", account, type(e).__name__)
+                log.info("%s rate limits for %s not read (%s); using defaults", ctx, who, type(e).__name__)
 
     def forget(self, account_id: int) -> None:
         self._tokens.pop(account_id, None)
         self._markets.pop(account_id, None)
+        self._limits.pop(account_id, None)
 
     async def aclose(self) -> None:
         for t in list(self._side_tasks):
@@ -148,6 +182,9 @@ class WorkerPool:
             if ctx is not None:
                 ctx.stop_requested = True
                 ctx.shutdown = True
+        interrupt = getattr(self.clients.budget, "interrupt", None)
+        if interrupt is not None:  # runs waiting for call budget (maybe for hours) stop now
+            interrupt()
         running = [t for t, _ in self.active.values()]
         if running:
             done, pending = await asyncio.wait(running, timeout=timeout)

@@ -167,6 +167,11 @@ def backoff_delay(settings: Any, attempt: int, exc: BaseException | None = None)
     return random.uniform(d / 2, d) if d > 0 else 0.0
 
 
+async def _maybe_await(result: Any) -> Any:
+    """The in-memory RateBudget answers at once; the shared one (sync_core.budgets) is a coroutine."""
+    return await result if inspect.isawaitable(result) else result
+
+
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
 
@@ -189,7 +194,7 @@ class EbayClient:
     """One seller account's view of the eBay REST APIs.  See the module docstring."""
 
     def __init__(self, settings: Any, *, http: httpx.AsyncClient | None = None, tokens: TokenSource, account: str,
-                 on_event: Callable[[dict], None] | None = None, budget: RateBudget | None = None,
+                 on_event: Callable[[dict], None] | None = None, budget: Any = None,
                  signer: Signer | None = None, signing_required: bool = False, marketplace_id: str | None = None):
         self.settings = settings
         self._signer = signer  # the application's eBay signing key (FACTS.md §12), if one is configured
@@ -400,7 +405,7 @@ class EbayClient:
             return _Result(resp, data, str(u))
         err = error_from_response(resp, api=api, account=self.account)
         if isinstance(err, EbayRateLimited) and self._budget is not None:
-            self._budget.note_throttled(self.account, api, err.retry_after)
+            await _maybe_await(self._budget.note_throttled(self.account, api, err.retry_after))
         raise err
 
     # ------------------------------------------------------------ generic paging
@@ -627,11 +632,15 @@ class EbayClient:
     # ------------------------------------------------------------ Developer Analytics
 
     async def get_rate_limits(self, api_context: str | None = "sell", api_name: str | None = None) -> dict[str, Any]:
-        """getRateLimits (application quotas); also refreshes the RateBudget, if the client has one."""
+        """getRateLimits (application quotas); also refreshes the RateBudget, if the client has one.
+
+        eBay wants an *application* token here (client_credentials grant, base scope; developer_analytics
+        spec: security of getRateLimits and the API description): give this client an
+        :class:`~sync_core.ebay.oauth.AppTokenSource`, not the seller's tokens."""
         data = await self._get_json(self.api_base, P_RATE_LIMITS, api="analytics", op="getRateLimits",
                                     params=[("api_context", api_context), ("api_name", api_name)])
         if self._budget is not None:
-            self._budget.update_from_rate_limits(APP, data)  # application-wide quotas
+            await _maybe_await(self._budget.update_from_rate_limits(APP, data))  # application-wide quotas
         return data
 
     async def get_user_rate_limits(self, api_context: str | None = "sell", api_name: str | None = None) -> dict[str, Any]:
@@ -639,5 +648,5 @@ class EbayClient:
         data = await self._get_json(self.api_base, P_USER_RATE_LIMITS, api="analytics", op="getUserRateLimits",
                                     params=[("api_context", api_context), ("api_name", api_name)])
         if self._budget is not None:
-            self._budget.update_from_rate_limits(self.account, data)
+            await _maybe_await(self._budget.update_from_rate_limits(self.account, data))
         return data

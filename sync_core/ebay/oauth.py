@@ -408,3 +408,42 @@ class RefreshingTokenSource:
         finally:
             self._persist_lock.release()
         return ts.access_token
+
+
+async def client_credentials_token(http: httpx.AsyncClient, settings: Any, scopes: Iterable[str] = (BASE_SCOPE,), *,
+                                   on_event: Callable[[dict], None] | None = None) -> TokenSet:
+    """An application access token (grant_type=client_credentials; FACTS.md section 1 and the
+    developer_analytics spec's ``clientCredentials`` flow, base scope ``.../oauth/api_scope``).  No refresh
+    token: a new one is minted when it expires (eBay allows 1,000 such mints a day per application)."""
+    scopes = list(scopes)
+    data = await _token_call(http, settings, {"grant_type": "client_credentials", "scope": " ".join(scopes)},
+                             on_event=on_event, account=None)
+    return _token_set_from_json(data, refresh_token=None, scopes=scopes)
+
+
+class AppTokenSource:
+    """The application's access token (client_credentials), for calls eBay wants an application token
+    for (getRateLimits).  Cached in memory, minted again ``margin_s`` before expiry or after a 401 (at
+    most once per rejected token, one mint at a time); one per process, shared by every account."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Any, scopes: Iterable[str] = (BASE_SCOPE,), *,
+                 margin_s: float = ACCESS_REFRESH_MARGIN_S, on_event: Callable[[dict], None] | None = None):
+        self._http, self._settings, self._scopes = http, settings, list(scopes)
+        self._margin, self._on_event = margin_s, on_event
+        self._lock = asyncio.Lock()
+        self._current: TokenSet | None = None
+        self.mint_count = 0
+
+    def __repr__(self) -> str:
+        return f"AppTokenSource(mints={self.mint_count})"
+
+    async def access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> str:
+        async with self._lock:
+            cur = self._current
+            if cur is not None and cur.access_valid(self._margin) and (
+                    not force_refresh or (rejected is not None and cur.access_token != rejected)):
+                return cur.access_token
+            self._current = await client_credentials_token(self._http, self._settings, self._scopes,
+                                                           on_event=self._on_event)
+            self.mint_count += 1
+            return self._current.access_token

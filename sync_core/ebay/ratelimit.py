@@ -12,6 +12,11 @@ eBay quotas are daily call counts per application (some per user), reset once pe
   emits ``{"type": "rate_wait", "api", "account", "seconds", "reason"}`` and sleeps until the bucket
   resets.  ``max_wait_s`` (optional) turns a too-long wait into :class:`RateBudgetExhausted` instead.
 
+This in-memory budget is per process (``rate_budget = "process"``); the worker pool normally uses
+:class:`sync_core.budgets.SharedRateBudget`, the same interface on rows in PostgreSQL that every host
+spends together.  A 429 blocks the bucket until its Retry-After, or for :data:`BACKOFF_START_S` doubling
+up to :data:`BACKOFF_MAX_S` while 429s keep coming when eBay sends none.
+
 DEFAULT_DAILY_LIMITS are the per-application daily limits eBay publishes on its "API call limits" page
 for the default (non-Growth-Check) tier, as remembered at the time of writing -- they are **UNVERIFIED
 here and deliberately overridable**: pass ``RateBudget(limits={"finances": 50_000})`` or, better, call
@@ -41,6 +46,10 @@ DEFAULT_DAILY_LIMITS: dict[str, int] = {
     "analytics": 5_000,       # Developer Analytics (getRateLimits itself)
 }
 FALLBACK_DAILY_LIMIT = 5_000  # an API not listed above
+# A 429 without Retry-After (eBay does not document sending one: FACTS.md section 2) blocks its bucket
+# this long, doubling (up to BACKOFF_MAX_S) while 429s keep coming.
+BACKOFF_START_S = 60
+BACKOFF_MAX_S = 3600
 
 
 @dataclass
@@ -50,6 +59,8 @@ class Bucket:
     window_s: float
     reset_at: float  # epoch seconds
     source: str = "default"  # "default" | "getRateLimits"
+    backoff_s: float = 0.0  # the last back-off after a 429 without Retry-After
+    throttled_until: float = 0.0
 
     def reserve(self, fraction: float) -> int:
         return int(math.floor(self.limit * fraction))
@@ -59,7 +70,11 @@ class RateBudgetExhausted(EbayRateLimited):
     """The local call budget is exhausted and the reset is further away than ``max_wait_s``."""
 
 
-def _normalize_api(name: str) -> str:
+class BudgetWaitInterrupted(RateBudgetExhausted):
+    """The process is stopping while a call waited for its budget: the run stops like on STOP."""
+
+
+def normalize_api(name: str) -> str:
     n = (name or "").strip().lower()
     for prefix in ("sell.", "commerce.", "developer.", "buy."):
         if n.startswith(prefix):
@@ -70,7 +85,7 @@ def _normalize_api(name: str) -> str:
     return aliases.get(n, n)
 
 
-def _parse_reset(value: Any) -> float | None:
+def parse_reset(value: Any) -> float | None:
     if value in (None, ""):
         return None
     if isinstance(value, (int, float)):
@@ -79,6 +94,26 @@ def _parse_reset(value: Any) -> float | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def tightest_rates(payload: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A getRateLimits / getUserRateLimits body -> {api: rate}; per API, the rate with the lowest
+    ``remaining`` over its resources (``rateLimits[].resources[].rates[]``, developer_analytics spec)."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for entry in payload.get("rateLimits") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        api = normalize_api(str(entry.get("apiName") or ""))
+        if not api:
+            continue
+        for res in entry.get("resources") or []:
+            for rate in (res.get("rates") or []) if isinstance(res, Mapping) else []:
+                if not isinstance(rate, Mapping) or rate.get("limit") is None:
+                    continue
+                best = out.get(api)
+                if best is None or int(rate.get("remaining", rate["limit"])) < int(best.get("remaining", best["limit"])):
+                    out[api] = rate
+    return dict(sorted(out.items()))
 
 
 APP = "(application)"  # the bucket key of application-wide quotas (getRateLimits)
@@ -92,7 +127,7 @@ class RateBudget:
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep):
         self.limits = dict(DEFAULT_DAILY_LIMITS)
-        self.limits.update({_normalize_api(k): int(v) for k, v in (limits or {}).items()})
+        self.limits.update({normalize_api(k): int(v) for k, v in (limits or {}).items()})
         self.window_s = float(window_s)
         self.reserve_fraction = float(reserve_fraction)
         self.max_wait_s = max_wait_s
@@ -103,7 +138,7 @@ class RateBudget:
     # ------------------------------------------------------------ state
 
     def bucket(self, account: str, api: str) -> Bucket:
-        key = (account, _normalize_api(api))
+        key = (account, normalize_api(api))
         b = self._buckets.get(key)
         if b is None:
             limit = self.limits.get(key[1], FALLBACK_DAILY_LIMIT)
@@ -153,24 +188,28 @@ class RateBudget:
                 b.remaining -= 1
                 return
             wait = max(0.0, b.reset_at - now)
-            reason = (f"{_normalize_api(api)} call budget nearly used: {b.remaining} of {b.limit} left "
+            reason = (f"{normalize_api(api)} call budget nearly used: {b.remaining} of {b.limit} left "
                       f"(reserve {b.reserve(self.reserve_fraction)}, {b.source}); resumes at reset")
             if self.max_wait_s is not None and wait > self.max_wait_s:
                 raise RateBudgetExhausted(None, None, "BUDGET", reason + f" in {wait:.0f}s (> max_wait_s)",
-                                          retry_after=wait, api=_normalize_api(api), account=account)
+                                          retry_after=wait, api=normalize_api(api), account=account)
             if on_event is not None:
                 from .client import emit_event
 
-                emit_event(on_event, {"type": "rate_wait", "api": _normalize_api(api), "account": account,
+                emit_event(on_event, {"type": "rate_wait", "api": normalize_api(api), "account": account,
                                       "seconds": round(wait, 3), "reason": reason})
             await self._sleep(wait if wait > 0 else 0.001)
 
     def note_throttled(self, account: str, api: str, retry_after: float | None = None) -> None:
-        """eBay answered 429: treat the bucket as exhausted until Retry-After (if known)."""
-        if retry_after is None:
-            return
+        """eBay answered 429: treat the bucket as exhausted until Retry-After, or for the back-off
+        (:data:`BACKOFF_START_S`, doubling while 429s keep coming) when eBay sent none."""
         b = self.bucket(account, api)
         now = self._clock()
+        if retry_after is None:
+            again = b.backoff_s and now < b.throttled_until + b.backoff_s
+            b.backoff_s = min(b.backoff_s * 2, BACKOFF_MAX_S) if again else BACKOFF_START_S
+            retry_after = b.backoff_s
+        b.throttled_until = now + retry_after
         b.remaining = min(b.remaining, b.reserve(self.reserve_fraction))
         b.reset_at = min(b.reset_at, now + retry_after) if b.reset_at > now else now + retry_after
 
@@ -182,27 +221,13 @@ class RateBudget:
         """
         now = self._clock()
         updated = 0
-        for entry in payload.get("rateLimits") or []:
-            if not isinstance(entry, Mapping):
-                continue
-            api = _normalize_api(str(entry.get("apiName") or ""))
-            if not api:
-                continue
-            best: Mapping[str, Any] | None = None
-            for res in entry.get("resources") or []:
-                for rate in (res.get("rates") or []) if isinstance(res, Mapping) else []:
-                    if not isinstance(rate, Mapping) or rate.get("limit") is None:
-                        continue
-                    if best is None or int(rate.get("remaining", rate["limit"])) < int(best.get("remaining", best["limit"])):
-                        best = rate
-            if best is None:
-                continue
+        for api, best in tightest_rates(payload).items():
             b = self.bucket(account, api)
             b.limit = int(best["limit"])
             b.remaining = int(best.get("remaining", b.limit))
             if best.get("timeWindow"):
                 b.window_s = float(best["timeWindow"])
-            reset = _parse_reset(best.get("reset"))
+            reset = parse_reset(best.get("reset"))
             b.reset_at = reset if reset is not None and reset > now else now + b.window_s
             b.source = "getRateLimits"
             updated += 1

@@ -89,7 +89,7 @@ async def records(it):
     return out, pages
 
 
-async def test_every_endpoint_paged_to_the_end(sim, client, events, refresh_token):
+async def test_every_endpoint_paged_to_the_end(sim, client, events, refresh_token, settings, http):
     # orders: one window, 200 per page, minimal calls
     orders, pages = await records(client.get_orders(NOW - timedelta(days=DAYS + 30), NOW))
     truth = sim.truth("alice", "orders")
@@ -148,8 +148,17 @@ async def test_every_endpoint_paged_to_the_end(sim, client, events, refresh_toke
     report = await client.download_active_inventory_report(task_id)
     assert report == sim.truth("alice", "active_inventory")
 
-    # rate limits
-    rl = await client.get_rate_limits()
+    # rate limits: getRateLimits wants an application token (developer_analytics spec; the seller's token
+    # is refused), getUserRateLimits the seller's
+    from sync_core.ebay.errors import EbayRequestError
+    from sync_core.ebay.oauth import AppTokenSource
+
+    with pytest.raises(EbayRequestError) as ei:
+        await client.get_rate_limits()
+    assert ei.value.status == 403
+    app_client = EbayClient(settings, http=http, tokens=AppTokenSource(http, settings), account="(application)",
+                            on_event=events.append)
+    rl = await app_client.get_rate_limits()
     assert rl.get("rateLimits")
     url = await client.get_user_rate_limits()
     assert "rateLimits" in url

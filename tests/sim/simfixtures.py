@@ -51,6 +51,17 @@ async def authed(sim: Simulator, seller: str = "alice", base_url: str = "http://
     return c
 
 
+async def app_authed(sim: Simulator, base_url: str = "http://sim") -> httpx.AsyncClient:
+    """A client carrying an application token (client_credentials grant, base scope): what getRateLimits
+    wants (developer_analytics spec, getRateLimits security)."""
+    c = client_for(sim, base_url)
+    r = await c.post("/identity/v1/oauth2/token", auth=BASIC,
+                     data={"grant_type": "client_credentials", "scope": "https://api.ebay.com/oauth/api_scope"})
+    assert r.status_code == 200, r.text
+    c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    return c
+
+
 async def follow_all(client: httpx.AsyncClient, url: str, key: str, params: dict | None = None,
                      **kw: Any) -> tuple[list[dict], int, int]:
     """Follow ``next`` from ``url``; returns (records, total reported by the first page, number of calls)."""

@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from simfixtures import authed, make_sim
+from simfixtures import app_authed, authed, make_sim
 from simschema import validate_error
 
 from sync_core.ebay.sim import Faults, SimConnectionReset
@@ -165,7 +165,9 @@ async def test_quota_enforced_and_reported():
         r = await c.get("/developer/analytics/v1_beta/user_rate_limit/", params={"api_name": "Finances"})
         rate = r.json()["rateLimits"][0]["resources"][0]["rates"][0]
         assert rate == {**rate, "count": 3, "limit": 3, "remaining": 0, "timeWindow": 86400}
-        r = await c.get("/developer/analytics/v1_beta/rate_limit/", params={"api_context": "buy"})
+        app = await app_authed(sim)
+        r = await app.get("/developer/analytics/v1_beta/rate_limit/", params={"api_context": "buy"})
+        await app.aclose()
         assert r.status_code == 204
     finally:
         await c.aclose()
@@ -181,7 +183,9 @@ async def test_rate_limits_reflect_calls_per_user_and_app():
         r = await a.get("/developer/analytics/v1_beta/user_rate_limit/", params={"api_name": "fulfillment"})
         res = {x["name"]: x["rates"][0]["count"] for x in r.json()["rateLimits"][0]["resources"]}
         assert res["sell.fulfillment"] == 4
-        r = await a.get("/developer/analytics/v1_beta/rate_limit/", params={"api_context": "sell", "api_name": "Fulfillment"})
+        app = await app_authed(sim)
+        r = await app.get("/developer/analytics/v1_beta/rate_limit/", params={"api_context": "sell", "api_name": "Fulfillment"})
+        await app.aclose()
         res = {x["name"]: x["rates"][0]["count"] for x in r.json()["rateLimits"][0]["resources"]}
         assert res["sell.fulfillment"] == 5
         assert sim.stats["by_seller"]["alice"]["getOrders"] == 4
@@ -222,3 +226,23 @@ def test_fault_decisions_reproducible_per_stream():
     assert bad_a == [i for i in range(500) if b.is_malformed("orders", i, ORDERS)]
     assert bad_a != [i for i in range(500) if c.is_malformed("orders", i, ORDERS)]
     assert 100 < len(bad_a) < 200
+
+
+async def test_rate_limits_need_the_right_token():
+    """developer_analytics spec: getRateLimits requires an application token (client_credentials grant,
+    security ``api_auth: [.../oauth/api_scope]``), getUserRateLimits a user token (authorization code grant,
+    security sell.inventory* / sell.marketing* / ...).  What eBay answers to the wrong token is not
+    documented: the simulator's 403 envelope is UNVERIFIED (docs/ebay-api.md)."""
+    sim = make_sim()
+    user, app = await authed(sim), await app_authed(sim)
+    try:
+        r = await user.get("/developer/analytics/v1_beta/rate_limit/")
+        assert r.status_code == 403
+        validate_error(r.json(), "analytics")
+        r = await app.get("/developer/analytics/v1_beta/user_rate_limit/")
+        assert r.status_code == 403
+        assert (await app.get("/developer/analytics/v1_beta/rate_limit/")).status_code == 200
+        assert (await user.get("/developer/analytics/v1_beta/user_rate_limit/")).status_code == 200
+    finally:
+        await user.aclose()
+        await app.aclose()

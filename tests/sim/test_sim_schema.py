@@ -3,7 +3,7 @@ no properties the schema does not declare), and every error uses eBay's error en
 
 from __future__ import annotations
 
-from simfixtures import client, sim  # noqa: F401
+from simfixtures import app_authed, client, sim  # noqa: F401
 from simschema import to_jsonschema, validate_error, validate_response
 
 FUL, FIN, MSG, INV, FEED, ANA = "fulfillment", "finances", "message", "inventory", "feed", "analytics"
@@ -109,10 +109,15 @@ async def test_feed(client, sim):
 
 
 async def test_rate_limits(client, sim):
-    for path in ("/rate_limit/", "/user_rate_limit/"):
-        r = await client.get(f"/developer/analytics/v1_beta{path}")
-        assert r.status_code == 200
-        validate_response(ANA, path, r.json())
+    # getRateLimits takes an application token, getUserRateLimits a user token (developer_analytics spec)
+    app = await app_authed(sim)
+    try:
+        for c, path in ((app, "/rate_limit/"), (client, "/user_rate_limit/")):
+            r = await c.get(f"/developer/analytics/v1_beta{path}")
+            assert r.status_code == 200
+            validate_response(ANA, path, r.json())
+    finally:
+        await app.aclose()
 
 
 async def test_error_envelopes(client):

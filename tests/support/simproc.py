@@ -23,7 +23,7 @@ from sync_core.ebay.sim.server import serve
 cfg = json.loads(sys.argv[1])
 sellers = [SellerSpec(**s) for s in cfg["sellers"]]
 serve("127.0.0.1", cfg["port"], SimConfig(seed=cfg["seed"], sellers=sellers, now=datetime.fromisoformat(cfg["now"]),
-      faults=Faults(**cfg.get("faults", {}))))
+      faults=Faults(**cfg.get("faults", {})), daily_limits=cfg.get("daily_limits", {})))
 """
 
 
@@ -40,9 +40,11 @@ def sim_config(sellers: list[dict], now: datetime, seed: int = 7) -> SimConfig:
 
 
 @contextmanager
-def sim_process(sellers: list[dict], now: datetime, seed: int = 7, faults: dict | None = None):
+def sim_process(sellers: list[dict], now: datetime, seed: int = 7, faults: dict | None = None,
+                daily_limits: dict[str, int] | None = None):
     port = free_port()
-    cfg = {"sellers": sellers, "seed": seed, "now": now.isoformat(), "port": port, "faults": faults or {}}
+    cfg = {"sellers": sellers, "seed": seed, "now": now.isoformat(), "port": port, "faults": faults or {},
+           "daily_limits": daily_limits or {}}
     proc = subprocess.Popen([sys.executable, "-c", _SERVE, json.dumps(cfg)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
