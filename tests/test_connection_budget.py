@@ -40,12 +40,14 @@ class BackendSampler(threading.Thread):
     def run(self) -> None:
         with psycopg.connect(**self.conninfo, autocommit=True) as c:
             while not self.stop.is_set():
-                # a backend still starting up has no application_name or state yet: it is counted once it
-                # is up (a connection kept over the budget would be seen then); counting it while a
-                # replaced connection's backend is still exiting would count one socket twice
+                # connections only: autovacuum and parallel query workers also show up under the
+                # database (a parallel worker even with its leader's application_name). A client backend
+                # still starting up has no state yet: it is counted once it is up (a connection kept over
+                # the budget would be seen then), not while a replaced connection's backend still exits.
                 rows = c.execute("select coalesce(application_name, ''), count(*) from pg_stat_activity "
                                  "where datname = %s and application_name is distinct from 'baysync/test' "
-                                 "and state is not null group by 1", (self.dbname,)).fetchall()
+                                 "and backend_type = 'client backend' and state is not null group by 1",
+                                 (self.dbname,)).fetchall()
                 total = sum(n for _, n in rows)
                 self.seen.update(a for a, _ in rows)
                 if total > self.peak:
