@@ -220,7 +220,7 @@ async def rotate_keys(engine: AsyncEngine, old: Vault, new: Vault, on_done=None)
     return n
 
 
-# ---------------------------------------------------------------- eBay Digital Signatures (FACTS.md §12)
+# ---------------------------------------------------------------- eBay Digital Signatures (docs/ebay-api.md "Digital Signatures")
 # One signing key per eBay *application* (createSigningKey is called with the application token), used for
 # every EU/UK account: the table signing_keys, newest row in use, private key encrypted with the vault.
 

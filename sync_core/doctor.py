@@ -38,7 +38,7 @@ def check_tokens(settings: Any, url: str) -> tuple[bool, str, str]:
             rows = conn.execute(sa.text("""
                 select a.name, a.status, c.refresh_token_ct is not null as has, c.refresh_expires_at
                 from accounts a left join credentials c on c.account_id = a.id order by a.name""")).all()
-            unsigned = []  # EU/UK sellers while no signing key is stored (FACTS.md §12: Finances calls fail)
+            unsigned = []  # EU/UK sellers while no signing key is stored (docs/ebay-api.md "Digital Signatures": Finances calls fail)
             if conn.execute(sa.text("select to_regclass('signing_keys')")).scalar() is not None:
                 unsigned = conn.execute(sa.text("""
                     select name from accounts where signing_required

@@ -476,7 +476,7 @@ async def execute(ctx: RunContext) -> str:
     except ReauthNeeded as e:
         status, error = "reauth_needed", f"eBay refused the refresh token: reconnect the account ({e.message})"
         await _flush_held(ctx)
-    except SignatureRequired as e:  # an EU/UK seller's Finances call without a (valid) signature: FACTS.md §12
+    except SignatureRequired as e:  # an EU/UK seller's Finances call without a (valid) signature: docs/ebay-api.md "Digital Signatures"
         e.account = ctx.claim.account
         status, error, signing_required = "failed", e.advice(), True
         await _flush_held(ctx)

@@ -197,7 +197,7 @@ class EbayClient:
                  on_event: Callable[[dict], None] | None = None, budget: Any = None,
                  signer: Signer | None = None, signing_required: bool = False, marketplace_id: str | None = None):
         self.settings = settings
-        self._signer = signer  # the application's eBay signing key (FACTS.md §12), if one is configured
+        self._signer = signer  # the application's eBay signing key (docs/ebay-api.md "Digital Signatures"), if one is configured
         self._signing_required = signing_required  # the account is EU/UK: unsigned Finances calls are refused
         self.account = account
         # the account's marketplace (accounts.marketplace_id), else the configured default
@@ -361,7 +361,7 @@ class EbayClient:
             headers["Content-Type"] = "application/json"
         u = httpx.URL(url)
         if signed and self._signer is not None:
-            # Digital Signatures (eBay guide; FACTS.md §12): every Finances call, signed per attempt (fresh
+            # Digital Signatures (eBay guide; docs/ebay-api.md "Digital Signatures"): every Finances call, signed per attempt (fresh
             # ``created``); eBay ignores the headers for sellers outside the EU/UK.
             headers.update(self._signer.headers(method, u, content))
         event: dict[str, Any] = {

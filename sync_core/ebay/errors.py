@@ -32,7 +32,7 @@ from .redact import redact, redact_text
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Errors eBay answers an in-scope call (Finances) of an EU/UK seller with when the digital signature is
 # missing or wrong (third-party reports: issues #4, #21, #25, #27 of eBay/digital-signature-verification-ebay-api
-# and CMS365-PTY-LTD/EbaySharp #4 -- HTTP 403, domain ACCESS; UNVERIFIED in eBay's own docs; FACTS.md §12):
+# and CMS365-PTY-LTD/EbaySharp #4 -- HTTP 403, domain ACCESS; UNVERIFIED in eBay's own docs; docs/ebay-api.md "Digital Signatures"):
 # 215001 "Missing x-ebay-signature-key header", 215120/215122 "Signature validation failed".
 MISSING_KEY_ERROR = 215001
 INVALID_SIGNATURE_ERRORS = frozenset({215120, 215122})
@@ -127,7 +127,7 @@ class EbayRequestError(EbayError):
 
 
 class SignatureRequired(EbayRequestError):
-    """eBay wants a valid digital signature on this call (an EU/UK seller's Finances call; FACTS.md §12), or
+    """eBay wants a valid digital signature on this call (an EU/UK seller's Finances call; docs/ebay-api.md "Digital Signatures"), or
     baysync knows the account needs one and has no signing key: not retried; the account is marked EU/UK and
     the run fails with :meth:`advice`."""
 

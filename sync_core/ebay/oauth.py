@@ -294,7 +294,7 @@ async def refresh_access_token(http: httpx.AsyncClient, settings: Any, refresh_t
 
 async def application_token(http: httpx.AsyncClient, settings: Any, scopes: Iterable[str] = (BASE_SCOPE,), *,
                             on_event: Callable[[dict], None] | None = None) -> str:
-    """An application access token (client_credentials grant; FACTS.md §12: the Key Management API and
+    """An application access token (client_credentials grant; docs/ebay-api.md "Digital Signatures": the Key Management API and
     getRateLimits take one).  Not stored: it is minted when needed."""
     data = await _token_call(http, settings, {"grant_type": "client_credentials", "scope": " ".join(scopes)},
                              on_event=on_event)
@@ -412,7 +412,7 @@ class RefreshingTokenSource:
 
 async def client_credentials_token(http: httpx.AsyncClient, settings: Any, scopes: Iterable[str] = (BASE_SCOPE,), *,
                                    on_event: Callable[[dict], None] | None = None) -> TokenSet:
-    """An application access token (grant_type=client_credentials; FACTS.md section 1 and the
+    """An application access token (grant_type=client_credentials; docs/ebay-api.md "OAuth" and the
     developer_analytics spec's ``clientCredentials`` flow, base scope ``.../oauth/api_scope``).  No refresh
     token: a new one is minted when it expires (eBay allows 1,000 such mints a day per application)."""
     scopes = list(scopes)

@@ -46,7 +46,7 @@ DEFAULT_DAILY_LIMITS: dict[str, int] = {
     "analytics": 5_000,       # Developer Analytics (getRateLimits itself)
 }
 FALLBACK_DAILY_LIMIT = 5_000  # an API not listed above
-# A 429 without Retry-After (eBay does not document sending one: FACTS.md section 2) blocks its bucket
+# A 429 without Retry-After (eBay does not document sending one: docs/ebay-api.md "Errors, retries and 429") blocks its bucket
 # this long, doubling (up to BACKOFF_MAX_S) while 429s keep coming.
 BACKOFF_START_S = 60
 BACKOFF_MAX_S = 3600

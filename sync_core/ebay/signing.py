@@ -1,7 +1,7 @@
 """eBay Digital Signatures (RFC 9421 HTTP Message Signatures + RFC 9530 Content-Digest) for EU/UK sellers.
 
 Source: eBay's guide "Digital Signatures for APIs" and its repository
-``eBay/digital-signature-verification-ebay-api`` (README + ``VerificationService.java``); FACTS.md §12.
+``eBay/digital-signature-verification-ebay-api`` (README + ``VerificationService.java``); docs/ebay-api.md "Digital Signatures".
 
 * In scope: every Finances API method (baysync: getTransactions, getPayouts), Fulfillment issueRefund,
   Trading GetAccount and some Post-Order refund/cancel methods -- baysync calls only the Finances ones, so
@@ -224,7 +224,7 @@ def parse_key_file(text: str) -> dict[str, str]:
 
 async def create_signing_key(http: httpx.AsyncClient, settings: Any, cipher: str = "ED25519") -> dict[str, Any]:
     """Key Management API ``createSigningKey`` (``POST /developer/key_management/v1/signing_key`` on the apiz
-    host, application token; FACTS.md §12).  The answer -- ``signingKeyId``, ``signingKeyCipher``,
+    host, application token; docs/ebay-api.md "Digital Signatures").  The answer -- ``signingKeyId``, ``signingKeyCipher``,
     ``privateKey`` (only ever returned here), ``publicKey``, ``jwe``, ``creationTime``, ``expirationTime``
     -- is returned as :func:`parse_key_file` output plus ``expires_at`` (a datetime or None)."""
     from datetime import datetime, timezone

@@ -2,7 +2,7 @@
 download the result file, then upsert the whole snapshot in ONE transaction; listings absent from the
 newer snapshot are marked inactive.
 
-Task outcomes (spec sell_feed_v1, FACTS §8/§13): FAILED, 404 160003 (no such task) and 404 160014 (no result
+Task outcomes (spec sell_feed_v1, docs/ebay-api.md "Sell Feed: inventory tasks"): FAILED, 404 160003 (no such task) and 404 160014 (no result
 file) drop the checkpointed task and create a new one; 409 160024 reuses a recent in-flight task; 409 160025
 defers the stream (quota); a report with Ack=Failure or no listings is not applied (see :func:`_trusted`)."""
 
@@ -27,19 +27,7 @@ table = sa.Table(
 )
 
 MAX_WAIT_S = 1800
-# Sell Feed (spec sell_feed_v1 / FACTS §8, §13): the result file exists only in these states.  The spec's
-# InventoryTask.completionDate also names PARTIALLY_PROCESSED among "the three completed values".
-DONE = ("COMPLETED", "COMPLETED_WITH_ERROR", "PARTIALLY_PROCESSED")
-IN_FLIGHT = ("CREATED", "QUEUED", "IN_PROCESS")  # FeedStatusEnum [DOC]
-REUSE_MAX_AGE_S = 6 * 3600  # an in-flight task older than this is not adopted on a 409 160024
-# createInventoryTask 409 errorId 160025: "the maximum number of ... tasks ... in the period (hourly or
-# daily)".  eBay does not say which period applies: wait for the longer one (UNVERIFIED; docs/ebay-api.md).
-QUOTA_WAIT_S = 24 * 3600
-ERR_NO_TASK, ERR_NO_FILE, ERR_TOO_MANY, ERR_QUOTA = 160003, 160014, 160024, 160025
-
-
-MAX_WAIT_S = 1800
-# Sell Feed (spec sell_feed_v1 / FACTS §8, §13): the result file exists only in these states.  The spec's
+# Sell Feed (spec sell_feed_v1 / docs/ebay-api.md "Sell Feed: inventory tasks"): the result file exists only in these states.  The spec's
 # InventoryTask.completionDate also names PARTIALLY_PROCESSED among "the three completed values".
 DONE = ("COMPLETED", "COMPLETED_WITH_ERROR", "PARTIALLY_PROCESSED")
 IN_FLIGHT = ("CREATED", "QUEUED", "IN_PROCESS")  # FeedStatusEnum [DOC]

@@ -318,7 +318,7 @@ class Api:
 
 
 async def signature_error(sim: "Simulator", req: Request) -> ApiError | None:
-    """Digital Signatures for an EU/UK seller's Finances call (eBay's guide; FACTS.md §12): verified like
+    """Digital Signatures for an EU/UK seller's Finances call (eBay's guide; docs/ebay-api.md "Digital Signatures"): verified like
     eBay's VerificationService against a key the simulator issued.  The rejections are the third-party
     reported ones (HTTP 403, domain ACCESS; UNVERIFIED): 215001 without x-ebay-signature-key, 215120 for a
     signature that does not verify.  The ``created`` age is not checked (eBay's limit is undocumented)."""
@@ -338,7 +338,7 @@ async def signature_error(sim: "Simulator", req: Request) -> ApiError | None:
 
 def make_create_signing_key(sim: "Simulator"):
     """Key Management API ``createSigningKey``: ``POST /developer/key_management/v1/signing_key`` with an
-    application token and ``{"signingKeyCipher": "ED25519"|"RSA"}`` (FACTS.md §12)."""
+    application token and ``{"signingKeyCipher": "ED25519"|"RSA"}`` (docs/ebay-api.md "Digital Signatures")."""
     async def create(req: Request) -> Response:
         ident = sim.auth.lookup_access(bearer_token(req), sim.now_ms())
         if ident is None:

@@ -21,7 +21,7 @@ class SellerSpec:
     seller also has ``legacy_skus`` SKUs listed outside it (they show up in orders and in the active
     inventory report, but not in getInventoryItems/getOffers); ``None`` means ``max(3, inventory_items // 4)``.
     ``signing_required``: an EU/UK-domiciled seller -- its Finances calls need eBay's digital signature
-    (FACTS.md §12), made with a key the simulator issued (``createSigningKey``).
+    (docs/ebay-api.md "Digital Signatures"), made with a key the simulator issued (``createSigningKey``).
     """
 
     name: str
@@ -62,9 +62,9 @@ class Faults:
       number, timestamp as an integer).  Which records is a deterministic function of (seed, stream,
       record id), so a bad record stays bad.  ``Simulator.truth`` always returns clean records.
     * ``report_delay_s``: sim-clock seconds a feed task needs to complete (QUEUED for the first 30%,
-      then IN_PROCESS, then COMPLETED); minutes are realistic for eBay (FACTS §8: latency unverified).
+      then IN_PROCESS, then COMPLETED); minutes are realistic for eBay (docs/ebay-api.md "Sell Feed: inventory tasks": latency unverified).
     * ``report_outcome``: how feed tasks created while it is set end (Sell Feed spec, FeedStatusEnum and
-      getResultFile 404s; FACTS §13): ``COMPLETED`` (default), ``COMPLETED_WITH_ERROR``, ``FAILED`` (no
+      getResultFile 404s; docs/ebay-api.md "Sell Feed: inventory tasks"): ``COMPLETED`` (default), ``COMPLETED_WITH_ERROR``, ``FAILED`` (no
       result file), ``NO_FILE`` (COMPLETED but getResultFile answers 404 errorId 160014), ``ACK_FAILURE``
       (the report's ``Ack`` is ``Failure`` and it carries no SKUDetails), ``EMPTY`` (Ack Success, no listings).
     * ``report_variations``: the report also carries one multi-variation listing (item 190000000001 with

@@ -212,7 +212,7 @@ class Simulator:
         return bool(spec and spec.signing_required)
 
     def create_signing_key(self, cipher: str = "ED25519") -> dict[str, Any]:
-        """Key Management ``createSigningKey`` (FACTS.md §12): a new key pair; the private key is returned
+        """Key Management ``createSigningKey`` (docs/ebay-api.md "Digital Signatures"): a new key pair; the private key is returned
         here only.  The "JWE" is an opaque five-part token the simulator maps to the public key (eBay's is
         an encrypted JWT holding it; the client treats it as opaque either way)."""
         import base64
