@@ -30,6 +30,14 @@ async def outcomes(sim, n: int = 60, path: str = ORDERS) -> list:
     return out
 
 
+async def test_429_without_retry_after():
+    """eBay documents no Retry-After on its 429s (docs/ebay-api.md "Errors, retries and 429": unverified
+    either way): with retry_after_s=None the simulator's 429s carry none, so clients meet both kinds."""
+    hits = [x for x in await outcomes(make_sim(faults=Faults(rate_429=0.3, retry_after_s=None, seed=11)))
+            if x[0] == 429]
+    assert hits and all(x[1] is None for x in hits)
+
+
 async def test_429_with_retry_after_and_reproducible():
     f = Faults(rate_429=0.3, retry_after_s=7, seed=11)
     a = await outcomes(make_sim(faults=f))

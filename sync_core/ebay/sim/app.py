@@ -264,7 +264,7 @@ class Api:
         if dec.action == "429":
             stats.fault("429")
             resp = ApiError(429, 2001, "Too many requests. The request limit has been reached for the resource.",
-                            domain="ACCESS", headers={"Retry-After": str(sim.faults.faults.retry_after_s)}
+                            domain="ACCESS", headers=retry_after_header(sim.faults.faults)
                             ).response(self.domain)
         elif dec.action == "5xx":
             stats.fault("5xx")
@@ -359,6 +359,11 @@ def make_create_signing_key(sim: "Simulator"):
                             domain="API_KEY_MANAGEMENT").response("API_KEY_MANAGEMENT")
         return json_response(sim.create_signing_key(cipher), 201)
     return create
+
+
+def retry_after_header(faults) -> dict[str, str] | None:
+    """The injected 429's Retry-After (none when the knob is None)."""
+    return None if faults.retry_after_s is None else {"Retry-After": str(faults.retry_after_s)}
 
 
 def bearer_token(req: Request) -> str | None:
@@ -825,7 +830,7 @@ def make_token(sim: "Simulator") -> RawEndpoint:
             await delay_or_reset(stats, dec, scope, send)
             if dec.action in ("429", "5xx"):
                 stats.fault(dec.action)
-                hdrs = {"Retry-After": str(f.retry_after_s)} if dec.action == "429" else None
+                hdrs = retry_after_header(f) if dec.action == "429" else None
                 resp = oauth_error(dec.status, "temporarily_unavailable" if dec.action == "429" else "server_error",
                                    "simulated fault", hdrs)
                 stats.status(resp.status_code)

@@ -46,7 +46,9 @@ class Faults:
     config and the same request sequence injects the same faults.
 
     * ``latency_ms`` + uniform(0, ``latency_jitter_ms``) delay before every API response.
-    * ``rate_429``: probability of HTTP 429 (eBay error 2001) with ``Retry-After: retry_after_s``.
+    * ``rate_429``: probability of HTTP 429 (eBay error 2001) with ``Retry-After: retry_after_s``; with
+      ``retry_after_s=None`` the 429 carries no Retry-After (eBay documents neither sending it nor not:
+      docs/ebay-api.md "Errors, retries and 429", unverified), so clients meet both.
     * ``rate_5xx``: probability of a 5xx (status drawn from ``codes_5xx``; error 2003 envelope).
     * ``rate_reset``: probability the connection is aborted without a complete response
       (the client sees ``httpx.RemoteProtocolError``, a ``TransportError``).
@@ -84,7 +86,7 @@ class Faults:
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
     rate_429: float = 0.0
-    retry_after_s: int = 1
+    retry_after_s: int | None = 1
     rate_5xx: float = 0.0
     codes_5xx: tuple[int, ...] = ALL_5XX
     rate_reset: float = 0.0
@@ -119,7 +121,7 @@ class Faults:
                 v = float(v)
                 if v < 0 or (k.startswith("rate_") or k == "malformed_rate") and v > 1:
                     raise ValueError(f"{k} out of range: {v}")
-            elif k == "retry_after_s":
+            elif k == "retry_after_s" and v is not None:
                 v = int(v)
             elif k in ("touch_orders_after_page", "touch_orders_n", "touch_orders_times") and v is not None:
                 v = int(v)
