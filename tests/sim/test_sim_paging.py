@@ -236,7 +236,9 @@ async def test_conversations_and_messages_paging(client, sim):
     r = await client.get(CONVS, params={"conversation_type": "FROM_MEMBERS", "start_time": "2025-04-01T00:00:00.000Z",
                                         "end_time": "2025-06-01T00:00:00.000Z"})
     assert r.status_code == 200
-    assert (await client.get(f"{CONVS}/{cid}", params={"conversation_type": "FROM_EBAY"})).status_code == 404
+    # spec getConversation: 400 355007 "Invalid or unrecognized conversation_id value" (no 404 declared)
+    r = await client.get(f"{CONVS}/{cid}", params={"conversation_type": "FROM_EBAY"})
+    assert r.status_code == 400 and r.json()["errors"][0]["errorId"] == 355007
 
 
 async def test_inventory_offset_is_page_index(client, sim):

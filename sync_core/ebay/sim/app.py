@@ -7,6 +7,7 @@ import base64
 import binascii
 import hmac
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -134,15 +135,36 @@ def split_filter(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def parse_filter(text: str | None, known: dict[str, str], error_id: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FilterErrors:
+    """errorIds for the kinds of `filter` error: an unknown filter name, a malformed value, an invalid
+    timestamp, a range without a start or end, a range whose end is before its start."""
+    name: int
+    value: int
+    date: int
+    start_missing: int
+    order: int
+    messages: dict = field(default_factory=dict)  # errorId -> the spec's message
+
+
+# spec sell_fulfillment_v1 getOrders, 400 x-response-codes (docs/ebay-api.md "Disagreements", item 1)
+ORDERS_FILTER_ERRORS = FilterErrors(30700, 30800, 30810, 30820, 30840, {
+    30700: "Invalid filter name.", 30800: "Invalid filter value.", 30810: "Invalid date format",
+    30820: "Start date is missing", 30840: "Start date should be before end date"})
+
+
+def parse_filter(text: str | None, known: dict[str, str], error_id: "int | FilterErrors") -> dict[str, Any]:
     """``name:[a..b]`` -> (ms|None, ms|None); ``name:{A|B}`` -> set.  ``known``: lower-case name -> kind
-    ("range" | "set").  Names are matched case-insensitively; the result is keyed by lower-case name."""
+    ("range" | "set").  Names are matched case-insensitively; the result is keyed by lower-case name.
+    ``error_id``: one errorId for every filter error, or a FilterErrors naming one per kind of error."""
     out: dict[str, Any] = {}
     if not text:
         return out
+    ids = error_id if isinstance(error_id, FilterErrors) else FilterErrors(*[error_id] * 5)
 
-    def bad(msg: str) -> ApiError:
-        return ApiError(400, error_id, "Invalid filter.", msg, [("filter", text)])
+    def bad(msg: str, kind: str = "value") -> ApiError:
+        eid = getattr(ids, kind)
+        return ApiError(400, eid, ids.messages.get(eid, "Invalid filter."), msg, [("filter", text)])
 
     for part in split_filter(text):
         if ":" not in part:
@@ -151,7 +173,7 @@ def parse_filter(text: str | None, known: dict[str, str], error_id: int) -> dict
         key = name.strip().lower()
         kind = known.get(key)
         if kind is None:
-            raise bad(f"Unsupported filter '{name}'.")
+            raise bad(f"Unsupported filter '{name}'.", "name")
         value = value.strip()
         if kind == "range":
             if not (value.startswith("[") and value.endswith("]")) or ".." not in value:
@@ -162,11 +184,11 @@ def parse_filter(text: str | None, known: dict[str, str], error_id: int) -> dict
                 fa = parse_ts(a) if a.strip() else None
                 fb = parse_ts(b) if b.strip() else None
             except ValueError:
-                raise bad(f"Filter '{name}' has an invalid timestamp; use yyyy-MM-ddTHH:mm:ss.SSSZ.")
+                raise bad(f"Filter '{name}' has an invalid timestamp; use yyyy-MM-ddTHH:mm:ss.SSSZ.", "date")
             if fa is None and fb is None:
-                raise bad(f"Filter '{name}' needs a start and/or an end timestamp.")
+                raise bad(f"Filter '{name}' needs a start and/or an end timestamp.", "start_missing")
             if fa is not None and fb is not None and fb < fa:
-                raise bad(f"Filter '{name}': the end is before the start.")
+                raise bad(f"Filter '{name}': the end is before the start.", "order")
             out[key] = (fa, fb)
         else:
             if not (value.startswith("{") and value.endswith("}")):
@@ -405,11 +427,11 @@ def malformed(sim: "Simulator", req: Request, stream: str, rid: Any, rec: dict) 
 async def get_orders(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
     q = req.query_params
     ids_raw = q.get("orderIds")
-    if ids_raw is not None:
-        ids = [x.strip() for x in ids_raw.split(",") if x.strip()]
-        if not ids or len(ids) > 50:
-            raise ApiError(400, 30750, "Invalid orderIds.", "Provide between 1 and 50 comma-separated order IDs.",
-                           [("orderIds", ids_raw)])
+    ids = [x.strip() for x in (ids_raw or "").split(",") if x.strip()]
+    if ids:  # an empty orderIds is ignored (the spec declares no error for it: unverified)
+        if len(ids) > 50:  # spec getOrders 400: 30900 "Exceeded maximum number of order IDs (the current limit is 50)"
+            raise ApiError(400, 30900, "Exceeded maximum number of order IDs (the current limit is 50)",
+                           f"{len(ids)} order IDs were given; at most 50 are allowed.", [("orderIds", ids_raw)])
         orders = []
         for oid in ids:
             i = data.order_index(oid)
@@ -420,14 +442,15 @@ async def get_orders(sim: "Simulator", req: Request, seller: str, data: SellerDa
     limit = q_int(req, "limit", 50, 1, 200, 31100)  # getOrders 400 "Invalid limit" (docs/ebay-api.md, "Disagreements")
     offset = q_int(req, "offset", 0, 0, None, 31000)  # getOrders 400 "Invalid offset"
     f = parse_filter(q.get("filter"), {"creationdate": "range", "lastmodifieddate": "range",
-                                       "orderfulfillmentstatus": "set"}, 30700)
+                                       "orderfulfillmentstatus": "set"}, ORDERS_FILTER_ERRORS)
     creation = f.get("creationdate")
     lastmod = None if creation is not None else f.get("lastmodifieddate")
     statuses = f.get("orderfulfillmentstatus")
     if statuses:
         bad = statuses - {"NOT_STARTED", "IN_PROGRESS", "FULFILLED"}
         if bad:
-            raise ApiError(400, 30700, "Invalid filter.", f"Unsupported orderfulfillmentstatus value(s): {sorted(bad)}.")
+            raise ApiError(400, 30800, "Invalid filter value.",  # spec getOrders 400: 30800 "Invalid filter value"
+                           f"Unsupported orderfulfillmentstatus value(s): {sorted(bad)}.")
     key = (seller, "orders", creation, lastmod, frozenset(statuses) if statuses else None, data.version)
     idx = sim.cached(key, lambda n: data.query_orders(n, creation, lastmod, statuses))
     total = len(idx)
@@ -455,12 +478,14 @@ async def get_order(sim: "Simulator", req: Request, seller: str, data: SellerDat
 
 async def get_dispute_summaries(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
     q = req.query_params
-    limit = q_int(req, "limit", 200, 1, 200, 33010)
-    offset = q_int(req, "offset", 0, 0, None, 33011)
-    frm = q_ts(req, "open_date_from", 33012)
-    to = q_ts(req, "open_date_to", 33013)
+    # spec sell_fulfillment_v1 getPaymentDisputeSummaries declares one 400: errorId 33001 "Invalid input
+    # request"; every bad input answers it (docs/ebay-api.md "Disagreements", item 1)
+    limit = q_int(req, "limit", 200, 1, 200, 33001)
+    offset = q_int(req, "offset", 0, 0, None, 33001)
+    frm = q_ts(req, "open_date_from", 33001)
+    to = q_ts(req, "open_date_to", 33001)
     if frm is not None and frm < months_before(now, 18):
-        raise ApiError(400, 33014, "Invalid open_date_from.",
+        raise ApiError(400, 33001, "Invalid input request",
                        "open_date_from can be at most 18 months in the past.", [("open_date_from", fmt_ms(frm))])
     if frm is not None and to is None:
         to = min(frm + MAX_WINDOW_MS, now)
@@ -468,9 +493,9 @@ async def get_dispute_summaries(sim: "Simulator", req: Request, seller: str, dat
         frm = to - MAX_WINDOW_MS
     if frm is not None and to is not None:
         if to < frm:
-            raise ApiError(400, 33015, "Invalid date range.", "open_date_to is before open_date_from.")
+            raise ApiError(400, 33001, "Invalid input request", "open_date_to is before open_date_from.")
         if to - frm > MAX_WINDOW_MS:
-            raise ApiError(400, 33016, "Invalid date range.",
+            raise ApiError(400, 33001, "Invalid input request",
                            "The open_date_from/open_date_to date range can be at most 90 days.",
                            [("open_date_from", fmt_ms(frm)), ("open_date_to", fmt_ms(to))])
     statuses = set(q.getlist("payment_dispute_status")) or None
@@ -486,7 +511,8 @@ async def get_dispute(sim: "Simulator", req: Request, seller: str, data: SellerD
     pid = req.path_params["payment_dispute_id"]
     k = data.dispute_index.get(pid)
     if k is None or data.disputes[k].open > now:
-        raise ApiError(404, 33020, "Invalid payment dispute ID.", f"Payment dispute '{pid}' was not found.",
+        # spec sell_fulfillment_v1 getPaymentDispute 404: errorId 33001 "Invalid Payment Dispute Id"
+        raise ApiError(404, 33001, "Invalid Payment Dispute Id", f"Payment dispute '{pid}' was not found.",
                        [("payment_dispute_id", pid)])
     return json_response(malformed(sim, req, "disputes", pid, data.render_dispute(data.disputes[k], now, detail=True)))
 
@@ -575,30 +601,49 @@ async def get_payout(sim: "Simulator", req: Request, seller: str, data: SellerDa
 
 # ---------------------------------------------------------------------- Message
 def _ctype(req: Request) -> str:
+    """spec commerce_message_v1 getConversations 400: 355017 "The required conversation_type query parameter
+    is either missing or has an invalid value", 355002 "Invalid conversation_type value" (given, unsupported).
+    getConversation declares neither; the simulator answers the same there (unverified)."""
     ct = req.query_params.get("conversation_type")
+    if not ct:
+        raise ApiError(400, 355017, "The required conversation_type query parameter is either missing or has an "
+                       "invalid value.", "The conversation_type query parameter is required: FROM_EBAY or FROM_MEMBERS.",
+                       [("conversation_type", "")])
     if ct not in ("FROM_EBAY", "FROM_MEMBERS"):
-        raise ApiError(400, 355001, "Invalid conversation_type.",
-                       "The conversation_type query parameter is required: FROM_EBAY or FROM_MEMBERS.",
-                       [("conversation_type", ct or "")])
+        raise ApiError(400, 355002, "Invalid conversation_type value.",
+                       f"Unsupported conversation_type '{ct}': use FROM_EBAY or FROM_MEMBERS.", [("conversation_type", ct)])
     return ct
+
+
+# spec commerce_message_v1 getConversations / getConversation 400: 355009 "Invalid limit", 355008 "Invalid offset"
+MSG_LIMIT_ERR, MSG_OFFSET_ERR = 355009, 355008
 
 
 async def get_conversations(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
     q = req.query_params
     ct = _ctype(req)
-    limit = q_int(req, "limit", 25, 1, 50, 355002)
-    offset = q_int(req, "offset", 0, 0, None, 355003)
-    start = q_ts(req, "start_time", 355004)
-    end = q_ts(req, "end_time", 355004)
+    limit = q_int(req, "limit", 25, 1, 50, MSG_LIMIT_ERR)
+    offset = q_int(req, "offset", 0, 0, None, MSG_OFFSET_ERR)
+    # spec getConversations 400: 355005 "Invalid date format used for one or both date filters"
+    start = q_ts(req, "start_time", 355005)
+    end = q_ts(req, "end_time", 355005)
     if (start is not None or end is not None) and ct != "FROM_MEMBERS":
-        raise ApiError(400, 355005, "Invalid time filter.",
+        # the spec says these filters are "only available" for FROM_MEMBERS but names no errorId: the nearest
+        # declared one, 355005 (a date-filter error), is UNVERIFIED here
+        raise ApiError(400, 355005, "Invalid date filter.",
                        "start_time and end_time are only supported for conversation_type FROM_MEMBERS.")
     status = q.get("conversation_status")
     if status and status not in ("ACTIVE", "ARCHIVE", "DELETE", "READ", "UNREAD"):
-        raise ApiError(400, 355006, "Invalid conversation_status.", f"Unsupported value '{status}'.")
+        # spec getConversations 400: 355001 "Invalid conversation_status value"
+        raise ApiError(400, 355001, "Invalid conversation_status value.", f"Unsupported value '{status}'.",
+                       [("conversation_status", status)])
     ref_id, ref_type = q.get("reference_id"), q.get("reference_type")
-    if ref_id and ref_type != "LISTING":
-        raise ApiError(400, 355007, "Invalid reference_type.", "reference_type=LISTING is required with reference_id.")
+    if ref_id and not ref_type:  # spec 355022 "reference_type is required whenever reference_id is provided"
+        raise ApiError(400, 355022, "The parameter reference_type is required whenever reference_id is provided.",
+                       "Add reference_type=LISTING.", [("reference_id", ref_id)])
+    if ref_type and ref_type != "LISTING":  # spec 355003 "Invalid reference_type value"
+        raise ApiError(400, 355003, "Invalid reference_type value.", "The only reference_type is LISTING.",
+                       [("reference_type", ref_type)])
     convs = data.query_conversations(now, ct, start, end, status if status != "ACTIVE" else None,
                                      q.get("other_party_username"), ref_id)
     total = len(convs)
@@ -612,12 +657,15 @@ async def get_conversations(sim: "Simulator", req: Request, seller: str, data: S
 async def get_conversation(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
     ct = _ctype(req)
     cid = req.path_params["conversation_id"]
-    limit = q_int(req, "limit", 25, 1, 50, 355002)
-    offset = q_int(req, "offset", 0, 0, None, 355003)
+    limit = q_int(req, "limit", 25, 1, 50, MSG_LIMIT_ERR)
+    offset = q_int(req, "offset", 0, 0, None, MSG_OFFSET_ERR)
     k = data.conv_index.get(cid)
     cv = data.convs[k] if k is not None else None
     if cv is None or cv.created > now or cv.ctype != ct:
-        raise ApiError(404, 355010, "Conversation not found.", f"Conversation '{cid}' of type {ct} was not found.",
+        # spec commerce_message_v1 getConversation declares no 404: 400 355007 "Invalid or unrecognized
+        # conversation_id value"
+        raise ApiError(400, 355007, "Invalid or unrecognized conversation_id value.",
+                       f"Conversation '{cid}' of type {ct} was not found.",
                        [("conversation_id", cid)])
     msgs = data.conv_visible_msgs(cv, now)
     total = len(msgs)
@@ -681,17 +729,18 @@ async def create_inventory_task(sim: "Simulator", req: Request, seller: str, dat
     except orjson.JSONDecodeError:
         body = None
     if not isinstance(body, dict):
-        raise ApiError(400, 160001, "Invalid request body.", "The request body must be a JSON object.")
+        body = {}  # no JSON object: feedType is missing (below)
+    # spec sell_feed_v1 createInventoryTask 400: 160017 feedType, 160018 schemaVersion, 160019 filterCriteria
     if body.get("feedType") != FEED_TYPE:
-        raise ApiError(400, 160002, "The 'feedType' is invalid.",
+        raise ApiError(400, 160017, "The 'feedType' is missing or invalid.",
                        f"Only {FEED_TYPE} is supported by createInventoryTask.", [("feedType", str(body.get("feedType")))])
     if body.get("schemaVersion") != "1.0":
-        raise ApiError(400, 160003, "The 'schemaVersion' is invalid.", "schemaVersion must be '1.0'.",
+        raise ApiError(400, 160018, "The 'schemaVersion' is invalid.", "schemaVersion must be '1.0'.",
                        [("schemaVersion", str(body.get("schemaVersion")))])
     fc = body.get("filterCriteria") or {}
     lf = fc.get("listingFormat") if isinstance(fc, dict) else None
     if lf is not None and lf not in ("FIXED_PRICE", "AUCTION"):
-        raise ApiError(400, 160004, "The 'listingFormat' is invalid.", "listingFormat must be FIXED_PRICE or AUCTION.",
+        raise ApiError(400, 160019, "The 'filterCriteria' is invalid.", "listingFormat must be FIXED_PRICE or AUCTION.",
                        [("listingFormat", str(lf))])
     cfg = sim.config
     # spec createInventoryTask 409: 160024 "maximum number of feed tasks that can be queued or processed
@@ -723,21 +772,27 @@ async def get_inventory_task(sim: "Simulator", req: Request, seller: str, data: 
 
 async def get_inventory_tasks(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
     q = req.query_params
+    # spec sell_feed_v1 getInventoryTasks 400 x-response-codes (docs/ebay-api.md "Disagreements", item 1)
     ft = q.get("feed_type")
     if ft is not None and ft != FEED_TYPE:
-        raise ApiError(400, 160002, "The 'feed_type' is invalid.", f"Only {FEED_TYPE} is supported.")
-    limit = q_int(req, "limit", 10, 1, 500, 160005)
-    offset = q_int(req, "offset", 0, 0, None, 160006)
+        raise ApiError(400, 160006, f"The 'feed_type' {ft} is invalid.", f"Only {FEED_TYPE} is supported.")
+    limit = q_int(req, "limit", 10, 1, 500, 160012)  # "The 'limit' value must be greater than zero and <= 500."
+    offset = q_int(req, "offset", 0, 0, None, 160013)  # "The 'offset' value cannot be less than zero."
     dr = q.get("date_range")
+    if dr and q.get("look_back_days"):
+        raise ApiError(400, 160008, "Both 'look_back_days' and 'date_range' were provided. Please remove one of them.")
     if dr:
         try:
             a, b = (parse_ts(x) for x in dr.split("..", 1))
         except ValueError:
-            raise ApiError(400, 160007, "The 'date_range' is invalid.", "Use yyyy-MM-ddThh:mm:ss.SSSZ..yyyy-MM-ddThh:mm:ss.SSSZ.")
-        if b < a or b - a > MAX_WINDOW_MS:
-            raise ApiError(400, 160007, "The 'date_range' is invalid.", "The range must be at most 90 days.")
+            a = b = None
+        if a is None or b < a:  # an unparsable or reversed range (the latter: unverified)
+            raise ApiError(400, 160009, "The format of the 'date_range' is invalid.",
+                           "The format for a date range is yyyy-MM-ddThh:mm:ss.sssZ..yyyy-MM-ddThh:mm:ss.sssZ.")
+        if b - a > MAX_WINDOW_MS:
+            raise ApiError(400, 160010, "The 'date_range' must be less than or equal to 90 days.")
     else:
-        days = q_int(req, "look_back_days", 7, 1, 90, 160008)
+        days = q_int(req, "look_back_days", 7, 1, 90, 160011)  # "must be greater than zero and <= 90"
         a, b = now - days * MS_DAY, now
     tasks = sim.feed.list(seller, a, b)
     total = len(tasks)
@@ -752,8 +807,10 @@ async def get_result_file(sim: "Simulator", req: Request, seller: str, data: Sel
     if t is None:  # spec getResultFile 404: 160003 "Task {taskID} does not exist."
         raise ApiError(404, 160003, "The task was not found.", f"Task {tid} does not exist.", [("taskID", tid)])
     if not t.done(now):
-        raise ApiError(400, 160022, "The task is not completed.",
-                       f"Task '{tid}' is {t.status(now)}; the result file is available once it is COMPLETED.")
+        # the spec ("the task must be in the COMPLETED or COMPLETED_WITH_ERROR state before this method can
+        # retrieve the file") names no errorId for an unfinished task; the closest declared answer is the 404
+        # 160014 "No file found for task ID {taskID}" (UNVERIFIED; docs/ebay-api.md "Disagreements", item 1)
+        raise ApiError(404, 160014, "No file found.", f"No file found for task ID {tid}.", [("taskID", tid)])
     if t.outcome in ("FAILED", "NO_FILE"):  # spec getResultFile 404: 160014 "No file found for task ID {taskID}."
         raise ApiError(404, 160014, "No file found.", f"No file found for task ID {tid}.", [("taskID", tid)])
     rows: list = [] if t.outcome in ("ACK_FAILURE", "EMPTY") else list(data.active_inventory(t.listing_format))
