@@ -91,6 +91,18 @@ def oauth_error(status: int, error: str, description: str, headers: dict[str, st
 
 
 # ---------------------------------------------------------------------- request parsing helpers
+# The message of a query-parameter error, where the spec's x-response-codes give one for its errorId
+# (sell_fulfillment_v1 getOrders / getPaymentDisputeSummaries, commerce_message_v1, sell_feed_v1).
+SPEC_MESSAGES = {
+    31000: "Invalid offset", 31100: "Invalid limit", 33001: "Invalid input request",
+    355005: "Invalid date format used for one or both date filters.", 355008: "Invalid offset.",
+    355009: "Invalid limit.",
+    160011: "The 'look_back_days' value must be greater than zero and less than or equal to 90.",
+    160012: "The 'limit' value must be greater than zero and less than or equal to 500.",
+    160013: "The 'offset' value cannot be less than zero.",
+}
+
+
 def q_int(req: Request, name: str, default: int, lo: int | None, hi: int | None, error_id: int) -> int:
     raw = req.query_params.get(name)
     if raw is None or raw == "":
@@ -98,11 +110,11 @@ def q_int(req: Request, name: str, default: int, lo: int | None, hi: int | None,
     try:
         v = int(raw)
     except ValueError:
-        raise ApiError(400, error_id, f"Invalid value for {name}.",
+        raise ApiError(400, error_id, SPEC_MESSAGES.get(error_id, f"Invalid value for {name}."),
                        f"The value '{raw}' of the '{name}' query parameter is not a valid integer.", [(name, raw)])
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         rng = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise ApiError(400, error_id, f"Invalid value for {name}.",
+        raise ApiError(400, error_id, SPEC_MESSAGES.get(error_id, f"Invalid value for {name}."),
                        f"The '{name}' value {v} is invalid; it must be {rng}.", [(name, raw)])
     return v
 
@@ -114,7 +126,7 @@ def q_ts(req: Request, name: str, error_id: int) -> int | None:
     try:
         return parse_ts(raw)
     except ValueError:
-        raise ApiError(400, error_id, f"Invalid date format for {name}.",
+        raise ApiError(400, error_id, SPEC_MESSAGES.get(error_id, f"Invalid date format for {name}."),
                        f"'{raw}' is not a valid ISO-8601 UTC timestamp (yyyy-MM-ddTHH:mm:ss.SSSZ).", [(name, raw)])
 
 
