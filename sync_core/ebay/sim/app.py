@@ -7,7 +7,7 @@ import base64
 import binascii
 import hmac
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -94,6 +94,8 @@ def oauth_error(status: int, error: str, description: str, headers: dict[str, st
 # The message of a query-parameter error, where the spec's x-response-codes give one for its errorId
 # (sell_fulfillment_v1 getOrders / getPaymentDisputeSummaries, commerce_message_v1, sell_feed_v1).
 SPEC_MESSAGES = {
+    30700: "Invalid filter name", 30800: "Invalid filter value", 30810: "Invalid date format",
+    30820: "Start date is missing", 30840: "Start date should be before end date",
     31000: "Invalid offset", 31100: "Invalid limit", 33001: "Invalid input request",
     355005: "Invalid date format used for one or both date filters.", 355008: "Invalid offset.",
     355009: "Invalid limit.",
@@ -156,13 +158,10 @@ class FilterErrors:
     date: int
     start_missing: int
     order: int
-    messages: dict = field(default_factory=dict)  # errorId -> the spec's message
 
 
 # spec sell_fulfillment_v1 getOrders, 400 x-response-codes (docs/ebay-api.md "Disagreements", item 1)
-ORDERS_FILTER_ERRORS = FilterErrors(30700, 30800, 30810, 30820, 30840, {
-    30700: "Invalid filter name.", 30800: "Invalid filter value.", 30810: "Invalid date format",
-    30820: "Start date is missing", 30840: "Start date should be before end date"})
+ORDERS_FILTER_ERRORS = FilterErrors(30700, 30800, 30810, 30820, 30840)
 
 
 def parse_filter(text: str | None, known: dict[str, str], error_id: "int | FilterErrors") -> dict[str, Any]:
@@ -176,7 +175,7 @@ def parse_filter(text: str | None, known: dict[str, str], error_id: "int | Filte
 
     def bad(msg: str, kind: str = "value") -> ApiError:
         eid = getattr(ids, kind)
-        return ApiError(400, eid, ids.messages.get(eid, "Invalid filter."), msg, [("filter", text)])
+        return ApiError(400, eid, SPEC_MESSAGES.get(eid, "Invalid filter."), msg, [("filter", text)])
 
     for part in split_filter(text):
         if ":" not in part:
@@ -461,7 +460,7 @@ async def get_orders(sim: "Simulator", req: Request, seller: str, data: SellerDa
     if statuses:
         bad = statuses - {"NOT_STARTED", "IN_PROGRESS", "FULFILLED"}
         if bad:
-            raise ApiError(400, 30800, "Invalid filter value.",  # spec getOrders 400: 30800 "Invalid filter value"
+            raise ApiError(400, 30800, "Invalid filter value",  # spec getOrders 400: 30800 "Invalid filter value"
                            f"Unsupported orderfulfillmentstatus value(s): {sorted(bad)}.")
     key = (seller, "orders", creation, lastmod, frozenset(statuses) if statuses else None, data.version)
     idx = sim.cached(key, lambda n: data.query_orders(n, creation, lastmod, statuses))
