@@ -1,18 +1,22 @@
 """errorIds the simulator answers with are the ones eBay's contract declares for the operation, and the
 right one for the input (the operations' x-response-codes in tests/ebay_specs/: sell_fulfillment_v1 getOrders,
 getPaymentDisputeSummaries, getPaymentDispute; commerce_message_v1 getConversations, getConversation;
-sell_feed_v1 createInventoryTask, getInventoryTasks, getResultFile; docs/ebay-api.md "Disagreements", item 1)."""
+sell_feed_v1 createInventoryTask, getInventoryTasks, getResultFile; sell_finances_v1 getTransactions, getPayouts,
+getPayout; docs/ebay-api.md "Disagreements", item 1)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import yaml
+
 from simfixtures import client, sim  # noqa: F401
 
 SPECS = Path(__file__).resolve().parents[1] / "ebay_specs"
 ORDERS = "/sell/fulfillment/v1/order"
 FUL, MSG, FEED = "sell_fulfillment_v1_oas3.json", "commerce_message_v1_oas3.json", "sell_feed_v1_oas3.json"
+FIN = "sell_finances_v1_oas3.yaml"
 T0, T1 = "2025-05-01T00:00:00.000Z", "2025-05-20T00:00:00.000Z"
 FEED_BODY = {"schemaVersion": "1.0", "feedType": "LMS_ACTIVE_INVENTORY_REPORT"}
 FEED_LIST = {"feed_type": "LMS_ACTIVE_INVENTORY_REPORT"}
@@ -20,7 +24,8 @@ FEED_LIST = {"feed_type": "LMS_ACTIVE_INVENTORY_REPORT"}
 
 def declared_errors(spec: str, path: str, method: str, op_id: str) -> dict[int, tuple[int, str]]:
     """errorId -> (HTTP status, description) over all the operation's responses."""
-    op = json.loads((SPECS / spec).read_text())["paths"][path][method]
+    text = (SPECS / spec).read_text()
+    op = (yaml.safe_load(text) if spec.endswith(".yaml") else json.loads(text))["paths"][path][method]
     assert op["operationId"] == op_id
     out = {}
     for status, resp in op["responses"].items():
@@ -120,6 +125,45 @@ CASES = [
           ({**FEED_LIST, "look_back_days": 7, "date_range": f"{T0}..{T1}"}, 160008,
            "Both 'look_back_days' and 'date_range' were provided"),
       ]],
+    # sell_finances_v1 (v1.1.0) getTransactions 400: one id per filter, 135003 pagination.  No id is declared
+    # for an unknown filter name, a bad id-filter value or a window over 90 days (the spec only says an open
+    # end means start+90 days): the sim answers the date-filter id 135008 there (unverified).
+    *[(FIN, "/transaction", "get", "getTransactions", "/sell/finances/v1/transaction", params, None, eid, words)
+      for params, eid, words in [
+          ({"filter": "transactionType:SALE"}, 135006, "transaction type filter is invalid"),
+          ({"filter": "transactionType:{}"}, 135006, "transaction type filter is invalid"),
+          ({"filter": "transactionStatus:PAYOUT"}, 135007, "transaction status filter is invalid"),
+          ({"filter": "transactionDate:[nope..]"}, 135008, "transaction date filter is invalid"),
+          ({"filter": "transactionDate:[..]"}, 135008, "transaction date filter is invalid"),
+          ({"filter": f"transactionDate:[{T1}..{T0}]"}, 135008, "transaction date filter is invalid"),
+          ({"filter": "transactionDate:2025-05-01T00:00:00.000Z"}, 135008, "transaction date filter is invalid"),
+          ({"filter": f"transactionDate:[2025-01-01T00:00:00.000Z..{T1}]"}, 135008,
+           "transaction date filter is invalid"),
+          ({"filter": "unknown:{x}"}, 135008, "transaction date filter is invalid"),
+          ({"filter": "payoutId:5000106638"}, 135008, "transaction date filter is invalid"),
+          ({"limit": 201}, 135003, "pagination is invalid"),
+          ({"limit": 0}, 135003, "pagination is invalid"),
+          ({"limit": "x"}, 135003, "pagination is invalid"),
+          ({"offset": -1}, 135003, "pagination is invalid"),
+      ]],
+    # sell_finances_v1 getPayouts 400: 135002 payout status, 135004 payout date, 135003 pagination, 135005
+    # sorting.  An unknown filter name: none declared, the sim answers 135004 (unverified).
+    *[(FIN, "/payout", "get", "getPayouts", "/sell/finances/v1/payout", params, None, eid, words)
+      for params, eid, words in [
+          ({"filter": "payoutStatus:SUCCEEDED"}, 135002, "payout status filter is invalid"),
+          ({"filter": "payoutDate:[nope..]"}, 135004, "payout date filter is invalid"),
+          ({"filter": "payoutDate:[..]"}, 135004, "payout date filter is invalid"),
+          ({"filter": f"payoutDate:[{T1}..{T0}]"}, 135004, "payout date filter is invalid"),
+          ({"filter": "unknown:{x}"}, 135004, "payout date filter is invalid"),
+          ({"limit": 201}, 135003, "pagination is invalid"),
+          ({"offset": -1}, 135003, "pagination is invalid"),
+          ({"sort": "payoutStatus"}, 135005, "sorting is invalid"),
+      ]],
+    # sell_finances_v1 getPayout 400: 135001 "The payout id was not found." (its 404 declares no errorId)
+    (FIN, "/payout/{payout_Id}", "get", "getPayout", "/sell/finances/v1/payout/1", {}, None, 135001,
+     "payout id was not found"),
+    (FIN, "/payout/{payout_Id}", "get", "getPayout", "/sell/finances/v1/payout/not-a-payout", {}, None, 135001,
+     "payout id was not found"),
 ]
 
 
@@ -144,6 +188,8 @@ async def test_every_bad_input_answers_the_specs_error_id_for_it(client):
             assert eid in declared, (op_id, params, body, eid, "not declared by the spec")
             assert declared[eid][0] == status, (op_id, params, body, eid, status, declared[eid])
         assert errors[0]["errorId"] == want, (op_id, params, body, errors[0], declared[want])
+        if spec == FIN:  # the Finances specs give no separate message: the sim answers the description
+            assert errors[0]["message"] == declared[want][1], (op_id, params, errors[0])
 
 
 async def test_result_file_of_an_unfinished_task_is_the_specs_no_file_404(client):

@@ -92,7 +92,8 @@ def oauth_error(status: int, error: str, description: str, headers: dict[str, st
 
 # ---------------------------------------------------------------------- request parsing helpers
 # The message of a query-parameter error, where the spec's x-response-codes give one for its errorId
-# (sell_fulfillment_v1 getOrders / getPaymentDisputeSummaries, commerce_message_v1, sell_feed_v1).
+# (sell_fulfillment_v1 getOrders / getPaymentDisputeSummaries, commerce_message_v1, sell_feed_v1;
+# sell_finances_v1 getTransactions / getPayouts / getPayout: the description of each declared errorId).
 SPEC_MESSAGES = {
     30700: "Invalid filter name", 30800: "Invalid filter value", 30810: "Invalid date format",
     30820: "Start date is missing", 30840: "Start date should be before end date",
@@ -102,6 +103,11 @@ SPEC_MESSAGES = {
     160011: "The 'look_back_days' value must be greater than zero and less than or equal to 90.",
     160012: "The 'limit' value must be greater than zero and less than or equal to 500.",
     160013: "The 'offset' value cannot be less than zero.",
+    135001: "The payout id was not found.", 135002: "The value of payout status filter is invalid.",
+    135003: "The value of pagination is invalid.", 135004: "The value of payout date filter is invalid.",
+    135005: "The value of sorting is invalid.", 135006: "The value of transaction type filter is invalid.",
+    135007: "The value of transaction status filter is invalid.",
+    135008: "The value of transaction date filter is invalid.",
 }
 
 
@@ -164,20 +170,25 @@ class FilterErrors:
 ORDERS_FILTER_ERRORS = FilterErrors(30700, 30800, 30810, 30820, 30840)
 
 
-def parse_filter(text: str | None, known: dict[str, str], error_id: "int | FilterErrors") -> dict[str, Any]:
+def parse_filter(text: str | None, known: dict[str, str], error_id: "int | FilterErrors",
+                 by_name: dict[str, int] | None = None) -> dict[str, Any]:
     """``name:[a..b]`` -> (ms|None, ms|None); ``name:{A|B}`` -> set.  ``known``: lower-case name -> kind
     ("range" | "set").  Names are matched case-insensitively; the result is keyed by lower-case name.
-    ``error_id``: one errorId for every filter error, or a FilterErrors naming one per kind of error."""
+    ``error_id``: one errorId for every filter error, or a FilterErrors naming one per kind of error.
+    ``by_name``: lower-case filter name -> the errorId of any error in that filter (the Finances specs
+    declare one id per filter, e.g. 135008 "The value of transaction date filter is invalid.")."""
     out: dict[str, Any] = {}
     if not text:
         return out
     ids = error_id if isinstance(error_id, FilterErrors) else FilterErrors(*[error_id] * 5)
+    key = ""
 
     def bad(msg: str, kind: str = "value") -> ApiError:
-        eid = getattr(ids, kind)
+        eid = (by_name or {}).get(key) or getattr(ids, kind)
         return ApiError(400, eid, SPEC_MESSAGES.get(eid, "Invalid filter."), msg, [("filter", text)])
 
     for part in split_filter(text):
+        key = ""
         if ":" not in part:
             raise bad(f"Filter criterion '{part}' is not of the form name:value.")
         name, value = part.split(":", 1)
@@ -529,6 +540,15 @@ async def get_dispute(sim: "Simulator", req: Request, seller: str, data: SellerD
 
 
 # ---------------------------------------------------------------------- Finances
+# errorIds: spec sell_finances_v1 (v1.1.0) 400 x-response-codes (docs/ebay-api.md "Disagreements", item 1).
+# getTransactions declares one id per filter (135006 type, 135007 status, 135008 date), 135003 pagination,
+# 135005 sorting; getPayouts 135002 payout status, 135004 payout date, 135003, 135005.  Neither declares an
+# id for an unknown filter name or a bad buyerUsername/payoutId/orderId/transactionId value: the sim answers
+# the operation's date-filter id there (unverified).
+TX_FILTER_IDS = {"transactiontype": 135006, "transactionstatus": 135007, "transactiondate": 135008}
+PAYOUT_FILTER_IDS = {"payoutstatus": 135002, "payoutdate": 135004}
+
+
 def _window(f: dict, key: str, now: int, error_id: int, enforce_max: bool) -> tuple[int | None, int | None]:
     a, b = f.get(key, (None, None))
     if a is None and b is not None:
@@ -536,7 +556,9 @@ def _window(f: dict, key: str, now: int, error_id: int, enforce_max: bool) -> tu
     elif a is not None and b is None:
         b = min(a + MAX_WINDOW_MS, now)
     if a is not None and b is not None and enforce_max and b - a > MAX_WINDOW_MS:
-        raise ApiError(400, error_id, "Invalid date range.",
+        # The spec declares no error for a window over 90 days (only that an open end means start+90 days);
+        # the sim answers the date filter's id (unverified; docs/ebay-api.md "Disagreements", items 1 and 6).
+        raise ApiError(400, error_id, SPEC_MESSAGES[error_id],
                        f"The {key} date range can be at most 90 days; split the range.",
                        [("filter", f"{key}:[{fmt_ms(a)}..{fmt_ms(b)}]")])
     return a, b
@@ -546,12 +568,12 @@ async def get_transactions(sim: "Simulator", req: Request, seller: str, data: Se
     q = req.query_params
     f = parse_filter(q.get("filter"), {"transactiondate": "range", "transactiontype": "set",
                                        "transactionstatus": "set", "buyerusername": "set", "payoutid": "set",
-                                       "transactionid": "set", "orderid": "set"}, 135002)
+                                       "transactionid": "set", "orderid": "set"}, 135008, TX_FILTER_IDS)
     limit = q_int(req, "limit", 20, 1, 200, 135003)
-    offset = q_int(req, "offset", 0, 0, None, 135004)
+    offset = q_int(req, "offset", 0, 0, None, 135003)
     id_filter = any(k in f for k in ("orderid", "payoutid", "transactionid"))
     if "transactiondate" in f:
-        a, b = _window(f, "transactiondate", now, 135005, enforce_max=True)
+        a, b = _window(f, "transactiondate", now, 135008, enforce_max=True)
     elif id_filter:
         a, b = None, None
     else:
@@ -578,11 +600,11 @@ async def get_transactions(sim: "Simulator", req: Request, seller: str, data: Se
 
 async def get_payouts(sim: "Simulator", req: Request, seller: str, data: SellerData, now: int) -> Response:
     q = req.query_params
-    f = parse_filter(q.get("filter"), {"payoutdate": "range", "payoutstatus": "set"}, 135002)
+    f = parse_filter(q.get("filter"), {"payoutdate": "range", "payoutstatus": "set"}, 135004, PAYOUT_FILTER_IDS)
     limit = q_int(req, "limit", 20, 1, 200, 135003)
-    offset = q_int(req, "offset", 0, 0, None, 135004)
+    offset = q_int(req, "offset", 0, 0, None, 135003)
     if "payoutdate" in f:
-        a, b = _window(f, "payoutdate", now, 135005, enforce_max=False)
+        a, b = _window(f, "payoutdate", now, 135004, enforce_max=False)
     else:
         a, b = now - MAX_WINDOW_MS, now
     idx = data.query_payouts(now, a, b, f.get("payoutstatus"))
@@ -590,7 +612,8 @@ async def get_payouts(sim: "Simulator", req: Request, seller: str, data: SellerD
     if sort.lstrip("-") == "payoutDate":
         idx.reverse()
     elif sort:
-        raise ApiError(400, 135006, "Invalid sort.", "Payouts can only be sorted by payoutDate.", [("sort", sort)])
+        raise ApiError(400, 135005, SPEC_MESSAGES[135005], "Payouts can only be sorted by payoutDate.",
+                       [("sort", sort)])
     total = len(idx)
     if total == 0:
         return Response(status_code=204)
@@ -606,7 +629,8 @@ async def get_payout(sim: "Simulator", req: Request, seller: str, data: SellerDa
     except ValueError:
         k = -1
     if not (0 <= k < len(data.p_date)) or data.p_date[k] > now:
-        raise ApiError(404, 135010, "Invalid payout ID.", f"Payout '{pid}' was not found.", [("payout_Id", pid)])
+        # spec sell_finances_v1 getPayout 400: 135001 "The payout id was not found." (its 404 names no errorId)
+        raise ApiError(400, 135001, SPEC_MESSAGES[135001], f"Payout '{pid}' was not found.", [("payout_Id", pid)])
     return json_response(data.render_payout(k, now))
 
 
