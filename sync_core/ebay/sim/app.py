@@ -181,7 +181,6 @@ def parse_filter(text: str | None, known: dict[str, str], error_id: "int | Filte
     if not text:
         return out
     ids = error_id if isinstance(error_id, FilterErrors) else FilterErrors(*[error_id] * 5)
-    key = ""
 
     def bad(msg: str, kind: str = "value") -> ApiError:
         eid = (by_name or {}).get(key) or getattr(ids, kind)
