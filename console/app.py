@@ -10,9 +10,7 @@ Each screen owns its bindings, data loading and handlers.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from sync_core import __version__, db, migrate
 
-from . import queries
+from . import queries, tuning
 from .commands import BaysyncCommands
 from .feed import EventFeed
 from .messages import AppStatus, DataChanged, EventsArrived, FeedStatus
@@ -112,53 +110,31 @@ class BaysyncApp(App):
         self.data_signal: Signal[None] = Signal(self, "data")
         self.feed_obj: EventFeed | None = None
         self._monitor_wake = asyncio.Event()
-        self._gc_frozen = False
-        self._gc_thresholds: tuple[int, int, int] | None = None
+        self.tuning = tuning.Tuning()  # GC and switch interval (console/tuning.py; BAYSYNC_CONSOLE_TUNING=off)
         self.last_input = 0.0  # time.monotonic() of the last key or mouse press
-        self.full_collections = 0  # run by collect_when_idle
 
     # ------------------------------------------------------------ lifecycle
     def now(self) -> datetime:
         return self.clock() if self.clock else datetime.now(timezone.utc)
 
     def on_mount(self) -> None:
-        # Rows and log lines are formatted in threads. A thread holding the GIL makes the UI loop wait up
-        # to the switch interval (5 ms) at every turn (each select() gives the GIL up); 1 ms keeps a
-        # keypress from paying that several times over while a refresh is being built.
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, 0.001))
+        self.tuning.start()
         self.monitor()
 
-    # Full collections still walk ~50k objects (rows, cells, rendered lines): 20-40 ms under load, every
-    # 1-2 s while the dashboard refreshes. They are moved to when nobody is typing (see collect_when_idle).
-    GC_IDLE_S = 1.0  # no key or mouse press for this long: a full collection may run
-    GC_DUE = 10  # as CPython: one full collection per 10 middle-generation collections...
-    GC_FORCE = 100  # ...and never more than 100 apart, typing or not (cyclic garbage stays bounded)
+    GC_IDLE_S, GC_DUE, GC_FORCE = tuning.GC_IDLE_S, tuning.GC_DUE, tuning.GC_FORCE
+
+    @property
+    def full_collections(self) -> int:
+        return self.tuning.full_collections
 
     def freeze_gc(self) -> None:
-        """Move everything alive after the first load (modules, classes, widgets, styles: ~150k objects)
-        out of the garbage collector's sight: a full collection then walks only what came later, so
-        its pauses stay short instead of 100-300 ms every few seconds under load. Automatic full
-        collections are then left to ``collect_when_idle``."""
-        if not self._gc_frozen:
-            self._gc_frozen = True
-            gc.collect()
-            gc.freeze()
-            self._gc_thresholds = gc.get_threshold()
-            t0, t1, _ = self._gc_thresholds
-            gc.set_threshold(t0, t1, 1_000_000)  # young generations as before; the oldest: below
+        """After the first load: freeze what is alive and defer full collections to idle moments
+        (``Tuning.freeze``; nothing when tuning is off)."""
+        if self.tuning.freeze():
             self.set_interval(0.25, self.collect_when_idle, name="idle gc")
 
     def collect_when_idle(self) -> bool:
-        """A full collection when one is due and nobody has pressed a key for GC_IDLE_S (a keypress
-        then never waits behind one), or when GC_FORCE middle collections went by without one."""
-        pending = gc.get_count()[2]
-        if pending >= self.GC_FORCE or (pending >= self.GC_DUE
-                                        and time.monotonic() - self.last_input >= self.GC_IDLE_S):
-            gc.collect()
-            self.full_collections += 1
-            return True
-        return False
+        return self.tuning.collect_when_idle(self.last_input)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
@@ -166,9 +142,7 @@ class BaysyncApp(App):
         await super().on_event(event)
 
     async def on_unmount(self) -> None:
-        sys.setswitchinterval(getattr(self, "_switch_interval", sys.getswitchinterval()))
-        if self._gc_thresholds is not None:
-            gc.set_threshold(*self._gc_thresholds)
+        self.tuning.stop()
         await self._stop_pool_now()
         if self._own_engine and self.engine is not None:
             await self.engine.dispose()

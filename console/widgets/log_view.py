@@ -7,7 +7,6 @@ Appending is O(new lines); filtering (level, search, selection) rebuilds the ind
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Callable, Iterable, NamedTuple
@@ -19,6 +18,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from .. import tuning
 from .badges import event_line
 
 LEVEL_INDEX = {"debug": 0, "info": 1, "warning": 2, "error": 3}
@@ -35,33 +35,11 @@ class Entry(NamedTuple):
     low: str = ""  # line.lower(), made with the entry (off the UI loop) so searches do not re-lower 100k lines
 
 
-def _gc_untracker() -> Callable[[object], object]:
-    """CPython stops tracking an exact tuple of atoms (ints, strings, None) in the garbage collector;
-    an Entry is such a tuple but, as a subclass, stays tracked, so up to 100k entries were walked on
-    every full collection (50-150 ms pauses under load). Entries hold only atoms and can never be part
-    of a cycle, so untracking them is safe; anywhere this C call is unavailable it is a no-op."""
-    try:
-        import ctypes
-        import platform
-
-        if platform.python_implementation() != "CPython":
-            raise OSError
-        fn = ctypes.pythonapi.PyObject_GC_UnTrack
-        fn.argtypes, fn.restype = [ctypes.py_object], None
-        probe = Entry(0, 0, None, None, None, "", "")
-        fn(probe)
-        if gc.is_tracked(probe):
-            raise OSError
-        return fn
-    except Exception:
-        return lambda obj: None
-
-
 def make_entry(e: dict) -> Entry:
     line = event_line(e)
     entry = Entry(int(e.get("id") or 0), LEVEL_INDEX.get(e.get("level") or "info", 1), _int(e.get("account_id")),
                   _str(e.get("stream")), _int(e.get("run_id")), line, line.lower())
-    _untrack(entry)
+    tuning.untrack(entry)  # entries hold only atoms: out of the collector's sight (console/tuning.py)
     return entry
 
 
@@ -72,8 +50,6 @@ def _int(v) -> int | None:
 def _str(v) -> str | None:
     return None if v is None else str(v)
 
-
-_untrack = _gc_untracker()
 
 
 class LogStore:

@@ -1,13 +1,17 @@
 """Full garbage collections run when nobody is typing (and never more than GC_FORCE apart); the app
-restores the collector's settings when it exits."""
+restores the collector's settings when it exits; BAYSYNC_CONSOLE_TUNING=off changes nothing."""
 
 from __future__ import annotations
 
 import gc
+import platform
+import sys
 import time
 from types import SimpleNamespace
 
+from console import tuning
 from console.app import BaysyncApp, make_app
+from console.widgets.log_view import make_entry
 from tests.console.conftest import app_kwargs, wait_until
 
 
@@ -33,14 +37,37 @@ def test_full_collection_waits_until_nobody_types(tmp_path):
 
 
 async def test_console_defers_full_collections_and_restores_the_collector(console_settings):
-    before = gc.get_threshold()
+    before, switch = gc.get_threshold(), sys.getswitchinterval()
     app = make_app(console_settings, **app_kwargs())
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: app.screen.loaded, what="dashboard")
         assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] >= 1000
+        assert sys.getswitchinterval() == min(switch, tuning.SWITCH_INTERVAL_S)
+        if platform.python_implementation() == "CPython":
+            assert not gc.is_tracked(make_entry({"id": 1, "level": "info", "message": "m"}))
         app.last_input = 0.0
         middle_collections(app.GC_DUE)
         await wait_until(pilot, lambda: app.full_collections >= 1, what="idle full collection")
         await pilot.press("down")
         assert time.monotonic() - app.last_input < 5  # key presses are seen
-    assert gc.get_threshold() == before
+    assert gc.get_threshold() == before and sys.getswitchinterval() == switch
+
+
+async def test_tuning_off_changes_nothing(console_settings, monkeypatch):
+    monkeypatch.setenv(tuning.ENV, "off")
+    gc.collect()
+    before, switch, frozen = gc.get_threshold(), sys.getswitchinterval(), gc.get_freeze_count()
+    try:
+        app = make_app(console_settings, **app_kwargs())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.loaded, what="dashboard")
+            assert not app.tuning.on and not app.tuning.frozen
+            assert gc.get_threshold() == before and sys.getswitchinterval() == switch
+            assert gc.get_freeze_count() <= frozen  # nothing frozen (frozen objects may have been freed)
+            assert gc.is_tracked(make_entry({"id": 1, "level": "info", "message": "m"}))
+            assert all(gc.is_tracked(e) for e in app.store.entries)
+        assert gc.get_threshold() == before and sys.getswitchinterval() == switch
+    finally:
+        monkeypatch.delenv(tuning.ENV)
+        tuning.configure()  # back to the default (on) for the tests that follow
+    assert tuning.enabled_in_env({tuning.ENV: "on"}) and not tuning.enabled_in_env({tuning.ENV: " OFF "})
