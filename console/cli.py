@@ -519,15 +519,14 @@ def accounts_remove(name: str, purge: bool = typer.Option(False, "--purge", help
 @accounts_app.command("connect")
 def accounts_connect(name: str) -> None:
     """OAuth consent: prints the URL to open anywhere, then reads the redirected URL (or the code) back."""
-    from sync_core import accounts as acc
-    from sync_core.ebay.errors import ConsentError, EbayError
+    from sync_core import control
 
     s = settings()
     if not s.ebay_client_id or not s.ebay_client_secret or not s.ebay_runame:
         raise CliError("set ebay_client_id, ebay_client_secret and ebay_runame first (see README: Configuration)", EXIT_USAGE)
     try:
-        url, state = acc.consent_start(s, name)
-    except acc.AccountError as e:
+        url, state = control.consent_start(s, name)
+    except ValueError as e:  # AccountError: a bad name
         raise CliError(str(e), EXIT_USAGE) from None
     say("Open this URL in a browser (any machine), approve, then paste the address you were redirected to")
     say("(or just the code) here within 5 minutes:")
@@ -537,8 +536,6 @@ def accounts_connect(name: str) -> None:
         raise CliError("nothing pasted", EXIT_USAGE)
 
     async def go():
-        from sync_core import control
-
         engine = await _gated_engine()
         try:
             await control.connect_account(engine, s, name, pasted, state, origin="cli")
@@ -546,9 +543,9 @@ def accounts_connect(name: str) -> None:
             await engine.dispose()
     try:
         _run_async(go())
-    except (ConsentError, ValueError) as e:
+    except ValueError as e:  # ConsentError, AccountError: what to fix, nothing stored
         raise CliError(str(e), EXIT_USAGE) from None
-    except EbayError as e:
+    except control.TokenExchangeFailed as e:
         raise CliError(f"token exchange failed: {e}") from None
     say(f"account {name} connected")
 

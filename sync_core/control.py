@@ -145,14 +145,43 @@ async def remove_account(conn: AsyncConnection, name: str, purge: bool = False, 
                 account_id=aid, account=name, purge=purge)
 
 
+# The console and the CLI reach eBay's OAuth (the consent URL, the token endpoint) only through the three
+# functions below: sync_core.accounts and sync_core.ebay are imported here, when an account action runs.
+
+
+class TokenExchangeFailed(RuntimeError):
+    """eBay refused the pasted code or could not be reached; ``str()`` is one redacted line."""
+
+
+def consent_start(settings: Any, name: str) -> tuple[str, str]:
+    """The consent URL to open (anywhere, e.g. a laptop browser) and the state to expect back.
+    A bad account name raises ValueError (AccountError)."""
+    from . import accounts
+
+    return accounts.consent_start(settings, name)
+
+
+def refresh_expiry_warn_days() -> int:
+    """How long before a refresh token expires the operator is told to reconnect."""
+    from . import accounts
+
+    return int(accounts.REFRESH_EXPIRY_WARN_DAYS)
+
+
 async def connect_account(engine: AsyncEngine, settings: Any, name: str, pasted: str, state: str, *, origin: str,
                           http: Any = None) -> None:
-    """Finish the consent flow; the tokens and the audit event are stored in one transaction."""
+    """Finish the consent flow; the tokens and the audit event are stored in one transaction.
+    An unusable paste or name raises ValueError (ConsentError, AccountError): nothing is stored;
+    a failed token exchange raises :class:`TokenExchangeFailed`."""
     from . import accounts
+    from .ebay.errors import EbayError
 
     async def record(conn: AsyncConnection, aid: int) -> None:
         await audit(conn, "account_connect", origin, f"account {name} connected", account_id=aid, account=name)
-    await accounts.consent_finish(engine, settings, name, pasted, state, http=http, on_stored=record)
+    try:
+        await accounts.consent_finish(engine, settings, name, pasted, state, http=http, on_stored=record)
+    except EbayError as e:
+        raise TokenExchangeFailed(str(e)) from e
 
 
 async def rotate_keys(engine: AsyncEngine, old: Any, new: Any, *, origin: str) -> int:

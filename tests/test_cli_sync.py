@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -256,6 +257,16 @@ def test_accounts_connect_over_ssh_style_paste(cli_env, sim_base, db_url):
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = p.communicate("https://example.invalid/accept?code=abc&state=forged\n", timeout=60)
     assert p.returncode == 2 and "state" in err.lower() and len(err.strip().splitlines()) == 1
+    # a code eBay refuses (invalid_grant) fails the token exchange: one line, exit 1, nothing stored
+    p = subprocess.Popen([sys.executable, "-m", "console.cli", "accounts", "connect", "alice"], env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = next(line.strip() for line in p.stdout if line.startswith("http"))
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    out, err = p.communicate(f"https://example.invalid/accept?code=c0debogus&state={state}\n", timeout=60)
+    assert p.returncode == 1 and "token exchange failed" in err and len(err.strip().splitlines()) == 1, err
+    assert "c0debogus" not in out + err
+    assert [a[:2] for a in q(db_url, "select data->>'action', data->>'origin' from run_events where kind = 'audit'")] == [
+        ("account_connect", "cli")]
 
 
 def test_keys_rotate_reencrypts_and_sync_still_works(cli_env, sim_base, db_url):

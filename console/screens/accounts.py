@@ -4,7 +4,6 @@ connect / reconnect (consent URL; paste the redirected URL back), remove (confir
 from __future__ import annotations
 
 import asyncio
-import importlib
 import re
 from datetime import datetime, timedelta
 from typing import Any, Iterable
@@ -23,15 +22,6 @@ from .base import BaseScreen
 from .modals import PromptScreen
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-MISSING = ("Account management needs sync_core.accounts, which is not in this build yet. "
-           "The dashboard and the other screens work without it.")
-
-
-def accounts_api():
-    try:
-        return importlib.import_module("sync_core.accounts")
-    except ImportError:
-        return None
 
 
 def token_cell(a: dict[str, Any], now: datetime) -> Text:
@@ -50,7 +40,7 @@ def token_cell(a: dict[str, Any], now: datetime) -> Text:
 
 def warn_days() -> int:
     """How long before a refresh token expires the operator is told to reconnect (sync_core's setting)."""
-    return int(getattr(accounts_api(), "REFRESH_EXPIRY_WARN_DAYS", 30))
+    return control.refresh_expiry_warn_days()
 
 
 def expiring_soon(a: dict[str, Any], now: datetime, days: int) -> bool:
@@ -138,11 +128,8 @@ class AccountsScreen(BaseScreen):
                       a.get("ebay_user") or "-", str(a["failed"]) if a["failed"] else "", key=a["name"])
         if sel and any(a["name"] == sel["name"] for a in self.accounts):
             t.move_cursor(row=t.get_row_index(sel["name"]), animate=False)
-        api = accounts_api()
         info = f"{len(self.accounts)} accounts"
-        if api is None:
-            info += " · account management unavailable in this build (sync_core.accounts missing)"
-        elif not self.accounts:
+        if not self.accounts:
             info += " · press n to add one"
         self.query_one("#acc-info", Static).update(info)
         need = [a["name"] for a in self.accounts if a["status"] == "reauth_needed"]
@@ -170,24 +157,15 @@ class AccountsScreen(BaseScreen):
     def action_reload(self) -> None:
         self.load()
 
-    def _api(self):
-        api = accounts_api()
-        if api is None:
-            self.notify(MISSING, severity="error", timeout=8)
-        return api
-
     # -- add
     def action_add_account(self) -> None:
-        api = self._api()
-        if api is None:
-            return
         self.app.push_screen(PromptScreen(
             "Add an account", [("name", "Name (how baysync calls this seller account)", "e.g. acme-us", False),
                                ("refresh_token", "Refresh token (optional; hidden; else connect with c)", "", True)],
-            validate=validate_name), lambda v: self._add(api, v) if v else None)
+            validate=validate_name), lambda v: self._add(v) if v else None)
 
     @work(group="account-actions", exit_on_error=False, name="add account")
-    async def _add(self, api, v: dict) -> None:
+    async def _add(self, v: dict) -> None:
         try:
             async with self.app.engine.begin() as conn:
                 await control.add_account(conn, self.app.settings, v["name"], v.get("refresh_token") or None,
@@ -205,11 +183,8 @@ class AccountsScreen(BaseScreen):
         if a is None:
             self.notify("Select an account first (or n to add one).", severity="warning")
             return
-        api = self._api()
-        if api is None:
-            return
         try:
-            url, state = api.consent_start(self.app.settings, a["name"])
+            url, state = control.consent_start(self.app.settings, a["name"])
         except Exception as e:
             self.notify(f"Cannot start the consent flow: {db.describe(e)}", severity="error", timeout=8)
             return
@@ -221,15 +196,16 @@ class AccountsScreen(BaseScreen):
             detail=f"1. Open this URL in a browser and sign in as the seller:\n{url}\n"
                    "2. After accepting, copy the address of the page you land on and paste it below.",
             validate=lambda v: "" if v.get("pasted") else "Paste the redirected URL (or press esc)."),
-            lambda v: self._finish(api, a["name"], v["pasted"], state) if v else None)
+            lambda v: self._finish(a["name"], v["pasted"], state) if v else None)
 
     @work(group="account-actions", exit_on_error=False, name="connect account")
-    async def _finish(self, api, name: str, pasted: str, state: str) -> None:
+    async def _finish(self, name: str, pasted: str, state: str) -> None:
         try:
             await control.connect_account(self.app.engine, self.app.settings, name, pasted, state,
                                           origin=queries.ORIGIN)
-        except ValueError as e:
-            self.notify(f"Not connected: {e}", severity="error", timeout=8)
+        except (ValueError, control.TokenExchangeFailed) as e:
+            why = f"token exchange failed: {e}" if isinstance(e, control.TokenExchangeFailed) else str(e)
+            self.notify(f"Not connected: {why}", severity="error", timeout=8)
             return
         self.notify(f"{name} connected.")
         self.app.data_signal.publish(None)
@@ -240,19 +216,16 @@ class AccountsScreen(BaseScreen):
         a = self.selected()
         if a is None:
             return
-        api = self._api()
-        if api is None:
-            return
         self.app.push_screen(PromptScreen(
             f"Remove account {a['name']}?",
             [("confirm", f"Type the account name ({a['name']}) to confirm", a["name"], False)],
             detail="Its credentials and sync state are deleted. Synced data is kept unless you tick purge.",
             validate=lambda v: "" if v.get("confirm") == a["name"] else "The name does not match.",
             checkbox=("purge", "Also delete this account's synced data (purge)")),
-            lambda v: self._remove(api, a["name"], bool(v.get("purge"))) if v else None)
+            lambda v: self._remove(a["name"], bool(v.get("purge"))) if v else None)
 
     @work(group="account-actions", exit_on_error=False, name="remove account")
-    async def _remove(self, api, name: str, purge: bool) -> None:
+    async def _remove(self, name: str, purge: bool) -> None:
         try:
             async with self.app.engine.begin() as conn:
                 await control.remove_account(conn, name, purge, origin=queries.ORIGIN)
