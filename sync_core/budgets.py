@@ -37,7 +37,7 @@ from .ebay.ratelimit import (
     BACKOFF_MAX_S,
     BACKOFF_START_S,
     DAY_S,
-    DEFAULT_DAILY_LIMITS,
+    daily_limits,
     FALLBACK_DAILY_LIMIT,
     BudgetWaitInterrupted,
     RateBudgetExhausted,
@@ -133,8 +133,7 @@ class SharedRateBudget:
                  window_s: float = DAY_S, reserve_fraction: float = 0.01, max_wait_s: float | None = None,
                  poll_s: float = POLL_S):
         self.engine, self.settings = engine, settings
-        self.limits = dict(DEFAULT_DAILY_LIMITS)
-        self.limits.update({normalize_api(k): int(v) for k, v in (limits or {}).items()})
+        self.limits = daily_limits(limits)
         self.window_s = int(window_s)
         self.reserve_fraction = float(reserve_fraction)
         self.max_wait_s = max_wait_s

@@ -119,6 +119,13 @@ def tightest_rates(payload: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 APP = "(application)"  # the bucket key of application-wide quotas (getRateLimits)
 
 
+def daily_limits(overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """DEFAULT_DAILY_LIMITS with ``overrides`` (API names normalized) applied."""
+    limits = dict(DEFAULT_DAILY_LIMITS)
+    limits.update({normalize_api(k): int(v) for k, v in (overrides or {}).items()})
+    return limits
+
+
 class RateBudget:
     """See the module docstring.  Safe for many coroutines of one event loop."""
 
@@ -126,8 +133,7 @@ class RateBudget:
                  reserve_fraction: float = 0.01, max_wait_s: float | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep):
-        self.limits = dict(DEFAULT_DAILY_LIMITS)
-        self.limits.update({normalize_api(k): int(v) for k, v in (limits or {}).items()})
+        self.limits = daily_limits(limits)
         self.window_s = float(window_s)
         self.reserve_fraction = float(reserve_fraction)
         self.max_wait_s = max_wait_s
