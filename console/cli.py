@@ -721,6 +721,11 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
             try:
                 status = task.result()
             except asyncio.CancelledError:
+                # a second signal cancelled the run wherever it was, possibly inside its own final
+                # transaction: end it here (a no-op if it already ended; its checkpoint is kept)
+                async with engine.begin() as conn:
+                    await co.finish(conn, owner, claim.run_id, "cancelled", interval_s=0,
+                                    error="interrupted by a second signal")
                 return "cancelled", "interrupted"
             async with engine.connect() as conn:
                 error = (await conn.execute(sa.text("select error from sync_runs where id = :r"),
