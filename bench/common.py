@@ -250,8 +250,8 @@ class SimProcess:
 
 
 def _serve_sim(spec_json: str) -> None:
-    from sync_core.ebay.sim import Faults, SellerSpec, SimConfig
-    from sync_core.ebay.sim.server import start_background
+    from sync_core.sim import Faults, SellerSpec, SimConfig
+    from sync_core.sim.server import start_background
 
     spec = json.loads(spec_json)
     sellers = [SellerSpec(**s) for s in spec["sellers"]]

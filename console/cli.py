@@ -925,7 +925,7 @@ def sim(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Optio
         sellers: str = typer.Option("demo-small:300,demo-medium:2000,demo-large:8000", "--sellers",
                                     help="name:orders,... (other volumes scale with orders)")) -> None:
     """Serve the eBay simulator on loopback (point the ebay_*_base_url settings at it)."""
-    from sync_core.ebay.sim import server as sim_server
+    from sync_core.sim import server as sim_server
 
     if not (0 < port < 65536):
         raise CliError(f"--port {port}: expected 1..65535", EXIT_USAGE)
@@ -937,7 +937,7 @@ def sim(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Optio
 
 
 def _sim_config(seed: int, sellers: str):
-    from sync_core.ebay.sim import SellerSpec, SimConfig
+    from sync_core.sim import SellerSpec, SimConfig
 
     specs = []
     for part in sellers.split(","):

@@ -27,7 +27,7 @@ DEMO_INTERVAL_S = 20
 
 
 def demo_sim_config(seed: int = 7):
-    from .ebay.sim import Faults, SellerSpec, SimConfig
+    from .sim import Faults, SellerSpec, SimConfig
 
     sellers = [SellerSpec(name, orders=n, transactions=n * 2, payouts=max(4, n // 60), disputes=max(2, n // 150),
                           conversations=max(5, n // 40), inventory_items=max(20, n // 25), days=DEMO_DAYS)
@@ -92,7 +92,7 @@ class DemoRuntime:
             self.ready.set()
 
     async def _amain(self) -> None:
-        from .ebay.sim.server import start_background
+        from .sim.server import start_background
         from .worker import WorkerPool
 
         self._loop = asyncio.get_running_loop()

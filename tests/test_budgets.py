@@ -210,7 +210,7 @@ async def test_app_token_is_cached_and_minted_again_before_expiry(tmp_path, db_u
     security): one mint serves many calls; a token within ``margin_s`` of its expiry is replaced."""
     from sync_core.ebay.client import make_http_client
     from sync_core.ebay.oauth import AppTokenSource
-    from sync_core.ebay.sim import SellerSpec
+    from sync_core.sim import SellerSpec
     from tests.support.simenv import make_env, make_sim
 
     sim = make_sim(SellerSpec("alice", orders=5, days=5))
@@ -238,7 +238,7 @@ async def test_worker_reads_app_limits_with_the_app_token_and_user_limits_with_t
     """Clients: getRateLimits with the application token (the simulator, like eBay's spec, refuses the
     seller's token there), getUserRateLimits with the seller's, for the sell and commerce contexts; the
     shared rows carry eBay's numbers before the first run's client is handed out."""
-    from sync_core.ebay.sim import SellerSpec
+    from sync_core.sim import SellerSpec
     from sync_core.worker import Clients
     from tests.support.simenv import make_env, make_sim
 

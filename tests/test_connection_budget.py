@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from sync_core import coordination as co
 from sync_core.db import psycopg_conninfo
-from sync_core.ebay.sim import SellerSpec
+from sync_core.sim import SellerSpec
 from sync_core.runner import RunContext, execute
 from sync_core.streams import STREAMS
 from sync_core.worker import LISTEN_APP, Clients, WorkerPool, worker_engine

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from sync_core.config import STREAM_NAMES
-from sync_core.ebay.sim.auth import ALL_SCOPES, SCOPE_PREFIX
+from sync_core.sim.auth import ALL_SCOPES, SCOPE_PREFIX
 from tests.support.simproc import baysync_env, mint, sim_process
 from tests.test_cli_sync import bs
 

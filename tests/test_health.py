@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from sync_core import coordination as co, db
-from sync_core.ebay.sim import SellerSpec
+from sync_core.sim import SellerSpec
 from sync_core.health import DURATION_BUCKETS, serve
 from sync_core.worker import WorkerPool
 from tests.support.env import test_settings

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from sync_core import accounts
-from sync_core.ebay.sim.app import MARKETPLACE_ERROR_ID, marketplace_error
+from sync_core.sim.app import MARKETPLACE_ERROR_ID, marketplace_error
 from tests.support.env import q
 from tests.support.simenv import SIM_BASE, make_env, make_sim
 from tests.test_sync_e2e import NOW, run_pair, seller

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from sync_core import coordination as co
-from sync_core.ebay.sim import SellerSpec
+from sync_core.sim import SellerSpec
 from sync_core.runner import RunContext, execute
 from sync_core.streams import STREAMS
 from sync_core.worker import Clients, WorkerPool

@@ -22,7 +22,7 @@ from sync_core.ebay.oauth import (
     scopes_for,
 )
 from sync_core.ebay.ratelimit import RateBudget
-from sync_core.ebay.sim import Faults, SellerSpec, SimConfig, Simulator
+from sync_core.sim import Faults, SellerSpec, SimConfig, Simulator
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 DAYS = 400

@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from sync_core import embedded, migrate
-from sync_core.ebay.sim import Faults, SellerSpec
+from sync_core.sim import Faults, SellerSpec
 from sync_core.worker import WorkerPool
 from tests.support.env import test_settings
 from tests.support.simenv import make_env, make_sim

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sync_core.ebay.sim import Faults, SellerSpec, SimConfig, Simulator
+from sync_core.sim import Faults, SellerSpec, SimConfig, Simulator
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 BASIC = ("sim-client", "sim-secret")

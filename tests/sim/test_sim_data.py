@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from simfixtures import NOW, authed, client, follow_all, make_sim, sim  # noqa: F401
 
-from sync_core.ebay.sim import SellerSpec, SimConfig, Simulator
-from sync_core.ebay.sim.data import STREAMS
-from sync_core.ebay.sim.util import fmt_ms
+from sync_core.sim import SellerSpec, SimConfig, Simulator
+from sync_core.sim.data import STREAMS
+from sync_core.sim.util import fmt_ms
 
 ORDERS = "/sell/fulfillment/v1/order"
 

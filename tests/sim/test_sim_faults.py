@@ -9,7 +9,7 @@ import pytest
 from simfixtures import app_authed, authed, make_sim
 from simschema import validate_error
 
-from sync_core.ebay.sim import Faults, SimConnectionReset
+from sync_core.sim import Faults, SimConnectionReset
 
 ORDERS = "/sell/fulfillment/v1/order"
 TX = "/sell/finances/v1/transaction"
@@ -221,7 +221,7 @@ async def test_admin_faults_accepts_json_lists_and_revocation():
 
 
 def test_fault_decisions_reproducible_per_stream():
-    from sync_core.ebay.sim.faults import FaultEngine
+    from sync_core.sim.faults import FaultEngine
 
     f = Faults(latency_ms=10, latency_jitter_ms=50, rate_reset=0.1, rate_429=0.1, rate_5xx=0.1, malformed_rate=0.3)
     a, b, c = FaultEngine(f, 1), FaultEngine(f, 1), FaultEngine(f, 2)

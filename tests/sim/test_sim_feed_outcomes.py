@@ -12,7 +12,7 @@ import pytest
 from simfixtures import authed, make_sim
 
 from sync_core.ebay.feed_report import parse_active_inventory_report
-from sync_core.ebay.sim import Faults
+from sync_core.sim import Faults
 
 TASKS = "/sell/feed/v1/inventory_task"
 BODY = {"schemaVersion": "1.0", "feedType": "LMS_ACTIVE_INVENTORY_REPORT"}

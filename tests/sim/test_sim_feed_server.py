@@ -10,8 +10,8 @@ import httpx
 import pytest
 from simfixtures import BASIC, authed, client, sim, small_config  # noqa: F401
 
-from sync_core.ebay.sim import Faults
-from sync_core.ebay.sim.server import is_loopback, serve, start_background
+from sync_core.sim import Faults
+from sync_core.sim.server import is_loopback, serve, start_background
 
 TASKS = "/sell/feed/v1/inventory_task"
 BODY = {"schemaVersion": "1.0", "feedType": "LMS_ACTIVE_INVENTORY_REPORT"}

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 from simfixtures import BASIC, NOW, access_token, client_for, make_sim
 from simschema import validate_error
 
-from sync_core.ebay.sim import Faults
+from sync_core.sim import Faults
 
 SCOPES = " ".join([
     "https://api.ebay.com/oauth/api_scope",

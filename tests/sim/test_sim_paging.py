@@ -9,7 +9,7 @@ import pytest
 from simfixtures import NOW, authed, client, follow_all, sim  # noqa: F401
 from simschema import validate_error
 
-from sync_core.ebay.sim.util import fmt_ms, parse_ts
+from sync_core.sim.util import fmt_ms, parse_ts
 
 ORDERS = "/sell/fulfillment/v1/order"
 TX = "/sell/finances/v1/transaction"

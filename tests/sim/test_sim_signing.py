@@ -14,7 +14,7 @@ from sync_core.ebay import signing
 from sync_core.ebay.client import EbayClient, make_http_client
 from sync_core.ebay.errors import SignatureRequired
 from sync_core.ebay.oauth import StaticTokenSource, application_token
-from sync_core.ebay.sim import SellerSpec, SimConfig, Simulator
+from sync_core.sim import SellerSpec, SimConfig, Simulator
 from tests.ebay.test_signing import ED25519_JWE, ED25519_PRIVATE
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)

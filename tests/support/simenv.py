@@ -10,7 +10,7 @@ import httpx
 import sqlalchemy as sa
 
 from sync_core import accounts, db
-from sync_core.ebay.sim import Faults, SellerSpec, SimConfig, Simulator
+from sync_core.sim import Faults, SellerSpec, SimConfig, Simulator
 from tests.support.env import test_settings
 
 SIM_BASE = "http://sim.test"

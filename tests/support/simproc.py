@@ -13,13 +13,13 @@ from datetime import datetime
 
 import httpx
 
-from sync_core.ebay.sim import SellerSpec, SimConfig, Simulator
+from sync_core.sim import SellerSpec, SimConfig, Simulator
 
 _SERVE = """
 import json, sys
 from datetime import datetime
-from sync_core.ebay.sim import SellerSpec, SimConfig, Faults
-from sync_core.ebay.sim.server import serve
+from sync_core.sim import SellerSpec, SimConfig, Faults
+from sync_core.sim.server import serve
 cfg = json.loads(sys.argv[1])
 sellers = [SellerSpec(**s) for s in cfg["sellers"]]
 serve("127.0.0.1", cfg["port"], SimConfig(seed=cfg["seed"], sellers=sellers, now=datetime.fromisoformat(cfg["now"]),
@@ -70,7 +70,7 @@ def mint(base: str, seller: str) -> str:
 
 
 def baysync_env(base_env: dict, base: str) -> dict:
-    from sync_core.ebay.sim.config import SimConfig as _C
+    from sync_core.sim.config import SimConfig as _C
 
     c = _C()
     env = dict(base_env)

@@ -2,7 +2,7 @@
 Developer Analytics and OAuth endpoints baysync uses, with deterministic seeded data, an injectable
 clock and seeded fault injection.  See docs/simulator.md.
 
-    from sync_core.ebay.sim import SimConfig, SellerSpec, Faults, Simulator
+    from sync_core.sim import SimConfig, SellerSpec, Faults, Simulator
     sim = Simulator(SimConfig(seed=7, sellers=[SellerSpec("alice", orders=500)]))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="http://sim")
 """

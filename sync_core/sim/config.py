@@ -153,7 +153,7 @@ class Faults:
 
 @dataclass
 class SimConfig:
-    """Everything a :class:`~sync_core.ebay.sim.Simulator` needs.
+    """Everything a :class:`~sync_core.sim.Simulator` needs.
 
     ``now``: fixed simulator time (timezone-aware datetime; the clock then stays put until
     ``set_now``/``advance``) and the data anchor.  None = real UTC time, anchor = start of today (UTC).

@@ -30,7 +30,7 @@ from .util import MS_DAY, error_body, fmt_ms, ms_to_dt, parse_ts
 if TYPE_CHECKING:
     from .core import Simulator
 
-log = logging.getLogger("sync_core.ebay.sim")
+log = logging.getLogger("sync_core.sim")
 
 MAX_WINDOW_MS = 90 * MS_DAY
 
@@ -365,7 +365,7 @@ async def signature_error(sim: "Simulator", req: Request) -> ApiError | None:
     eBay's VerificationService against a key the simulator issued.  The rejections are the third-party
     reported ones (HTTP 403, domain ACCESS; UNVERIFIED): 215001 without x-ebay-signature-key, 215120 for a
     signature that does not verify.  The ``created`` age is not checked (eBay's limit is undocumented)."""
-    from ..signing import verify_request
+    from ..ebay.signing import verify_request
 
     jwe = req.headers.get("x-ebay-signature-key")
     if not jwe:
