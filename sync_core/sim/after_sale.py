@@ -41,11 +41,11 @@ CARRIER = "USPS"
 
 
 class SimReturn:
-    __slots__ = ("rid", "order", "line", "created", "approved", "shipped", "closed", "reason", "touches")
+    __slots__ = ("rid", "order", "line", "created", "approved", "shipped", "closed", "escalated", "reason", "touches")
 
 
 class SimInquiry:
-    __slots__ = ("iid", "order", "line", "created", "closed", "touches")
+    __slots__ = ("iid", "order", "line", "created", "closed", "escalated", "touches")
 
 
 class SimCase:
@@ -112,20 +112,21 @@ class AfterSaleData:
                 r.shipped = r.approved + int((2 + 4 * u[5]) * MS_DAY) if r.approved and u[6] < 0.9 else 0
                 r.closed = r.shipped + int((5 + 10 * u[7]) * MS_DAY) if r.shipped and u[8] < 0.9 else 0
                 r.reason = RETURN_REASONS[int(u[9] * len(RETURN_REASONS))]
-                r.touches = []
+                r.escalated, r.touches = 0, []
                 self.returns.append(r)
                 if r.reason in SNAD_REASONS and u[10] < 0.4:  # the buyer asks eBay to step in
-                    self._case(base, i, r.line, r.created + int((6 + 6 * u[11]) * MS_DAY), "RETURN", r.rid, rng)
+                    r.escalated = r.created + int((6 + 6 * u[11]) * MS_DAY)
+                    self._case(base, i, r.line, r.escalated, "RETURN", r.rid, rng)
             elif u[0] < 0.075:
                 q = SimInquiry()
                 q.iid = str(base + 2_000_000 + len(self.inquiries))
                 q.order, q.line = i, 0
                 q.created = ship + int((8 + 12 * u[2]) * MS_DAY)
                 q.closed = q.created + int((2 + 8 * u[3]) * MS_DAY) if u[4] < 0.7 else 0
-                q.touches = []
+                q.escalated, q.touches = False, []
                 self.inquiries.append(q)
                 if not q.closed and u[5] < 0.5:  # escalated to a case: the inquiry closes when the case opens
-                    q.closed = q.created + int((5 + 3 * u[6]) * MS_DAY)
+                    q.closed, q.escalated = q.created + int((5 + 3 * u[6]) * MS_DAY), True
                     self._case(base, i, 0, q.closed, "ITEM_NOT_RECEIVED", None, rng)
             if u[0] >= 0.075 and u[8] < 0.12:  # shipped without a tracking number; uploaded later (or never)
                 self.tracking_late[i] = ship + int((1 + 3 * u[9]) * MS_DAY) if u[10] < 0.7 else 0
@@ -167,13 +168,22 @@ class AfterSaleData:
         return 0 < t <= now
 
     def return_state(self, r: SimReturn, now: int) -> str:
+        """ReturnStateEnum (PO types; RETURN_REQUESTED itself is unverified): RETURN_REQUESTED ->
+        ITEM_READY_TO_SHIP (approved) -> ITEM_SHIPPED -> CLOSED."""
         if self._at(r.closed, now):
             return "CLOSED"
         if self._at(r.shipped, now):
             return "ITEM_SHIPPED"
         if self._at(r.approved, now):
-            return "RETURN_ACCEPTED"
+            return "ITEM_READY_TO_SHIP"
         return "RETURN_REQUESTED"
+
+    def return_status(self, r: SimReturn, now: int) -> str:
+        """ReturnStatusEnum (PO types): ESCALATED while its case is open, READY_FOR_SHIPPING once approved."""
+        st = self.return_state(r, now)
+        if st != "CLOSED" and self._at(r.escalated, now):
+            return "ESCALATED"
+        return {"ITEM_READY_TO_SHIP": "READY_FOR_SHIPPING"}.get(st, st)
 
     def case_state(self, k: SimCase, now: int) -> str:
         # CaseStatusEnum (PO types, verified values): OPEN, WAITING_CS (escalated to customer support), CLOSED
@@ -193,7 +203,7 @@ class AfterSaleData:
         st = self.return_state(r, now)
         out: dict[str, Any] = {
             "returnId": r.rid, "orderId": d.order_id(r.order), "buyerLoginName": self.buyer(r.order),
-            "sellerLoginName": d.name, "currentType": "MONEY_BACK", "state": st, "status": st,
+            "sellerLoginName": d.name, "currentType": "MONEY_BACK", "state": st, "status": self.return_status(r, now),
             "creationInfo": {"item": {"itemId": item_id, "transactionId": li_id, "returnQuantity": qty},
                              "type": "MONEY_BACK", "reason": r.reason,
                              "reasonType": "SNAD" if r.reason in SNAD_REASONS else "REMORSE",
@@ -206,11 +216,16 @@ class AfterSaleData:
         if not detail:
             return out
         # GET /return/{returnId}: {"summary", "detail"} (shape unverified, docs/ebay-api.md)
-        hist = [{"activity": "BUYER_CREATE_RETURN", "creationDate": _dt(r.created)}]
-        for t, what in ((r.approved, "SELLER_APPROVE_REQUEST"), (r.shipped, "BUYER_SHIPPED_ITEM"),
-                        (r.closed, "RETURN_CLOSED")):
+        # detail.responseHistory[].fromState (PO "Applicable values for .../return/{returnId}
+        # GETResponse.detail.responseHistory.fromState": ReturnStateEnum); the other fields are unverified
+        hist = [{"activity": "BUYER_CREATE_RETURN", "fromState": "INITIAL", "toState": "RETURN_REQUESTED",
+                 "creationDate": _dt(r.created)}]
+        prev = "RETURN_REQUESTED"
+        for t, what, to in ((r.approved, "SELLER_APPROVE_REQUEST", "ITEM_READY_TO_SHIP"),
+                            (r.shipped, "BUYER_SHIPPED_ITEM", "ITEM_SHIPPED"), (r.closed, "RETURN_CLOSED", "CLOSED")):
             if self._at(t, now):
-                hist.append({"activity": what, "creationDate": _dt(t)})
+                hist.append({"activity": what, "fromState": prev, "toState": to, "creationDate": _dt(t)})
+                prev = to
         det: dict[str, Any] = {"responseHistory": hist,
                                "lastModifiedDate": _dt(self._lastmod(now, r.created, r.approved, r.shipped,
                                                                      r.closed, touches=r.touches))}
@@ -224,8 +239,10 @@ class AfterSaleData:
     def render_inquiry(self, q: SimInquiry, now: int, detail: bool = False) -> dict[str, Any]:
         item_id, li_id, _, _ = self.line(q.order, q.line)
         closed = self._at(q.closed, now)
+        # InquiryStatusEnum (PO types): OPEN, CLOSED, CLOSED_WITH_ESCALATION (escalated to a case), ...
+        status = ("CLOSED_WITH_ESCALATION" if q.escalated else "CLOSED") if closed else "OPEN"
         out: dict[str, Any] = {
-            "inquiryId": q.iid, "inquiryStatusEnum": "CLOSED" if closed else "OPEN",
+            "inquiryId": q.iid, "inquiryStatusEnum": status,
             "itemId": item_id, "transactionId": li_id, "buyer": self.buyer(q.order), "seller": self.d.name,
             "claimAmount": self._claim(q.order, q.line), "creationDate": _dt(q.created),
             "lastModifiedDate": _dt(self._lastmod(now, q.created, q.closed, touches=q.touches)),
@@ -355,7 +372,7 @@ class AfterSaleData:
         elif kind == "inquiries":
             pool = [q for q in self.inquiries if q.created <= now and not self._at(q.closed, now)]
             for q in rng.sample(pool, min(n, len(pool))):
-                q.closed = now
+                q.closed, q.escalated = now, False
                 q.touches.append(now)
                 ids.append(q.iid)
         elif kind == "cases":

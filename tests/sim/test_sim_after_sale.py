@@ -123,11 +123,15 @@ async def test_search_shapes(po, sim):
             assert {"itemId", "transactionId", "buyer", "seller", "claimAmount", "creationDate", "lastModifiedDate",
                     "respondByDate"} <= set(first)
             assert set(first["claimAmount"]) == {"value", "currency"}
+            # InquiryStatusEnum / CaseStatusEnum values (PO types)
             assert first["inquiryStatusEnum" if stream == "inquiries" else "caseStatusEnum"] in (
-                "OPEN", "CLOSED", "WAITING_CS")  # CaseStatusEnum values: PO types
+                "OPEN", "CLOSED", "CLOSED_WITH_ESCALATION", "WAITING_CS")
         elif stream == "returns":
             assert {"buyerLoginName", "state", "status", "creationInfo", "sellerTotalRefund"} <= set(first)
             assert {"itemId", "transactionId"} <= set(first["creationInfo"]["item"])
+            # ReturnStateEnum / ReturnStatusEnum values (PO types; RETURN_REQUESTED unverified)
+            assert first["state"] in ("RETURN_REQUESTED", "ITEM_READY_TO_SHIP", "ITEM_SHIPPED", "CLOSED")
+            assert first["status"] in ("RETURN_REQUESTED", "READY_FOR_SHIPPING", "ITEM_SHIPPED", "CLOSED", "ESCALATED")
         else:
             assert {"legacyOrderId", "cancelState", "cancelStatus", "requestRefundAmount"} <= set(first)
 
@@ -254,6 +258,12 @@ async def test_records_belong_to_real_orders_and_line_items(po, sim):
     returns = {r["returnId"] for r in sim.truth("alice", "returns")}
     assert {k["caseType"] for k in cases} <= {"RETURN", "ITEM_NOT_RECEIVED"}
     assert all(k["returnId"] in returns for k in cases if k["caseType"] == "RETURN")
+    # an escalated inquiry is CLOSED_WITH_ESCALATION (InquiryStatusEnum, PO types) when its case opens, on the
+    # same line item
+    inr = {(k["itemId"], k["transactionId"]) for k in cases if k["caseType"] == "ITEM_NOT_RECEIVED"}
+    esc = {(q["itemId"], q["transactionId"]) for q in sim.truth("alice", "inquiries")
+           if q["inquiryStatusEnum"] == "CLOSED_WITH_ESCALATION"}
+    assert inr and esc == inr
     closed = [x for x in sim.truth("alice", "cancellations") if x["cancelStatus"] == "CANCEL_CLOSED_WITH_REFUND"]
     assert closed
     for x in sim.truth("alice", "cancellations"):
@@ -300,7 +310,7 @@ async def test_shipping_fulfillments(po, sim):
 
 
 async def test_touch_kinds(po, sim):
-    """Issue 11 item 4, `touch` per stream: a return is approved (RETURN_REQUESTED -> RETURN_ACCEPTED), an
+    """Issue 11 item 4, `touch` per stream: a return is approved (RETURN_REQUESTED -> ITEM_READY_TO_SHIP), an
     inquiry closes, a case escalates to customer support (CaseStatusEnum WAITING_CS, PO types), a cancellation
     is approved (cancelState CLOSED), a tracking number appears (and the order's lastModifiedDate moves, so an
     orders-driven fulfillment stream sees it)."""
@@ -314,7 +324,9 @@ async def test_touch_kinds(po, sim):
         return r.json()
 
     (rid,) = sim.touch("alice", "return", 1)
-    assert (await detail("returns", rid))["summary"]["state"] == "RETURN_ACCEPTED"
+    ret = await detail("returns", rid)
+    assert ret["summary"]["state"] == "ITEM_READY_TO_SHIP"
+    assert [h["toState"] for h in ret["detail"]["responseHistory"]] == ["RETURN_REQUESTED", "ITEM_READY_TO_SHIP"]
     (iid,) = sim.touch("alice", "inquiries", 1)
     q = await detail("inquiries", iid)
     assert q["inquiryStatusEnum"] == "CLOSED" and q["lastModifiedDate"]["value"] == now
