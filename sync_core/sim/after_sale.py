@@ -17,7 +17,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from .data import SellerData
-from .util import MS_DAY, MS_MIN, fmt_ms, mix64, money, parse_ts
+from .util import MS_DAY, MS_MIN, fmt_ms, mix64, parse_ts
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -54,6 +54,12 @@ class SimCase:
 
 class SimCancellation:
     __slots__ = ("cid", "order", "created", "closed", "rejected", "touches")
+
+
+def _amount(cents: int, currency: str) -> dict[str, Any]:
+    """Post-Order Amount: ``value`` is a JSON *number* (PO types Amount: "value ( number )"), unlike the Sell
+    APIs' decimal strings."""
+    return {"value": cents / 100, "currency": currency}
 
 
 def _dt(ms: int) -> dict[str, str]:
@@ -208,7 +214,7 @@ class AfterSaleData:
                              "type": "MONEY_BACK", "reason": r.reason,
                              "reasonType": "SNAD" if r.reason in SNAD_REASONS else "REMORSE",
                              "comments": {"content": "Return requested"}, "creationDate": _dt(r.created)},
-            "sellerTotalRefund": {"estimatedRefundAmount": money(cost, d.cur)},
+            "sellerTotalRefund": {"estimatedRefundAmount": _amount(cost, d.cur)},
         }
         if st == "RETURN_REQUESTED":
             out["sellerResponseDue"] = {"activityDue": "SELLER_APPROVE_REQUEST",
@@ -233,8 +239,8 @@ class AfterSaleData:
             det["closeInfo"] = {"returnCloseReason": "REFUND_ISSUED", "returnCloseDate": _dt(r.closed)}
         return {"summary": out, "detail": det}
 
-    def _claim(self, i: int, line: int) -> dict[str, str]:
-        return money(self.line(i, line)[3], self.d.cur)
+    def _claim(self, i: int, line: int) -> dict[str, Any]:
+        return _amount(self.line(i, line)[3], self.d.cur)
 
     def render_inquiry(self, q: SimInquiry, now: int, detail: bool = False) -> dict[str, Any]:
         item_id, li_id, _, _ = self.line(q.order, q.line)
@@ -279,7 +285,7 @@ class AfterSaleData:
             "cancelId": x.cid, "marketplaceId": d.mkt, "legacyOrderId": d.order_id(x.order),
             "requestorType": "BUYER", "cancelReason": "BUYER_ASKED_CANCEL",
             "cancelState": "CLOSED" if closed else "REQUESTED", "cancelStatus": status, "paymentStatus": "PAID",
-            "requestRefundAmount": money(d.o_total[x.order], d.cur), "cancelRequestDate": _dt(x.created),
+            "requestRefundAmount": _amount(d.o_total[x.order], d.cur), "cancelRequestDate": _dt(x.created),
         }
         if closed:
             out["cancelCloseDate"] = _dt(x.closed)
@@ -499,10 +505,11 @@ def make_search(stream: str):
         asd = sim.after_sale(seller)
         items = [malformed(sim, req, stream, AfterSaleData.rec_id(stream, x), asd.render(stream, x, now))
                  for x in chunk]
-        body: dict[str, Any] = {list_key: items,
-                                "paginationOutput": {"offset": page, "limit": limit, "totalEntries": total,
-                                                     "totalPages": (total + limit - 1) // limit}}
-        body[total_key] = total
+        body: dict[str, Any] = {list_key: items, total_key: total}
+        if total or stream != "cancellations":  # PO types FindCancelResponse: paginationOutput "is not
+            # returned if no cancellation requests match the input criteria"
+            body["paginationOutput"] = {"offset": page, "limit": limit, "totalEntries": total,
+                                        "totalPages": (total + limit - 1) // limit}
         return json_response(body)
     return handler
 

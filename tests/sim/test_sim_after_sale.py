@@ -123,6 +123,7 @@ async def test_search_shapes(po, sim):
             assert {"itemId", "transactionId", "buyer", "seller", "claimAmount", "creationDate", "lastModifiedDate",
                     "respondByDate"} <= set(first)
             assert set(first["claimAmount"]) == {"value", "currency"}
+            assert isinstance(first["claimAmount"]["value"], (int, float))  # PO types Amount: value is a number
             # InquiryStatusEnum / CaseStatusEnum values (PO types)
             assert first["inquiryStatusEnum" if stream == "inquiries" else "caseStatusEnum"] in (
                 "OPEN", "CLOSED", "CLOSED_WITH_ESCALATION", "WAITING_CS")
@@ -134,6 +135,17 @@ async def test_search_shapes(po, sim):
             assert first["status"] in ("RETURN_REQUESTED", "READY_FOR_SHIPPING", "ITEM_SHIPPED", "CLOSED", "ESCALATED")
         else:
             assert {"legacyOrderId", "cancelState", "cancelStatus", "requestRefundAmount"} <= set(first)
+            assert isinstance(first["requestRefundAmount"]["value"], (int, float))
+            # CancelStatusEnum values (PO types)
+            assert first["cancelStatus"] in ("CANCEL_REQUESTED", "CANCEL_CLOSED_WITH_REFUND", "CANCEL_REJECTED")
+    # no match: an empty list; FindCancelResponse omits paginationOutput then (PO types)
+    empty = {k: fmt_ms(int((NOW - timedelta(days=d)).timestamp() * 1000)) for k, d in (("from", 540), ("to", 539))}
+    for stream, url in SEARCH.items():
+        r = await c.get(url, headers=h, params=_params(stream, empty["from"], empty["to"], order_id="01-00000-00000",
+                                                       legacy_order_id="01-00000-00000"))
+        body = r.json()
+        assert body[LIST[stream][0]] == [] and body[LIST[stream][1]] == 0
+        assert ("paginationOutput" in body) == (stream != "cancellations"), stream
 
 
 async def test_paging_to_the_end_matches_truth(po, sim):
