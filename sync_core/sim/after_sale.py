@@ -221,7 +221,8 @@ class AfterSaleData:
                                         "respondByDate": _dt(r.created + RESPOND_MS)}
         if not detail:
             return out
-        # GET /return/{returnId}: {"summary", "detail"} (shape unverified, docs/ebay-api.md)
+        # GET /return/{returnId} with the default fieldgroups=FULL: the `detail` container only, no `summary`
+        # (PO types GetReturnFieldGroupEnum, ReturnSummaryType); fieldgroups=SUMMARY: `summary` only (make_get)
         # detail.responseHistory[].fromState (PO "Applicable values for .../return/{returnId}
         # GETResponse.detail.responseHistory.fromState": ReturnStateEnum); the other fields are unverified
         hist = [{"activity": "BUYER_CREATE_RETURN", "fromState": "INITIAL", "toState": "RETURN_REQUESTED",
@@ -237,7 +238,7 @@ class AfterSaleData:
                                                                      r.closed, touches=r.touches))}
         if st == "CLOSED":
             det["closeInfo"] = {"returnCloseReason": "REFUND_ISSUED", "returnCloseDate": _dt(r.closed)}
-        return {"summary": out, "detail": det}
+        return {"detail": det}
 
     def _claim(self, i: int, line: int) -> dict[str, Any]:
         return _amount(self.line(i, line)[3], self.d.cur)
@@ -526,7 +527,15 @@ def make_get(stream: str):
         rec = asd.get(stream, rid, now)
         if rec is None:
             raise ApiError(404, PO_NOT_FOUND, "Not found.", f"No {stream[:-1]} with id '{rid}'.", [(param, rid)])
-        return json_response(malformed(sim, req, stream, rid, asd.render(stream, rec, now, detail=True)))
+        groups = req.query_params.get("fieldgroups") or "FULL"
+        if stream == "returns" and groups not in ("FULL", "SUMMARY"):  # GetReturnFieldGroupEnum (NONE: POST only)
+            raise ApiError(400, PO_BAD_INPUT, "Invalid fieldgroups.", f"'{groups}' is not FULL or SUMMARY.",
+                           [("fieldgroups", groups)])
+        if stream == "returns" and groups == "SUMMARY":
+            body = {"summary": asd.render(stream, rec, now)}
+        else:
+            body = asd.render(stream, rec, now, detail=True)
+        return json_response(malformed(sim, req, stream, rid, body))
     return handler
 
 

@@ -226,9 +226,10 @@ async def test_auth_header_marketplace_and_scope(po, sim):
 
 async def test_detail_gets(po, sim):
     """PO Get a Cancellation (GET /cancellation/{cancelId}); dts SDK GetCase / GetInquiry, hendt SDK getReturn
-    for the other paths.  The detail shapes are unverified: returns {"summary", "detail"}, cancellations
-    {"cancelDetail"}, inquiries and cases the summary plus history / caseType.  An unknown id is a 404 in the
-    Post-Order envelope (errorId unverified)."""
+    for the other paths.  GET /return/{returnId}: `detail` only by default (fieldgroups=FULL), `summary` only
+    with fieldgroups=SUMMARY (PO types GetReturnFieldGroupEnum, ReturnSummaryType).  The other detail shapes
+    are unverified: cancellations {"cancelDetail"}, inquiries and cases the summary plus history / caseType.
+    An unknown id is a 404 in the Post-Order envelope (errorId unverified)."""
     c, h, _ = po
     for stream in SEARCH:
         t = sim.truth("alice", stream)[0]
@@ -238,7 +239,10 @@ async def test_detail_gets(po, sim):
         body = r.json()
         assert body == sim.truth("alice", stream, detail=True)[0]
         if stream == "returns":
-            assert body["summary"] == t and "responseHistory" in body["detail"]
+            assert set(body) == {"detail"} and "responseHistory" in body["detail"]
+            r = await c.get(DETAIL[stream] + rid, headers=h, params={"fieldgroups": "SUMMARY"})
+            assert r.json() == {"summary": t}
+            _po_error(await c.get(DETAIL[stream] + rid, headers=h, params={"fieldgroups": "NONE"}), 400)
         elif stream == "cancellations":
             assert {k: v for k, v in body["cancelDetail"].items() if k != "activityHistories"} == t
         else:
@@ -337,7 +341,8 @@ async def test_touch_kinds(po, sim):
 
     (rid,) = sim.touch("alice", "return", 1)
     ret = await detail("returns", rid)
-    assert ret["summary"]["state"] == "ITEM_READY_TO_SHIP"
+    summary = (await c.get(DETAIL["returns"] + rid, headers=h, params={"fieldgroups": "SUMMARY"})).json()["summary"]
+    assert summary["state"] == "ITEM_READY_TO_SHIP" and summary["status"] == "READY_FOR_SHIPPING"
     assert [h["toState"] for h in ret["detail"]["responseHistory"]] == ["RETURN_REQUESTED", "ITEM_READY_TO_SHIP"]
     (iid,) = sim.touch("alice", "inquiries", 1)
     q = await detail("inquiries", iid)
