@@ -15,7 +15,6 @@ from .base import TS, common_columns, metadata
 
 
 def _post_order_table(name: str, id_col: str, *extra: sa.Column) -> sa.Table:
-    short = name
     return sa.Table(
         name, metadata,
         sa.Column("account_id", sa.Integer, primary_key=True),
@@ -35,9 +34,9 @@ def _post_order_table(name: str, id_col: str, *extra: sa.Column) -> sa.Table:
         sa.Column("respond_by_date", TS),
         sa.Column("closed_date", TS),
         *common_columns(),
-        sa.Index(f"ix_{short}_created", "account_id", "creation_date"),
-        sa.Index(f"ix_{short}_state", "account_id", "state"),
-        sa.Index(f"ix_{short}_order", "account_id", "order_id"),
+        sa.Index(f"ix_{name}_created", "account_id", "creation_date"),
+        sa.Index(f"ix_{name}_state", "account_id", "state"),
+        sa.Index(f"ix_{name}_order", "account_id", "order_id"),
     )
 
 

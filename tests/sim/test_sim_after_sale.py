@@ -31,6 +31,7 @@ CREATED = {"returns": lambda r: r["creationInfo"]["creationDate"]["value"],
            "inquiries": lambda r: r["creationDate"]["value"], "cases": lambda r: r["creationDate"]["value"],
            "cancellations": lambda r: r["cancelRequestDate"]["value"]}
 MKT = {"X-EBAY-C-MARKETPLACE-ID": "EBAY_US"}
+DAY = 86_400_000
 
 
 def _sim(**kw):
@@ -187,7 +188,7 @@ async def test_date_window_and_limit_rules(po, sim):
                 if frm <= t <= frm + 90 * 86_400_000]
         assert sorted(got) == sorted(want)
         _po_error(await c.get(SEARCH[stream], headers=h,
-                              params=_params(stream, fmt_ms(now_ms - 86_400_000), fmt_ms(now_ms - 2 * 86_400_000))), 400)
+                              params=_params(stream, fmt_ms(now_ms - DAY), fmt_ms(now_ms - 2 * DAY))), 400)
         _po_error(await c.get(SEARCH[stream], headers=h,
                               params=_params(stream, fmt_ms(now_ms - 100 * 86_400_000), fmt_ms(now_ms))), 400)
         for bad in ("0", "201", "x"):
@@ -215,7 +216,8 @@ async def test_auth_header_marketplace_and_scope(po, sim):
     r = await c.get(sf, headers={"Authorization": h["Authorization"]})
     assert r.status_code == 401 and r.json()["errors"][0]["errorId"] == 1001
     # a token without the fulfillment scopes
-    tok = await access_token(c, sim.mint_refresh_token("alice", ["https://api.ebay.com/oauth/api_scope/commerce.message"]))
+    message_only = ["https://api.ebay.com/oauth/api_scope/commerce.message"]
+    tok = await access_token(c, sim.mint_refresh_token("alice", message_only))
     for stream in SEARCH:
         err = _po_error(await c.get(SEARCH[stream], headers={"Authorization": f"IAF {tok}", **MKT}), 403)
         assert err["message"] == "Access denied" and "permissions" in err["longMessage"]
