@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .after_sale import routes as after_sale_routes
 from .auth import ACCESS_TTL_S, REFRESH_TTL_S, SCOPE_PREFIX, parse_scopes
 from .config import Faults
 from .core import API_OF_OP
@@ -56,7 +57,23 @@ OP_SCOPES: dict[str, tuple[str, ...] | None] = {
     "getUserRateLimits": ("sell.inventory", "sell.inventory.readonly", "sell.marketplace.insights.readonly",
                           "commerce.catalog.readonly", "sell.marketing", "sell.marketing.readonly"),
     "getRateLimits": None,
+    # fulfillment spec, getShippingFulfillments / getShippingFulfillment `security`
+    "getShippingFulfillments": ("sell.fulfillment", "sell.fulfillment.readonly"),
+    "getShippingFulfillment": ("sell.fulfillment", "sell.fulfillment.readonly"),
+    # Post-Order: no page names a scope (docs/ebay-api.md "Post-Order API and shipping fulfillments",
+    # unverified); the simulator asks for the orders stream's scopes
+    **{op: ("sell.fulfillment", "sell.fulfillment.readonly") for op in (
+        "searchReturns", "getReturn", "searchInquiries", "getInquiry", "searchCases", "getCase",
+        "searchCancellations", "getCancellation")},
 }
+# Post-Order operations -> their error domain.  They take `Authorization: IAF <token>` and answer errors in
+# the {"errorMessage": {"error": [...]}} envelope (docs/ebay-api.md "Post-Order API and shipping
+# fulfillments"; the IAF form rests on third-party SDKs, the domains other than return/cancel are invented)
+POST_ORDER_OPS = {"searchReturns": "returnErrorDomain", "getReturn": "returnErrorDomain",
+                  "searchInquiries": "inquiryErrorDomain", "getInquiry": "inquiryErrorDomain",
+                  "searchCases": "caseErrorDomain", "getCase": "caseErrorDomain",
+                  "searchCancellations": "cancelErrorDomain", "getCancellation": "cancelErrorDomain"}
+POST_ORDER_DOMAINS = frozenset(POST_ORDER_OPS.values())
 APP_TOKEN_OK = {"getRateLimits"}
 # developer_analytics spec (info.description): "getRateLimits requires an access token generated with a
 # client credentials grant".  What eBay answers to a user token is not documented: the simulator gives
@@ -77,9 +94,23 @@ class ApiError(Exception):
         self.category, self.headers = category, headers or {}
 
     def response(self, default_domain: str) -> Response:
+        if default_domain in POST_ORDER_DOMAINS:
+            return self.po_response(default_domain)
         body = error_body(self.error_id, self.domain or default_domain, self.category, self.message,
                           self.long_message, self.params)
         return json_response(body, self.status, self.headers)
+
+    def po_response(self, domain: str) -> Response:
+        """The Post-Order error envelope (PO Error Response, docs/ebay-api.md "Post-Order API and shipping
+        fulfillments"): ``{"errorMessage": {"error": [{errorId, domain, severity, category, message,
+        longMessage, parameter, httpStatusCode}]}}``, categories capitalised as there (Application, ...)."""
+        err: dict[str, Any] = {"errorId": self.error_id, "domain": domain, "severity": "Error",
+                               "category": self.category.capitalize(), "message": self.message,
+                               "longMessage": self.long_message or self.message,
+                               "httpStatusCode": str(self.status)}
+        if self.params:
+            err["parameter"] = [{"name": n, "value": str(v)} for n, v in self.params]
+        return json_response({"errorMessage": {"error": [err]}}, self.status, self.headers)
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -262,7 +293,8 @@ Handler = Callable[["Simulator", Request, str, SellerData, int], Awaitable[Respo
 # sync_core.config.MARKETPLACE_IDS.  The sim answers an unknown value on any call, and a missing one on the
 # operations that require it, with 400; that eBay rejects an unknown value on calls that do not declare the
 # header, and the errorId it uses, are unverified (docs/ebay-api.md "Marketplace header").
-MARKETPLACE_REQUIRED_OPS = frozenset({"createTask", "findEligibleItems", "sendOfferToInterestedBuyers"})
+MARKETPLACE_REQUIRED_OPS = frozenset({"createTask", "findEligibleItems", "sendOfferToInterestedBuyers",
+                                      *POST_ORDER_OPS})  # PO Making a Call: every Post-Order call needs it
 MARKETPLACE_ERROR_ID = 2005  # unverified
 
 
@@ -288,13 +320,13 @@ class Api:
     def __init__(self, sim: "Simulator", op: str, handler: Handler):
         self.sim, self.op, self.handler = sim, op, handler
         ctx, self.api_name, ver, self.resource = API_OF_OP[op]
-        self.domain = DOMAINS.get(self.api_name, "API")
+        self.domain = POST_ORDER_OPS.get(op) or DOMAINS.get(self.api_name, "API")
 
     async def __call__(self, scope, receive, send) -> None:
         sim = self.sim
         req = Request(scope, receive)
         now = sim.now_ms()
-        tok = bearer_token(req)
+        tok = iaf_token(req) if self.op in POST_ORDER_OPS else bearer_token(req)
         ident = sim.auth.lookup_access(tok, now)
         seller = ident.seller if ident else None
         stats = sim.counters
@@ -407,6 +439,16 @@ def make_create_signing_key(sim: "Simulator"):
 def retry_after_header(faults) -> dict[str, str] | None:
     """The injected 429's Retry-After (none when the knob is None)."""
     return None if faults.retry_after_s is None else {"Retry-After": str(faults.retry_after_s)}
+
+
+def iaf_token(req: Request) -> str | None:
+    """The token of ``Authorization: IAF <token>``, the form Post-Order calls use with an OAuth user token
+    (docs/ebay-api.md "Post-Order API and shipping fulfillments": unverified by an eBay page; two SDKs).
+    The simulator refuses ``Bearer`` there, so a client sending the Sell form fails loudly (401)."""
+    scheme, _, value = req.headers.get("authorization", "").partition(" ")
+    if scheme != "IAF" or not value.strip():
+        return None
+    return value.strip()
 
 
 def bearer_token(req: Request) -> str | None:
@@ -1114,6 +1156,7 @@ def build_app(sim: "Simulator") -> Starlette:
         api("/sell/fulfillment/v1/order/{orderId}", "getOrder", get_order),
         api("/sell/fulfillment/v1/payment_dispute_summary", "getPaymentDisputeSummaries", get_dispute_summaries),
         api("/sell/fulfillment/v1/payment_dispute/{payment_dispute_id}", "getPaymentDispute", get_dispute),
+        *after_sale_routes(api),  # Post-Order returns/inquiries/cases/cancellations, shipping fulfillments
         api("/sell/finances/v1/transaction", "getTransactions", get_transactions),
         api("/sell/finances/v1/payout", "getPayouts", get_payouts),
         api("/sell/finances/v1/payout/{payout_id}", "getPayout", get_payout),

@@ -9,6 +9,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from .after_sale import AFTER_SALE_KIND_ALIASES, AFTER_SALE_STREAMS, AfterSaleData
 from .auth import ALL_SCOPES, ACCESS_TTL_S, AuthStore
 from .clock import SimClock
 from .config import Faults, SimConfig
@@ -35,6 +36,13 @@ API_OF_OP = {
     "getInventoryTasks": ("sell", "Feed", "v1", "sell.feed"),
     "getResultFile": ("sell", "Feed", "v1", "sell.feed"),
     "getRateLimits": ("developer", "Analytics", "v1_beta", "developer.analytics"),
+    # after-sale (docs/ebay-api.md "Post-Order API and shipping fulfillments"); how eBay reports the
+    # Post-Order quota in getRateLimits is unverified: the simulator counts it as its own API
+    "getShippingFulfillments": ("sell", "Fulfillment", "v1", "sell.fulfillment"),
+    "getShippingFulfillment": ("sell", "Fulfillment", "v1", "sell.fulfillment"),
+    **{op: ("post-order", "PostOrder", "v2", "post-order") for op in (
+        "searchReturns", "getReturn", "searchInquiries", "getInquiry", "searchCases", "getCase",
+        "searchCancellations", "getCancellation")},
     "getUserRateLimits": ("developer", "Analytics", "v1_beta", "developer.analytics"),
 }
 
@@ -46,6 +54,7 @@ DEFAULT_DAILY_LIMITS = {
     "sell.inventory": 2_000_000,
     "sell.feed": 100_000,
     "developer.analytics": 10_000,
+    "post-order": 100_000,  # unverified
 }
 
 KIND_ALIASES = {
@@ -174,6 +183,7 @@ class Simulator:
         self.rates = RateCounter(config.daily_limits)
         self._touch_rng = {n: random.Random(f"{config.seed}:touch:{n}") for n in names}
         self._qcache: dict[tuple, Any] = {}
+        self._after_sale: dict[str, AfterSaleData] = {}
         self.signing_keys: dict[str, Any] = {}  # JWE -> public key, issued by createSigningKey
         self.base_url: str | None = None  # set by server.start_background
         from .app import build_app
@@ -201,6 +211,18 @@ class Simulator:
                 d = SellerData(self._specs[seller], self.config.seed, self._numbers[seller], self.anchor_ms)
                 self._data[seller] = d
         return d
+
+    def after_sale(self, seller: str) -> AfterSaleData:
+        """The seller's after-sale records (returns, inquiries, cases, cancellations, shipping
+        fulfillments), derived from its orders on first use (sim/after_sale.py)."""
+        a = self._after_sale.get(seller)
+        if a is None:
+            d = self.data(seller)
+            with self._data_lock:
+                a = self._after_sale.get(seller)
+                if a is None:
+                    a = self._after_sale[seller] = AfterSaleData(d)
+        return a
 
     def prepare(self) -> None:
         """Build every seller's data now (otherwise it happens on first use)."""
@@ -281,8 +303,10 @@ class Simulator:
         """Records of ``stream`` as currently visible, rendered exactly as the API serves them (without
         malformed-record faults), in the API's default order.  ``messages`` accepts ``conversation_id=``;
         ``active_inventory`` accepts ``listing_format=``; ``disputes`` accepts ``detail=True``."""
+        if stream in AFTER_SALE_STREAMS:  # ``detail=True`` (Post-Order) / ``order_id=`` (shipping_fulfillments)
+            return self.after_sale(seller).truth(stream, self.now_ms(), **kw)
         if stream not in STREAMS:
-            raise ValueError(f"unknown stream {stream!r}; streams: {', '.join(STREAMS)}")
+            raise ValueError(f"unknown stream {stream!r}; streams: {', '.join(STREAMS + AFTER_SALE_STREAMS)}")
         return self.data(seller).truth(stream, self.now_ms(), **kw)
 
     def touch(self, seller: str, kind: str, n: int = 1) -> list[str]:
@@ -290,9 +314,14 @@ class Simulator:
         changes; transactions: funds become available / memo changes; payouts: succeed; disputes:
         revision+1; conversations: a new unread message; inventory_items/offers: quantity changes).
         Returns the ids (orderId, transactionId, payoutId, paymentDisputeId, conversationId, sku, offerId)."""
-        kind = KIND_ALIASES.get(kind, kind)
+        kind = KIND_ALIASES.get(kind, AFTER_SALE_KIND_ALIASES.get(kind, kind))
+        if kind in AFTER_SALE_STREAMS:  # a return approved, an inquiry closed, a case escalated, a
+            # cancellation approved, a tracking number appearing (AfterSaleData.touch)
+            ids = self.after_sale(seller).touch(kind, int(n), self.now_ms(), self._touch_rng[seller])
+            self._qcache.clear()
+            return ids
         if kind not in TOUCHABLE:
-            raise ValueError(f"cannot touch {kind!r}; touchable: {', '.join(TOUCHABLE)}")
+            raise ValueError(f"cannot touch {kind!r}; touchable: {', '.join(TOUCHABLE + AFTER_SALE_STREAMS)}")
         d = self.data(seller)
         ids = d.touch(kind, int(n), self.now_ms(), self._touch_rng[seller])
         self._qcache.clear()

@@ -41,6 +41,12 @@ MALFORM_SHAPES: dict[str, tuple[str, tuple[str, ...] | None, str | None, tuple[s
     "messages": ("messageId", None, "createdDate", None),
     "inventory_items": ("sku", None, None, ("availability", "shipToLocationAvailability", "quantity")),
     "offers": ("offerId", None, None, ("availableQuantity",)),
+    # after-sale (sim/after_sale.py); Post-Order dates are {"value": ...} objects: a number there is malformed too
+    "returns": ("returnId", ("sellerTotalRefund", "estimatedRefundAmount"), None, None),
+    "inquiries": ("inquiryId", ("claimAmount",), "creationDate", None),
+    "cases": ("caseId", ("claimAmount",), "creationDate", None),
+    "cancellations": ("cancelId", ("requestRefundAmount",), "cancelRequestDate", None),
+    "shipping_fulfillments": ("fulfillmentId", None, "shippedDate", None),
 }
 
 
