@@ -17,12 +17,15 @@ import getpass
 import os
 import socket
 from datetime import datetime
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import coordination as co, events
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 ORIGINS = ("cli", "console", "http")
 
@@ -124,7 +127,7 @@ async def perform(engine: AsyncEngine, action: str, account_id: int, stream: Any
 # ---------------------------------------------------------------- accounts and keys
 
 
-async def add_account(conn: AsyncConnection, settings: Any, name: str, refresh_token: str | None = None, *,
+async def add_account(conn: AsyncConnection, settings: Settings, name: str, refresh_token: str | None = None, *,
                       origin: str, signing_required: bool | None = None, marketplace: str | None = None) -> int:
     from . import accounts
 
@@ -153,7 +156,7 @@ class TokenExchangeFailed(RuntimeError):
     """eBay refused the pasted code or could not be reached; ``str()`` is one redacted line."""
 
 
-def consent_start(settings: Any, name: str) -> tuple[str, str]:
+def consent_start(settings: Settings, name: str) -> tuple[str, str]:
     """The consent URL to open (anywhere, e.g. a laptop browser) and the state to expect back.
     A bad account name raises ValueError (AccountError)."""
     from . import accounts
@@ -168,7 +171,7 @@ def refresh_expiry_warn_days() -> int:
     return int(accounts.REFRESH_EXPIRY_WARN_DAYS)
 
 
-async def connect_account(engine: AsyncEngine, settings: Any, name: str, pasted: str, state: str, *, origin: str,
+async def connect_account(engine: AsyncEngine, settings: Settings, name: str, pasted: str, state: str, *, origin: str,
                           http: Any = None) -> None:
     """Finish the consent flow; the tokens and the audit event are stored in one transaction.
     An unusable paste or name raises ValueError (ConsentError, AccountError): nothing is stored;
@@ -193,7 +196,7 @@ async def rotate_keys(engine: AsyncEngine, old: Any, new: Any, *, origin: str) -
     return await accounts.rotate_keys(engine, old, new, on_done=record)
 
 
-async def store_signing_key(engine: AsyncEngine, settings: Any, key: dict[str, Any], *, source: str,
+async def store_signing_key(engine: AsyncEngine, settings: Settings, key: dict[str, Any], *, source: str,
                             origin: str) -> int:
     """Store an eBay signing key (encrypted) and audit it -- the event names the key id, never the key."""
     from . import accounts
