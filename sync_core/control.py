@@ -17,7 +17,7 @@ import getpass
 import os
 import socket
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -113,7 +113,7 @@ async def clear_error(conn: AsyncConnection, account_id: int, stream: str | None
     return await _request(conn, co.clear_error, "clear_error", "error cleared on {}", account_id, stream, origin)
 
 
-ACTIONS = {"stop": stop, "run-now": run_now, "pause": pause, "resume": resume, "clear-error": clear_error,
+ACTIONS: dict[str, Callable[..., Awaitable[int]]] = {"stop": stop, "run-now": run_now, "pause": pause, "resume": resume, "clear-error": clear_error,
            "backfill": backfill}
 
 

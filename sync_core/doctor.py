@@ -6,7 +6,7 @@ Each check takes (settings, database url) and returns (ok, name, detail-with-the
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import httpx
 import sqlalchemy as sa
@@ -41,7 +41,7 @@ def check_tokens(settings: Settings, url: str) -> tuple[bool, str, str]:
             rows = conn.execute(sa.text("""
                 select a.name, a.status, c.refresh_token_ct is not null as has, c.refresh_expires_at
                 from accounts a left join credentials c on c.account_id = a.id order by a.name""")).all()
-            unsigned = []  # EU/UK sellers while no signing key is stored (docs/ebay-api.md "Digital Signatures": Finances calls fail)
+            unsigned: Sequence[str] = []  # EU/UK sellers while no signing key is stored (docs/ebay-api.md "Digital Signatures": Finances calls fail)
             if conn.execute(sa.text("select to_regclass('signing_keys')")).scalar() is not None:
                 unsigned = conn.execute(sa.text("""
                     select name from accounts where signing_required
@@ -79,6 +79,12 @@ def check_key(settings: Settings, url: str) -> tuple[bool, str, str]:
     return True, "key", "token-encryption key usable"
 
 
+def _value(conn: Any, sql: str) -> Any:
+    """The first column of a one-row query's row (None when there is no row)."""
+    row = conn.execute(sql).fetchone()
+    return None if row is None else row[0]
+
+
 def session_problem(settings: Settings, url: str) -> str | None:
     """What a transaction-mode pooler (pgbouncer ``pool_mode=transaction``) gives away: None when the
     connection keeps one server session, else the symptom seen. Probes, outside any transaction:
@@ -90,10 +96,10 @@ def session_problem(settings: Settings, url: str) -> str | None:
                 application_name="baysync/doctor")
     with psycopg.connect(**info, autocommit=True, prepare_threshold=None) as a, \
             psycopg.connect(**info, autocommit=True, prepare_threshold=None) as b:
-        pids = {a.execute("select pg_backend_pid()").fetchone()[0] for _ in range(3)}
+        pids = {_value(a, "select pg_backend_pid()") for _ in range(3)}
         a.execute("set baysync.doctor_probe = 'kept'")
-        kept = a.execute("select current_setting('baysync.doctor_probe', true)").fetchone()[0]
-        other = b.execute("select pg_backend_pid()").fetchone()[0]
+        kept = _value(a, "select current_setting('baysync.doctor_probe', true)")
+        other = _value(b, "select pg_backend_pid()")
     if len(pids) > 1:
         return "successive statements ran on different server backends"
     if kept != "kept":
