@@ -211,6 +211,39 @@ async def store_signing_key(engine: AsyncEngine, settings: Settings, key: dict[s
     return kid
 
 
+# `baysync keys signing create|import` reach eBay's Key Management API and the key parser through these,
+# like the OAuth functions above: the console never imports sync_core.ebay (pyproject.toml [tool.importlinter]).
+
+
+class SigningKeyFailed(RuntimeError):
+    """createSigningKey failed (refused, unreachable, or an unusable key); ``str()`` is one redacted line."""
+
+
+async def create_signing_key(engine: AsyncEngine, settings: Settings, cipher: str, *, origin: str) -> dict[str, Any]:
+    """Create the application's signing key with eBay's Key Management API and store it (encrypted, audited)."""
+    import httpx
+
+    from .ebay import signing
+    from .ebay.errors import EbayError
+
+    try:
+        async with httpx.AsyncClient(timeout=settings.api_timeout_s) as http:
+            key = await signing.create_signing_key(http, settings, cipher)
+        await store_signing_key(engine, settings, key, source="created", origin=origin)  # validates it too
+    except (EbayError, signing.SigningKeyError) as e:
+        raise SigningKeyFailed(f"createSigningKey failed: {e}") from e
+    return key
+
+
+def parse_signing_key(text: str) -> tuple[dict[str, str], str]:
+    """(key, cipher) of a key file (createSigningKey's JSON, or a PEM private key and the JWE line).
+    An unusable file raises ValueError (SigningKeyError) naming what is wrong, never key material."""
+    from .ebay import signing
+
+    key = signing.parse_key_file(text)
+    return key, signing.Signer(key["jwe"], key["private_key"]).cipher
+
+
 # ---------------------------------------------------------------- migrate (synchronous, like migrate itself)
 
 
