@@ -7,6 +7,7 @@ run from here.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_core.config import KEYS, SettingsValues
+from sync_core.config import KEYS, STREAM_KEYS, SettingsValues, StreamSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +69,8 @@ def test_import_contracts_can_fail(tmp_path, path, bad_import, contract):
 
 def test_settings_attributes_match_keys():
     """Every Key of KEYS has a typed attribute on SettingsValues (what type checkers see on Settings), of
-    the type its parser returns for its default, and no attribute lacks its Key."""
+    the type its parser returns for its default, and no attribute lacks its Key; likewise STREAM_KEYS and
+    the fields of StreamSettings."""
     hints = typing.get_type_hints(SettingsValues)
     expected = {k.name: type(k.parse(k.default)) for k in KEYS}
     missing = [f"{n}: {t.__name__}" for n, t in expected.items() if n not in hints]
@@ -77,6 +79,10 @@ def test_settings_attributes_match_keys():
     assert not missing, "add to SettingsValues in sync_core/config.py: " + ", ".join(missing)
     assert not extra, "SettingsValues declares attributes without a Key in KEYS: " + ", ".join(extra)
     assert not wrong, "SettingsValues types differ from what the keys' parsers return: " + ", ".join(wrong)
+
+    fields = {f.name: f.type for f in dataclasses.fields(StreamSettings)}
+    assert fields == {k.name: type(k.default).__name__ for k in STREAM_KEYS}, \
+        "StreamSettings' fields must match STREAM_KEYS (names and the types of their defaults)"
 
 
 def test_mypy_is_clean_on_sync_core():
