@@ -9,12 +9,15 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 import typer.exceptions as typer_exc
 
 from sync_core import __version__
+
+if TYPE_CHECKING:
+    from sync_core.config import Settings
 
 EXIT_FAIL, EXIT_USAGE, EXIT_SCHEMA, EXIT_BUSY = 1, 2, 3, 4
 
@@ -39,7 +42,7 @@ def say_err(msg: str = "") -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def settings():
+def settings() -> Settings:
     from sync_core.config import load_settings
 
     return load_settings()
@@ -195,7 +198,7 @@ def doctor(live: bool = typer.Option(False, "--live", help="also call eBay: a to
         raise typer.Exit(code)
 
 
-def _doctor_live(s: Any, url: str) -> bool:
+def _doctor_live(s: Settings, url: str) -> bool:
     """`doctor --live`: OK/FAIL per (account, stream) with eBay's own (redacted) error text."""
     from sync_core import doctor as d
 
