@@ -14,7 +14,7 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,6 +39,9 @@ from .screens.migrations import MigrationsScreen
 from .screens.modals import ConfirmScreen, ErrorScreen
 from .screens.run_detail import RunDetailScreen
 from .widgets.log_view import LogStore, make_entry
+
+if TYPE_CHECKING:
+    from sync_core.config import Settings
 
 NAV_ACTIONS = {"show", "help", "toggle_workers", "command_palette"}
 
@@ -79,7 +82,7 @@ class BaysyncApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, settings: Any, *, read_only: bool = False, engine: AsyncEngine | None = None,
+    def __init__(self, settings: Settings, *, read_only: bool = False, engine: AsyncEngine | None = None,
                  worker_pool_factory: Callable[[], Any] | None = None, demo_info: Any = None,
                  url: str | None = None, clock: Callable[[], datetime] | None = None, db_label: str | None = None,
                  poll_interval: float = 1.0, min_refresh_s: float = 0.2, status_interval: float = 3.0,
@@ -376,7 +379,7 @@ class BaysyncApp(App):
             self.publish_status()
 
 
-def make_app(settings: Any, *, read_only: bool = False, engine: AsyncEngine | None = None,
+def make_app(settings: Settings, *, read_only: bool = False, engine: AsyncEngine | None = None,
              worker_pool_factory: Callable[[], Any] | None = None, demo_info: Any = None, **kw: Any) -> BaysyncApp:
     """Build the console. ``engine``: reuse an async engine (tests); else one is made from settings.
     ``worker_pool_factory()``: an object with ``async start()``, ``async stop()`` and ``owner``; when
@@ -386,7 +389,7 @@ def make_app(settings: Any, *, read_only: bool = False, engine: AsyncEngine | No
                       demo_info=demo_info, **kw)
 
 
-def run_console(settings: Any, read_only: bool = False, **kw: Any) -> None:
+def run_console(settings: Settings, read_only: bool = False, **kw: Any) -> None:
     """Run the console in this terminal (resolves the database URL first, starting the embedded
     server if that is configured, so errors surface as CLI errors before the screen opens)."""
     if "url" not in kw and kw.get("engine") is None:

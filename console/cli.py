@@ -9,12 +9,15 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 import typer.exceptions as typer_exc
 
 from sync_core import __version__
+
+if TYPE_CHECKING:
+    from sync_core.config import Settings
 
 EXIT_FAIL, EXIT_USAGE, EXIT_SCHEMA, EXIT_BUSY = 1, 2, 3, 4
 
@@ -39,7 +42,7 @@ def say_err(msg: str = "") -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def settings():
+def settings() -> Settings:
     from sync_core.config import load_settings
 
     return load_settings()
@@ -195,7 +198,7 @@ def doctor(live: bool = typer.Option(False, "--live", help="also call eBay: a to
         raise typer.Exit(code)
 
 
-def _doctor_live(s: Any, url: str) -> bool:
+def _doctor_live(s: Settings, url: str) -> bool:
     """`doctor --live`: OK/FAIL per (account, stream) with eBay's own (redacted) error text."""
     from sync_core import doctor as d
 
@@ -577,11 +580,8 @@ def keys_rotate() -> None:
 @signing_app.command("create")
 def signing_create(cipher: str = typer.Option("ED25519", "--cipher", help="ED25519 (recommended) or RSA.")) -> None:
     """Create the application's signing key with eBay's Key Management API and store it (encrypted)."""
-    import httpx
-
+    from sync_core import control
     from sync_core.crypto import CryptoError
-    from sync_core.ebay import signing
-    from sync_core.ebay.errors import EbayError
 
     s = settings()
     if cipher.upper() not in ("ED25519", "RSA"):
@@ -590,20 +590,15 @@ def signing_create(cipher: str = typer.Option("ED25519", "--cipher", help="ED255
         raise CliError("set ebay_client_id and ebay_client_secret first (see README: Configuration)", EXIT_USAGE)
 
     async def go():
-        from sync_core import control
-
         engine = await _gated_engine()
         try:
-            async with httpx.AsyncClient(timeout=s.api_timeout_s) as http:
-                key = await signing.create_signing_key(http, s, cipher.upper())
-            await control.store_signing_key(engine, s, key, source="created", origin="cli")
-            return key
+            return await control.create_signing_key(engine, s, cipher.upper(), origin="cli")
         finally:
             await engine.dispose()
     try:
         key = _run_async(go())
-    except (EbayError, signing.SigningKeyError) as e:
-        raise CliError(f"createSigningKey failed: {e}") from None
+    except control.SigningKeyFailed as e:
+        raise CliError(str(e)) from None
     except CryptoError as e:
         raise CliError(str(e)) from None
     say(f"signing key {key['key_id'] or '(no id)'} created and stored encrypted; EU/UK sellers' Finances calls are signed")
@@ -614,21 +609,19 @@ def signing_import(file: str = typer.Option(..., "--file", help="createSigningKe
     """Store an existing signing key (the private key eBay returned once, with its JWE)."""
     from pathlib import Path
 
+    from sync_core import control
     from sync_core.crypto import CryptoError
-    from sync_core.ebay import signing
 
     try:
         text = Path(file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise CliError(f"--file {file}: cannot read it ({type(e).__name__})", EXIT_USAGE) from None
     try:
-        key = signing.parse_key_file(text)
-    except signing.SigningKeyError as e:
+        key, cipher = control.parse_signing_key(text)
+    except ValueError as e:
         raise CliError(f"--file {file}: {e}", EXIT_USAGE) from None
 
     async def go():
-        from sync_core import control
-
         engine = await _gated_engine()
         try:
             await control.store_signing_key(engine, settings(), key, source="imported", origin="cli")
@@ -638,7 +631,7 @@ def signing_import(file: str = typer.Option(..., "--file", help="createSigningKe
         _run_async(go())
     except CryptoError as e:
         raise CliError(str(e)) from None
-    say(f"signing key imported ({signing.Signer(key['jwe'], key['private_key']).cipher}); "
+    say(f"signing key imported ({cipher}); "
         "EU/UK sellers' Finances calls are signed")
 
 

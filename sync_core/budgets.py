@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,6 +45,9 @@ from .ebay.ratelimit import (
     parse_reset,
     tightest_rates,
 )
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 log = logging.getLogger("baysync.budgets")
 
@@ -129,7 +132,7 @@ class SharedRateBudget:
     """The :class:`~sync_core.ebay.ratelimit.RateBudget` interface (``acquire``, ``note_throttled``,
     ``update_from_rate_limits``, ``snapshot``) on the shared ``rate_budgets`` rows.  See the module doc."""
 
-    def __init__(self, engine: AsyncEngine, limits: Mapping[str, int] | None = None, *, settings: Any = None,
+    def __init__(self, engine: AsyncEngine, limits: Mapping[str, int] | None = None, *, settings: Settings | None = None,
                  window_s: float = DAY_S, reserve_fraction: float = 0.01, max_wait_s: float | None = None,
                  poll_s: float = POLL_S):
         self.engine, self.settings = engine, settings

@@ -12,7 +12,7 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 ENV_PREFIX = "BAYSYNC_"
 
@@ -240,19 +240,74 @@ class StreamSettings:
     initial_backfill_days: int = 0
 
 
+class SettingsValues:
+    """The type of each KEYS value read as an attribute of :class:`Settings` (``settings.workers`` is an int).
+
+    KEYS stays the one place a key is declared (name, parser, default, help); these annotations only tell
+    type checkers what the key's parser returns. A new Key needs its line here too:
+    tests/test_architecture.py::test_settings_attributes_match_keys fails otherwise (or when a type differs
+    from what the parser returns for the default, or a line here has no Key).
+    """
+
+    database_url: str
+    migrate_database_url: str
+    db_connect_timeout_s: int
+    db_keepalives_idle_s: int
+    db_keepalives_interval_s: int
+    db_keepalives_count: int
+    db_pool_size: int
+    db_max_overflow: int
+    db_pool_recycle_s: int
+    db_pool_timeout_s: int
+    db_statement_timeout_s: int
+    db_lock_timeout_s: int
+    db_retry_attempts: int
+    db_retry_initial_s: float
+    db_retry_max_s: float
+    ebay_api_base_url: str
+    ebay_apiz_base_url: str
+    ebay_auth_base_url: str
+    ebay_client_id: str
+    ebay_client_secret: str
+    ebay_client_secret_file: str
+    ebay_runame: str
+    ebay_marketplace_id: str
+    api_timeout_s: float
+    api_retry_attempts: int
+    api_retry_initial_s: float
+    api_retry_max_s: float
+    report_poll_s: float
+    rate_budget: str
+    initial_backfill_days: int
+    lookback_s: int
+    safety_lag_s: int
+    write_batch_rows: int
+    lease_ttl_s: int
+    heartbeat_s: int
+    workers: int
+    log_format: str
+    log_level: str
+    health_bind: str
+    secret_key_file: str
+    events_retention_days: int
+    runs_retention_days: int
+
+
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsValues):
     home: Path
     config_file: Path | None
     values: Mapping[str, Any]
     streams: Mapping[str, StreamSettings]
     sources: Mapping[str, str] = field(default_factory=dict)
 
-    def __getattr__(self, name: str) -> Any:
-        values = object.__getattribute__(self, "values")
-        if name in values:
-            return values[name]
-        raise AttributeError(name)
+    if not TYPE_CHECKING:  # hidden from type checkers: they read the annotations of SettingsValues instead
+
+        def __getattr__(self, name: str) -> Any:
+            values = object.__getattribute__(self, "values")
+            if name in values:
+                return values[name]
+            raise AttributeError(name)
 
     def stream(self, name: str) -> StreamSettings:
         return self.streams.get(name) or StreamSettings(**STREAM_DEFAULTS.get(name, {}))

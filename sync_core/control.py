@@ -17,12 +17,15 @@ import getpass
 import os
 import socket
 from datetime import datetime
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import coordination as co, events
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 ORIGINS = ("cli", "console", "http")
 
@@ -110,7 +113,7 @@ async def clear_error(conn: AsyncConnection, account_id: int, stream: str | None
     return await _request(conn, co.clear_error, "clear_error", "error cleared on {}", account_id, stream, origin)
 
 
-ACTIONS = {"stop": stop, "run-now": run_now, "pause": pause, "resume": resume, "clear-error": clear_error,
+ACTIONS: dict[str, Callable[..., Awaitable[int]]] = {"stop": stop, "run-now": run_now, "pause": pause, "resume": resume, "clear-error": clear_error,
            "backfill": backfill}
 
 
@@ -124,7 +127,7 @@ async def perform(engine: AsyncEngine, action: str, account_id: int, stream: Any
 # ---------------------------------------------------------------- accounts and keys
 
 
-async def add_account(conn: AsyncConnection, settings: Any, name: str, refresh_token: str | None = None, *,
+async def add_account(conn: AsyncConnection, settings: Settings, name: str, refresh_token: str | None = None, *,
                       origin: str, signing_required: bool | None = None, marketplace: str | None = None) -> int:
     from . import accounts
 
@@ -153,7 +156,7 @@ class TokenExchangeFailed(RuntimeError):
     """eBay refused the pasted code or could not be reached; ``str()`` is one redacted line."""
 
 
-def consent_start(settings: Any, name: str) -> tuple[str, str]:
+def consent_start(settings: Settings, name: str) -> tuple[str, str]:
     """The consent URL to open (anywhere, e.g. a laptop browser) and the state to expect back.
     A bad account name raises ValueError (AccountError)."""
     from . import accounts
@@ -168,7 +171,7 @@ def refresh_expiry_warn_days() -> int:
     return int(accounts.REFRESH_EXPIRY_WARN_DAYS)
 
 
-async def connect_account(engine: AsyncEngine, settings: Any, name: str, pasted: str, state: str, *, origin: str,
+async def connect_account(engine: AsyncEngine, settings: Settings, name: str, pasted: str, state: str, *, origin: str,
                           http: Any = None) -> None:
     """Finish the consent flow; the tokens and the audit event are stored in one transaction.
     An unusable paste or name raises ValueError (ConsentError, AccountError): nothing is stored;
@@ -193,7 +196,7 @@ async def rotate_keys(engine: AsyncEngine, old: Any, new: Any, *, origin: str) -
     return await accounts.rotate_keys(engine, old, new, on_done=record)
 
 
-async def store_signing_key(engine: AsyncEngine, settings: Any, key: dict[str, Any], *, source: str,
+async def store_signing_key(engine: AsyncEngine, settings: Settings, key: dict[str, Any], *, source: str,
                             origin: str) -> int:
     """Store an eBay signing key (encrypted) and audit it -- the event names the key id, never the key."""
     from . import accounts
@@ -206,6 +209,39 @@ async def store_signing_key(engine: AsyncEngine, settings: Any, key: dict[str, A
                     f"eBay signing key {key.get('key_id') or '#' + str(kid)} {source}; Finances calls are signed",
                     signing_key_id=key.get("key_id") or "")
     return kid
+
+
+# `baysync keys signing create|import` reach eBay's Key Management API and the key parser through these,
+# like the OAuth functions above: the console never imports sync_core.ebay (pyproject.toml [tool.importlinter]).
+
+
+class SigningKeyFailed(RuntimeError):
+    """createSigningKey failed (refused, unreachable, or an unusable key); ``str()`` is one redacted line."""
+
+
+async def create_signing_key(engine: AsyncEngine, settings: Settings, cipher: str, *, origin: str) -> dict[str, Any]:
+    """Create the application's signing key with eBay's Key Management API and store it (encrypted, audited)."""
+    import httpx
+
+    from .ebay import signing
+    from .ebay.errors import EbayError
+
+    try:
+        async with httpx.AsyncClient(timeout=settings.api_timeout_s) as http:
+            key = await signing.create_signing_key(http, settings, cipher)
+        await store_signing_key(engine, settings, key, source="created", origin=origin)  # validates it too
+    except (EbayError, signing.SigningKeyError) as e:
+        raise SigningKeyFailed(f"createSigningKey failed: {e}") from e
+    return key
+
+
+def parse_signing_key(text: str) -> tuple[dict[str, str], str]:
+    """(key, cipher) of a key file (createSigningKey's JSON, or a PEM private key and the JWE line).
+    An unusable file raises ValueError (SigningKeyError) naming what is wrong, never key material."""
+    from .ebay import signing
+
+    key = signing.parse_key_file(text)
+    return key, signing.Signer(key["jwe"], key["private_key"]).cipher
 
 
 # ---------------------------------------------------------------- migrate (synchronous, like migrate itself)

@@ -32,9 +32,12 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 
 ENV_KEY = "BAYSYNC_SECRET_KEY"
@@ -71,7 +74,7 @@ def _parse_keys(raw: str, source: str) -> list[str]:
     return keys
 
 
-def key_file_path(settings: Any) -> Path:
+def key_file_path(settings: Settings) -> Path:
     configured = getattr(settings, "secret_key_file", "") if settings is not None else ""
     if configured:
         return Path(configured).expanduser()
@@ -114,7 +117,7 @@ def _write_key_file(path: Path, keys: Sequence[str], *, exclusive: bool) -> bool
             os.unlink(tmp)
 
 
-def load_keys(settings: Any, env: Mapping[str, str] | None = None, *, create: bool = True) -> tuple[list[str], str]:
+def load_keys(settings: Settings, env: Mapping[str, str] | None = None, *, create: bool = True) -> tuple[list[str], str]:
     """(keys, source description).  Creates the key file with a fresh key when none exists and ``create``."""
     env = os.environ if env is None else env
     raw = env.get(ENV_KEY, "")
@@ -158,7 +161,7 @@ class Vault:
         return f"Vault(source={self.source!r}, keys={len(self._keys)})"
 
     @classmethod
-    def from_settings(cls, settings: Any, env: Mapping[str, str] | None = None, *, create: bool = True) -> "Vault":
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None, *, create: bool = True) -> "Vault":
         keys, source = load_keys(settings, env, create=create)
         return cls(keys, source=source)
 
@@ -211,7 +214,7 @@ class Vault:
         return [self.reencrypt(t) for t in tokens]
 
 
-def begin_key_rotation(settings: Any, new_key: str | None = None, env: Mapping[str, str] | None = None) -> Vault:
+def begin_key_rotation(settings: Settings, new_key: str | None = None, env: Mapping[str, str] | None = None) -> Vault:
     """Step 1 of a rotation with a key file: file becomes ``NEW`` + old keys; returns the new Vault.
 
     With ``BAYSYNC_SECRET_KEY`` set, the environment cannot be rewritten: raises CryptoError telling the
@@ -230,7 +233,7 @@ def begin_key_rotation(settings: Any, new_key: str | None = None, env: Mapping[s
     return Vault(rotated._keys, source=f"key file {path}")
 
 
-def finish_key_rotation(settings: Any, env: Mapping[str, str] | None = None) -> Vault:
+def finish_key_rotation(settings: Settings, env: Mapping[str, str] | None = None) -> Vault:
     """Step 3: keep only the primary key in the key file (after every row was re-encrypted)."""
     env = os.environ if env is None else env
     if env.get(ENV_KEY, "").strip():

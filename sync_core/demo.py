@@ -10,10 +10,14 @@ import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import accounts
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .sim import Simulator
+    from .worker import WorkerPool
 
 log = logging.getLogger("baysync.demo")
 
@@ -64,9 +68,9 @@ class DemoRuntime:
         self._stop: asyncio.Event | None = None
         self.ready = threading.Event()
         self.error: BaseException | None = None
-        self.sim = None
+        self.sim: Simulator | None = None
         self.run_settings: Settings | None = None
-        self.pool = None
+        self.pool: WorkerPool | None = None
 
     def start(self, timeout: float = 120) -> Settings:
         self._thread = threading.Thread(target=self._main, name="baysync-demo", daemon=True)

@@ -6,15 +6,18 @@ Each check takes (settings, database url) and returns (ok, name, detail-with-the
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import httpx
 import sqlalchemy as sa
 
 from . import db
 
+if TYPE_CHECKING:
+    from .config import Settings
 
-def check_ebay(settings: Any, url: str) -> tuple[bool, str, str]:
+
+def check_ebay(settings: Settings, url: str) -> tuple[bool, str, str]:
     if not settings.ebay_client_id or not settings.ebay_client_secret:
         return False, "ebay", "ebay_client_id / ebay_client_secret not set (BAYSYNC_EBAY_CLIENT_ID, BAYSYNC_EBAY_CLIENT_SECRET)"
     hosts = sorted({settings.ebay_api_base_url, settings.ebay_apiz_base_url})
@@ -29,7 +32,7 @@ def check_ebay(settings: Any, url: str) -> tuple[bool, str, str]:
     return True, "ebay", "reachable: " + ", ".join(hosts)
 
 
-def check_tokens(settings: Any, url: str) -> tuple[bool, str, str]:
+def check_tokens(settings: Settings, url: str) -> tuple[bool, str, str]:
     engine = db.make_engine(settings, "cli", url)
     try:
         with engine.connect() as conn:
@@ -38,7 +41,7 @@ def check_tokens(settings: Any, url: str) -> tuple[bool, str, str]:
             rows = conn.execute(sa.text("""
                 select a.name, a.status, c.refresh_token_ct is not null as has, c.refresh_expires_at
                 from accounts a left join credentials c on c.account_id = a.id order by a.name""")).all()
-            unsigned = []  # EU/UK sellers while no signing key is stored (docs/ebay-api.md "Digital Signatures": Finances calls fail)
+            unsigned: Sequence[str] = []  # EU/UK sellers while no signing key is stored (docs/ebay-api.md "Digital Signatures": Finances calls fail)
             if conn.execute(sa.text("select to_regclass('signing_keys')")).scalar() is not None:
                 unsigned = conn.execute(sa.text("""
                     select name from accounts where signing_required
@@ -62,7 +65,7 @@ def check_tokens(settings: Any, url: str) -> tuple[bool, str, str]:
     return True, "tokens", f"{len(rows)} account(s) connected"
 
 
-def check_key(settings: Any, url: str) -> tuple[bool, str, str]:
+def check_key(settings: Settings, url: str) -> tuple[bool, str, str]:
     import os
 
     from .crypto import ENV_KEY, CryptoError, Vault, key_file_path
@@ -76,7 +79,13 @@ def check_key(settings: Any, url: str) -> tuple[bool, str, str]:
     return True, "key", "token-encryption key usable"
 
 
-def session_problem(settings: Any, url: str) -> str | None:
+def _value(conn: Any, sql: str) -> Any:
+    """The first column of a one-row query's row (None when there is no row)."""
+    row = conn.execute(sql).fetchone()
+    return None if row is None else row[0]
+
+
+def session_problem(settings: Settings, url: str) -> str | None:
     """What a transaction-mode pooler (pgbouncer ``pool_mode=transaction``) gives away: None when the
     connection keeps one server session, else the symptom seen. Probes, outside any transaction:
     successive statements of one connection run on one backend; a session setting survives to the next
@@ -87,10 +96,10 @@ def session_problem(settings: Any, url: str) -> str | None:
                 application_name="baysync/doctor")
     with psycopg.connect(**info, autocommit=True, prepare_threshold=None) as a, \
             psycopg.connect(**info, autocommit=True, prepare_threshold=None) as b:
-        pids = {a.execute("select pg_backend_pid()").fetchone()[0] for _ in range(3)}
+        pids = {_value(a, "select pg_backend_pid()") for _ in range(3)}
         a.execute("set baysync.doctor_probe = 'kept'")
-        kept = a.execute("select current_setting('baysync.doctor_probe', true)").fetchone()[0]
-        other = b.execute("select pg_backend_pid()").fetchone()[0]
+        kept = _value(a, "select current_setting('baysync.doctor_probe', true)")
+        other = _value(b, "select pg_backend_pid()")
     if len(pids) > 1:
         return "successive statements ran on different server backends"
     if kept != "kept":
@@ -100,7 +109,7 @@ def session_problem(settings: Any, url: str) -> str | None:
     return None
 
 
-def check_pooler(settings: Any, url: str) -> tuple[bool, str, str]:
+def check_pooler(settings: Settings, url: str) -> tuple[bool, str, str]:
     urls = [("database_url", url)]
     if settings.migrate_database_url:
         urls.append(("migrate_database_url", db.migrate_url(settings)))
@@ -132,7 +141,7 @@ def _env_of(url: str) -> str | None:
     return None
 
 
-def base_url_warning(settings: Any) -> str | None:
+def base_url_warning(settings: Settings) -> str | None:
     """One line when the api/apiz/auth base URLs mix eBay's sandbox and production hosts (the sandbox
     inserts ``.sandbox`` after ``api.``/``apiz.``/``auth.``: see docs/ebay-api.md, "Hosts")."""
     keys = ("ebay_api_base_url", "ebay_apiz_base_url", "ebay_auth_base_url")
@@ -182,7 +191,7 @@ async def probe_stream(client: Any, stream: str, now: datetime) -> str:
     return f"HTTP {page.status}, {total} record(s) in the probe's range"
 
 
-async def live_checks(settings: Any, url: str, *, transport: httpx.AsyncBaseTransport | None = None
+async def live_checks(settings: Settings, url: str, *, transport: httpx.AsyncBaseTransport | None = None
                       ) -> list[tuple[bool, str, str, str]]:
     """``doctor --live``: per connected account a forced token refresh, then one ``limit=1`` read per
     enabled stream.  Read-only at eBay (the fresh access token is stored like a worker's).  Returns

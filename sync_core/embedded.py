@@ -23,6 +23,7 @@ import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("baysync.embedded")
 
@@ -119,7 +120,7 @@ def _prepare_home(home: Path) -> None:
 
 def _run(cmd: list[str], user: str | None, timeout: float) -> None:
     try:
-        ids = {"user": user, "group": user, "extra_groups": []} if user else {}
+        ids: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout,
                        stdin=subprocess.DEVNULL, cwd="/", **ids)
     except subprocess.CalledProcessError as e:

@@ -14,8 +14,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import sqlalchemy as sa
 
@@ -161,10 +162,16 @@ def make_app(pool: "WorkerPool") -> "Starlette":
 async def serve(pool: "WorkerPool", bind: str) -> asyncio.Task:
     import uvicorn
 
+    class QuietServer(uvicorn.Server):
+        # The pool owns SIGTERM/SIGINT: uvicorn >= 0.29 takes them over in serve() through capture_signals
+        # (install_signal_handlers, which this used to override, no longer exists).
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     host, _, port = bind.rpartition(":")
-    server = uvicorn.Server(uvicorn.Config(make_app(pool), host=host, port=int(port), log_level="warning",
-                                           lifespan="off"))
-    server.install_signal_handlers = lambda: None  # the pool owns SIGTERM/SIGINT
+    server = QuietServer(uvicorn.Config(make_app(pool), host=host, port=int(port), log_level="warning",
+                                        lifespan="off"))
     task = asyncio.create_task(server.serve(), name="baysync-health")
     task.server = server  # type: ignore[attr-defined]
     return task

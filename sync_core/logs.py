@@ -48,6 +48,7 @@ def setup_logging(fmt: str = "text", level: str = "info", file: str | None = Non
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
+    handler: logging.Handler
     if file is not None:
         handler = logging.FileHandler(file)
         handler.setFormatter(JsonFormatter() if fmt == "json" else

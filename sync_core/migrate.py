@@ -84,7 +84,7 @@ def is_known(revision: str | None) -> bool:
 
 def check_known(current: str | None) -> None:
     """Raise SchemaUnknown if ``current`` is a revision this code does not have (a newer baysync's)."""
-    if not is_known(current):
+    if current is not None and not is_known(current):
         raise SchemaUnknown(current, head())
 
 

@@ -18,12 +18,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import events
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 log = logging.getLogger("baysync.retention")
 
@@ -72,7 +75,7 @@ async def _cutoff(conn: AsyncConnection, days: int) -> datetime | None:
     return (await conn.execute(sa.text("select now() - make_interval(days => :d)"), dict(d=days))).scalar_one()
 
 
-async def prune(engine: AsyncEngine, settings: Any, *, dry_run: bool = False, batch: int = BATCH,
+async def prune(engine: AsyncEngine, settings: Settings, *, dry_run: bool = False, batch: int = BATCH,
                 origin: str | None = None) -> PruneResult:
     """Prune (or with ``dry_run`` count) what is older than the retention settings.
 
@@ -114,7 +117,8 @@ async def prune(engine: AsyncEngine, settings: Any, *, dry_run: bool = False, ba
             if origin is not None:
                 from .control import audit
 
-                await audit(conn, "prune", origin, f"prune: deleted {res.summary()}", **res.counts(),
+                counts: dict[str, Any] = res.counts()  # audit's **details (mypy: not its account_id/stream)
+                await audit(conn, "prune", origin, f"prune: deleted {res.summary()}", **counts,
                             events_retention_days=settings.events_retention_days,
                             runs_retention_days=settings.runs_retention_days)
                 await conn.commit()

@@ -37,7 +37,7 @@ def gather(settings: Settings, *, start_embedded: bool = True) -> dict[str, Any]
             out["database"]["reachable"] = True
             rev = migrate.current_revision(conn)
             out["database"]["revision"] = rev
-            if not migrate.is_known(rev):
+            if rev is not None and not migrate.is_known(rev):
                 out["database"]["schema_error"] = str(migrate.SchemaUnknown(rev, out["database"]["head"]))
             if rev == out["database"]["head"]:
                 out["accounts"] = _accounts(conn)

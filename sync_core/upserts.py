@@ -32,7 +32,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, cast
 
 import orjson
 import sqlalchemy as sa
@@ -182,7 +182,7 @@ def _params(table: sa.Table, rows: Sequence[dict[str, Any]]) -> tuple[dict[str, 
     for c in cols:
         if c.name in json_vals:
             texts = [None if v is None else _json_text(v) for v in json_vals[c.name]]
-            out[f"c_{c.name}"] = "[" + ",".join(texts) + "]" if as_array else _array_literal(texts)
+            out[f"c_{c.name}"] = "[" + ",".join(cast("list[str]", texts)) + "]" if as_array else _array_literal(texts)
         else:
             out[f"c_{c.name}"] = _array_literal([r.get(c.name) for r in rows])
     return out, as_array
@@ -265,6 +265,7 @@ async def _copy_rows(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict
     names = [c.name for c in cols]
     text = _copy_text(names, [i for i, c in enumerate(cols) if _is_json(c)], rows)
     raw = (await conn.get_raw_connection()).driver_connection  # same session and transaction as conn
+    assert raw is not None
     async with raw.cursor() as cur:
         async with cur.copy(f"copy {table.name} ({', '.join(names)}) from stdin") as cp:
             await cp.write(text)
@@ -320,12 +321,12 @@ async def upsert(conn: AsyncConnection, table: sa.Table, key: Sequence[str], row
     params, as_array = _params(table, batch)
     res = (await conn.execute(upsert_sql(table, key, reactivate, json_as_array=as_array), params)).all()
     out = UpsertResult(unchanged=unchanged + len(batch) - len(res))
-    for r in res:
-        if r[0]:
+    for row in res:
+        if row[0]:
             out.inserted += 1
         else:
             out.updated += 1
-        out.changed_keys.append(tuple(r[1:]))
+        out.changed_keys.append(tuple(row[1:]))
     return out
 
 

@@ -189,3 +189,28 @@ def test_label_values_are_escaped():
     ((name, labels), v), = parse("\n".join(lines)).items()
     raw = dict(labels)["account"]
     assert raw.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\") == nasty and v == 1
+
+
+async def test_health_server_leaves_the_signal_handlers_to_the_pool():
+    """`baysync run` handles SIGTERM/SIGINT itself (stop, then cancel); the health server must not take them
+    over while it serves. uvicorn >= 0.29 replaces them in Server.serve() unless capture_signals is
+    overridden (the former install_signal_handlers override was a silent no-op: this failed then)."""
+    import signal
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    port = free_port()
+    task = await serve(None, f"127.0.0.1:{port}")  # no request reaches the pool
+    try:
+        async with httpx.AsyncClient() as http:
+            deadline = time.monotonic() + 30
+            while True:  # wait until the server answers: it is inside serve() then
+                try:
+                    await http.get(f"http://127.0.0.1:{port}/nowhere", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "health server did not start"
+                    await asyncio.sleep(0.05)
+        assert {sig: signal.getsignal(sig) for sig in before} == before
+    finally:
+        task.server.should_exit = True
+        await asyncio.wait_for(task, 30)

@@ -39,7 +39,7 @@ import logging
 import random
 import time
 from datetime import datetime
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
 from urllib.parse import quote
 
 import httpx
@@ -76,6 +76,9 @@ from .paging import (
 from .ratelimit import APP, RateBudget, RateBudgetExhausted
 from .redact import redact, strip_secret_params
 from .signing import Signer, needs_signature
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 __all__ = [
     "EbayClient", "Page", "make_http_client", "emit_event", "backoff_delay", "format_ts",
@@ -123,7 +126,7 @@ P_USER_RATE_LIMITS = "/developer/analytics/v1_beta/user_rate_limit/"
 # ---------------------------------------------------------------- module helpers
 
 
-def make_http_client(settings: Any, *, transport: httpx.AsyncBaseTransport | None = None,
+def make_http_client(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
                      max_connections: int = 64, **kw: Any) -> httpx.AsyncClient:
     """The process-wide httpx client for eBay: gzip, timeouts from ``api_timeout_s``, pooled connections.
 
@@ -153,7 +156,7 @@ def emit_event(on_event: Callable[[dict], None] | None, event: dict[str, Any]) -
         log.warning("eBay event callback raised %s", type(e).__name__)
 
 
-def backoff_delay(settings: Any, attempt: int, exc: BaseException | None = None) -> float:
+def backoff_delay(settings: Settings, attempt: int, exc: BaseException | None = None) -> float:
     """Seconds to wait after failed attempt ``attempt`` (1-based).
 
     429 with Retry-After: that value, capped by ``api_retry_max_s``.  Otherwise exponential from
@@ -193,7 +196,7 @@ class _Result:
 class EbayClient:
     """One seller account's view of the eBay REST APIs.  See the module docstring."""
 
-    def __init__(self, settings: Any, *, http: httpx.AsyncClient | None = None, tokens: TokenSource, account: str,
+    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None, tokens: TokenSource, account: str,
                  on_event: Callable[[dict], None] | None = None, budget: Any = None,
                  signer: Signer | None = None, signing_required: bool = False, marketplace_id: str | None = None):
         self.settings = settings
@@ -277,7 +280,8 @@ class EbayClient:
             exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
             seconds = round(float(getattr(retry_state.next_action, "sleep", 0.0) or 0.0), 3)
             n, total = retry_state.attempt_number, max(1, int(self.settings.api_retry_attempts))
-            after = f"Retry-After {exc.retry_after:g}s, " if getattr(exc, "retry_after", None) is not None else ""
+            retry_after = getattr(exc, "retry_after", None)
+            after = f"Retry-After {retry_after:g}s, " if retry_after is not None else ""
             emit_event(self._on_event, {
                 "type": "retry", "method": method, "path": httpx.URL(url).path, "api": api, "account": self.account,
                 "attempt": n, "attempts": total, "seconds": seconds, "status": getattr(exc, "status", None),
@@ -339,7 +343,7 @@ class EbayClient:
             await self._tokens.access_token(force_refresh=True)
 
     async def _attempt(self, method: str, url: str, *, api: str, op: str, records_key: str | None, json_body: Any,
-                       ok: Sequence[int], empty: Sequence[int], binary: bool, counter: list[int]) -> _Result:
+                       ok: Sequence[int], empty: Sequence[int], binary: bool, counter: list[Any]) -> _Result:
         counter[0] += 1
         attempt = counter[0]
         signed = needs_signature(api)
@@ -403,10 +407,10 @@ class EbayClient:
         emit_event(self._on_event, event)
         if status in ok or status in empty:
             return _Result(resp, data, str(u))
-        err = error_from_response(resp, api=api, account=self.account)
-        if isinstance(err, EbayRateLimited) and self._budget is not None:
-            await _maybe_await(self._budget.note_throttled(self.account, api, err.retry_after))
-        raise err
+        failure = error_from_response(resp, api=api, account=self.account)
+        if isinstance(failure, EbayRateLimited) and self._budget is not None:
+            await _maybe_await(self._budget.note_throttled(self.account, api, failure.retry_after))
+        raise failure
 
     # ------------------------------------------------------------ generic paging
 

@@ -86,7 +86,7 @@ class EbayError(Exception):
         return (_rebuild, (type(self), self.__dict__.copy()))
 
 
-def _rebuild(cls: type, state: dict[str, Any]) -> "EbayError":
+def _rebuild(cls: type[EbayError], state: dict[str, Any]) -> "EbayError":
     obj = cls.__new__(cls)
     obj.__dict__.update(state)
     Exception.__init__(obj, obj._render())

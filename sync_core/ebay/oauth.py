@@ -23,7 +23,7 @@ import inspect
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Iterable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, runtime_checkable
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import httpx
@@ -38,6 +38,9 @@ from .errors import (
     error_from_status,
 )
 from .redact import redact_text, register_secret
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 SCOPE_PREFIX = "https://api.ebay.com/oauth/api_scope"
 BASE_SCOPE = SCOPE_PREFIX
@@ -77,7 +80,7 @@ def scopes_for(streams: Iterable[str]) -> list[str]:
 # ---------------------------------------------------------------- consent
 
 
-def consent_url(settings: Any, state: str, scopes: Iterable[str], *, prompt_login: bool = False,
+def consent_url(settings: Settings, state: str, scopes: Iterable[str], *, prompt_login: bool = False,
                 locale: str | None = None) -> str:
     """The eBay consent page URL: ``{auth base}/oauth2/authorize?client_id&redirect_uri=<RuName>&...``."""
     if not settings.ebay_client_id:
@@ -189,7 +192,7 @@ def _token_set_from_json(data: dict[str, Any], *, refresh_token: str | None, sco
     )
 
 
-def _basic_auth(settings: Any) -> str:
+def _basic_auth(settings: Settings) -> str:
     cid, secret = settings.ebay_client_id, settings.ebay_client_secret
     if not cid or not secret:
         raise EbayAuthError(None, None, None, "ebay_client_id / ebay_client_secret are not configured")
@@ -199,7 +202,7 @@ def _basic_auth(settings: Any) -> str:
     return "Basic " + raw
 
 
-async def _token_call(http: httpx.AsyncClient, settings: Any, form: dict[str, str], *,
+async def _token_call(http: httpx.AsyncClient, settings: Settings, form: dict[str, str], *,
                       on_event: Callable[[dict], None] | None = None, account: str | None = None,
                       attempts: int | None = None) -> dict[str, Any]:
     """POST the token endpoint; retries transport errors, 429 and 5xx a few times (short backoff)."""
@@ -264,7 +267,7 @@ async def _token_call(http: httpx.AsyncClient, settings: Any, form: dict[str, st
     raise last
 
 
-async def exchange_code(http: httpx.AsyncClient, settings: Any, code: str, *,
+async def exchange_code(http: httpx.AsyncClient, settings: Settings, code: str, *,
                         on_event: Callable[[dict], None] | None = None) -> TokenSet:
     """Exchange an authorization code for tokens (grant_type=authorization_code, redirect_uri=RuName).
 
@@ -276,7 +279,7 @@ async def exchange_code(http: httpx.AsyncClient, settings: Any, code: str, *,
     return _token_set_from_json(data, refresh_token=None, scopes=[])
 
 
-async def refresh_access_token(http: httpx.AsyncClient, settings: Any, refresh_token: str,
+async def refresh_access_token(http: httpx.AsyncClient, settings: Settings, refresh_token: str,
                                scopes: Iterable[str] | None = None, *,
                                on_event: Callable[[dict], None] | None = None,
                                account: str | None = None) -> TokenSet:
@@ -292,7 +295,7 @@ async def refresh_access_token(http: httpx.AsyncClient, settings: Any, refresh_t
     return _token_set_from_json(data, refresh_token=refresh_token, scopes=scopes)
 
 
-async def application_token(http: httpx.AsyncClient, settings: Any, scopes: Iterable[str] = (BASE_SCOPE,), *,
+async def application_token(http: httpx.AsyncClient, settings: Settings, scopes: Iterable[str] = (BASE_SCOPE,), *,
                             on_event: Callable[[dict], None] | None = None) -> str:
     """An application access token (client_credentials grant; docs/ebay-api.md "Digital Signatures": the Key Management API and
     getRateLimits take one).  Not stored: it is minted when needed."""
@@ -343,7 +346,7 @@ class RefreshingTokenSource:
     rotated refresh token or the new access token (encrypted).
     """
 
-    def __init__(self, http: httpx.AsyncClient, settings: Any, refresh_token: str, scopes: Iterable[str] | None = None,
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, refresh_token: str, scopes: Iterable[str] | None = None,
                  on_refresh: OnRefresh | None = None, *, access_token: str | None = None,
                  access_expires_at: datetime | None = None, margin_s: float = ACCESS_REFRESH_MARGIN_S,
                  on_event: Callable[[dict], None] | None = None, account: str | None = None):
@@ -410,7 +413,7 @@ class RefreshingTokenSource:
         return ts.access_token
 
 
-async def client_credentials_token(http: httpx.AsyncClient, settings: Any, scopes: Iterable[str] = (BASE_SCOPE,), *,
+async def client_credentials_token(http: httpx.AsyncClient, settings: Settings, scopes: Iterable[str] = (BASE_SCOPE,), *,
                                    on_event: Callable[[dict], None] | None = None) -> TokenSet:
     """An application access token (grant_type=client_credentials; docs/ebay-api.md "OAuth" and the
     developer_analytics spec's ``clientCredentials`` flow, base scope ``.../oauth/api_scope``).  No refresh
@@ -426,7 +429,7 @@ class AppTokenSource:
     for (getRateLimits).  Cached in memory, minted again ``margin_s`` before expiry or after a 401 (at
     most once per rejected token, one mint at a time); one per process, shared by every account."""
 
-    def __init__(self, http: httpx.AsyncClient, settings: Any, scopes: Iterable[str] = (BASE_SCOPE,), *,
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, scopes: Iterable[str] = (BASE_SCOPE,), *,
                  margin_s: float = ACCESS_REFRESH_MARGIN_S, on_event: Callable[[dict], None] | None = None):
         self._http, self._settings, self._scopes = http, settings, list(scopes)
         self._margin, self._on_event = margin_s, on_event

@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, Iterable
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 # payment disputes (spec), finances (unverified): docs/ebay-api.md, "Filters, windows and date formats"
@@ -114,7 +114,9 @@ def computed_next_url(url: str, body: dict[str, Any], n_records: int, *, page_in
     """The next page's URL when eBay sent no ``next`` but ``total`` says more exist after a full page."""
     total = body.get("total")
     limit = body.get("limit") if isinstance(body.get("limit"), int) else query_int(url, "limit")
-    offset = body.get("offset") if isinstance(body.get("offset"), int) else (query_int(url, "offset") or 0)
+    offset = body.get("offset")
+    if not isinstance(offset, int):
+        offset = query_int(url, "offset") or 0
     if not isinstance(total, int) or not limit or n_records < limit:
         return None
     if page_index:
@@ -128,7 +130,7 @@ def computed_next_url(url: str, body: dict[str, Any], n_records: int, *, page_in
     return with_query_param(url, "offset", nxt)
 
 
-async def reread_on_drift(open_pages: Callable[[str | None], AsyncIterator[Page]], resume_url: str | None,
+async def reread_on_drift(open_pages: Callable[[str | None], AsyncGenerator[Page, None]], resume_url: str | None,
                           key_field: str, *, on_drift: Callable[[str, int], None],
                           max_rereads: int = MAX_WINDOW_REREADS) -> AsyncIterator[Page]:
     """Pages of an offset-paged, filtered query, re-read from offset 0 when the result set moved meanwhile.

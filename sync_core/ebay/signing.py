@@ -21,11 +21,12 @@ belongs to the developer's application and signs for all its sellers.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import httpx
 import orjson
@@ -35,6 +36,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from .errors import INVALID_SIGNATURE_ERRORS, MISSING_KEY_ERROR, SIGNATURE_ERRORS  # noqa: F401
 from .redact import register_secret
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 SIGNED_APIS = frozenset({"finances"})
 KEY_MANAGEMENT_PATH = "/developer/key_management/v1/signing_key"
@@ -99,7 +103,7 @@ def _load_private(text: str) -> Any:
         if "-----BEGIN" in raw:
             return serialization.load_pem_private_key(raw.encode(), password=None)
         return serialization.load_der_private_key(base64.b64decode("".join(raw.split()), validate=True), password=None)
-    except (ValueError, TypeError, base64.binascii.Error):
+    except (ValueError, TypeError, binascii.Error):
         raise SigningKeyError("the private key is not a PEM or base64 PKCS#8 Ed25519/RSA key") from None
 
 
@@ -109,7 +113,7 @@ def load_public(text: str) -> Any:
         if "-----BEGIN" in raw:
             return serialization.load_pem_public_key(raw.encode())
         return serialization.load_der_public_key(base64.b64decode("".join(raw.split()), validate=True))
-    except (ValueError, TypeError, base64.binascii.Error):
+    except (ValueError, TypeError, binascii.Error):
         raise SigningKeyError("the public key is not a PEM or base64 X.509 Ed25519/RSA key") from None
 
 
@@ -151,7 +155,7 @@ class Signer:
         """The headers to add to a request: x-ebay-signature-key, Signature-Input, Signature (+ Content-Digest)."""
         created = int(time.time()) if created is None else int(created)
         out = {"x-ebay-signature-key": self.jwe}
-        components = COMPONENTS
+        components: tuple[str, ...] = COMPONENTS
         if body:
             out["Content-Digest"] = content_digest(body)
             components = ("content-digest", *COMPONENTS)
@@ -222,7 +226,7 @@ def parse_key_file(text: str) -> dict[str, str]:
     return out
 
 
-async def create_signing_key(http: httpx.AsyncClient, settings: Any, cipher: str = "ED25519") -> dict[str, Any]:
+async def create_signing_key(http: httpx.AsyncClient, settings: Settings, cipher: str = "ED25519") -> dict[str, Any]:
     """Key Management API ``createSigningKey`` (``POST /developer/key_management/v1/signing_key`` on the apiz
     host, application token; docs/ebay-api.md "Digital Signatures").  The answer -- ``signingKeyId``, ``signingKeyCipher``,
     ``privateKey`` (only ever returned here), ``publicKey``, ``jwe``, ``creationTime``, ``expirationTime``
@@ -250,7 +254,7 @@ async def create_signing_key(http: httpx.AsyncClient, settings: Any, cipher: str
     if isinstance(data, dict) and isinstance(data.get("privateKey"), str):
         register_secret(data["privateKey"])
     try:
-        key = parse_key_file(resp.text)
+        key: dict[str, Any] = dict(parse_key_file(resp.text))
     except SigningKeyError as e:
         raise SigningKeyError(f"createSigningKey answered an unusable key: {e}") from None
     exp = data.get("expirationTime") if isinstance(data, dict) else None

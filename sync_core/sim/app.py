@@ -170,7 +170,9 @@ def q_ts(req: Request, name: str, error_id: int) -> int | None:
 
 
 def split_filter(text: str) -> list[str]:
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "[{":
             depth += 1
@@ -494,7 +496,7 @@ async def get_orders(sim: "Simulator", req: Request, seller: str, data: SellerDa
     if ids:  # an empty orderIds is ignored (the spec declares no error for it: unverified)
         if len(ids) > 50:  # spec getOrders 400: 30900 "Exceeded maximum number of order IDs (the current limit is 50)"
             raise ApiError(400, 30900, "Exceeded maximum number of order IDs (the current limit is 50)",
-                           f"{len(ids)} order IDs were given; at most 50 are allowed.", [("orderIds", ids_raw)])
+                           f"{len(ids)} order IDs were given; at most 50 are allowed.", [("orderIds", ids_raw or "")])
         orders = []
         for oid in ids:
             i = data.order_index(oid)
@@ -858,11 +860,13 @@ async def get_inventory_tasks(sim: "Simulator", req: Request, seller: str, data:
     if dr and q.get("look_back_days"):
         raise ApiError(400, 160008, "Both 'look_back_days' and 'date_range' were provided. Please remove one of them.")
     if dr:
+        a: int | None
+        b: int | None
         try:
             a, b = (parse_ts(x) for x in dr.split("..", 1))
         except ValueError:
             a = b = None
-        if a is None or b < a:  # an unparsable or reversed range (the latter: unverified)
+        if a is None or b is None or b < a:  # an unparsable or reversed range (the latter: unverified)
             raise ApiError(400, 160009, "The format of the 'date_range' is invalid.",
                            "The format for a date range is yyyy-MM-ddThh:mm:ss.sssZ..yyyy-MM-ddThh:mm:ss.sssZ.")
         if b - a > MAX_WINDOW_MS:
@@ -1176,7 +1180,8 @@ def build_app(sim: "Simulator") -> Starlette:
         *make_admin(sim),
     ]
 
-    async def http_error(req: Request, exc: HTTPException) -> Response:
+    async def http_error(req: Request, exc: Exception) -> Response:  # Starlette types handlers by Exception
+        assert isinstance(exc, HTTPException)  # the only class it is registered for
         if req.url.path.startswith("/sim/"):
             return json_response({"error": exc.detail}, exc.status_code)
         if exc.status_code == 405:

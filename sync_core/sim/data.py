@@ -42,16 +42,51 @@ _REFUND_FRACTIONS = (0.2, 0.3, 0.5, 1.0)
 class Sku:
     __slots__ = ("j", "sku", "title", "brand", "price", "item_id", "category", "fmt", "condition", "qty",
                  "in_api", "mpn", "upc", "n_offers", "unpublished")
+    j: int
+    sku: str | None  # None: a legacy listing without a SKU
+    title: str
+    brand: str
+    price: int  # cents
+    item_id: str
+    category: str
+    fmt: str
+    condition: str
+    qty: int
+    in_api: bool
+    mpn: str
+    upc: str
+    n_offers: int
+    unpublished: bool
 
 
 class Dispute:
     __slots__ = ("k", "pid", "order", "open", "respond_by", "response_at", "close", "reason", "amount",
                  "seller_response", "outcome", "touches")
+    k: int
+    pid: str
+    order: int  # order index
+    open: int  # ms instants; 0 = never
+    respond_by: int
+    response_at: int
+    close: int
+    reason: str
+    amount: int  # cents
+    seller_response: str | None
+    outcome: bool
+    touches: list[int]
 
 
 class Conversation:
     __slots__ = ("k", "cid", "ctype", "other", "title", "ref_item", "created", "msgs", "archived")
-    # msgs: list of [time_ms, from_other(bool), text, subject, message_id]
+    k: int
+    cid: str
+    ctype: str
+    other: str
+    title: str
+    ref_item: str | None
+    created: int
+    msgs: list[list[Any]]  # [time_ms, from_other(bool), text, subject, message_id]
+    archived: bool
 
 
 class SellerData:
@@ -135,7 +170,7 @@ class SellerData:
         self.offers: list[tuple[str, int, int, str, str]] = []
         self.offers_by_sku: dict[str, list[int]] = {}
         for s in self.skus:
-            if not s.in_api:
+            if not s.in_api or s.sku is None:  # Inventory API items always carry a SKU
                 continue
             for k in range(s.n_offers):
                 fmt = s.fmt if k == 0 else ("AUCTION" if s.fmt == "FIXED_PRICE" else "FIXED_PRICE")
@@ -321,6 +356,7 @@ class SellerData:
             hi = bisect.bisect_right(created, b)
             res: list[int] | range = range(hi - 1, lo - 1, -1) if hi > lo else range(0)
         else:
+            assert lastmod is not None  # both None was turned into a creation window above
             f = lastmod[0] if lastmod[0] is not None else lo_vis
             t = min(now, lastmod[1] if lastmod[1] is not None else now)
             lo = bisect.bisect_left(created, max(lo_vis, f - self.o_max_lag))
@@ -842,8 +878,8 @@ class SellerData:
                 if rng.random() < 0.3:
                     cv.msgs.append([t + int(rng.uniform(1, 72) * MS_HOUR), True, "Reminder: " + body, subject])
             cv.archived = rng.random() < 0.1
-            for m_no, m in enumerate(cv.msgs):
-                m.append(str(int(cv.cid) * 1000 + m_no))
+            for m_no, msg in enumerate(cv.msgs):
+                msg.append(str(int(cv.cid) * 1000 + m_no))
             self.convs.append(cv)
         self.conv_index = {cv.cid: cv.k for cv in self.convs}
 
@@ -914,10 +950,10 @@ class SellerData:
     def api_skus(self) -> list[Sku]:
         return [s for s in self.skus if s.in_api and s.j not in self._removed]
 
-    def sku_offers(self, sku: str) -> list[int]:
+    def sku_offers(self, sku: str | None) -> list[int]:
         """The offers of a SKU (none once its inventory item is deleted)."""
-        j = self.sku_index.get(sku)
-        return [] if j is None or j in self._removed else list(self.offers_by_sku.get(sku, ()))
+        j = None if sku is None else self.sku_index.get(sku)
+        return [] if sku is None or j is None or j in self._removed else list(self.offers_by_sku.get(sku, ()))
 
     def set_removed(self, sku: str, removed: bool) -> None:
         """deleteInventoryItem (its offers and their listings go with it), or the item listed again."""
@@ -1053,22 +1089,23 @@ class SellerData:
                 self.touches["payouts"].setdefault(k, []).append(now)
                 ids.append(self.payout_id(k))
         elif kind == "disputes":
-            pool = [d for d in self.disputes if d.open <= now]
-            for d in rng.sample(pool, min(n, len(pool))):
+            disputes = [d for d in self.disputes if d.open <= now]
+            for d in rng.sample(disputes, min(n, len(disputes))):
                 d.touches.append(now)
                 ids.append(d.pid)
         elif kind == "conversations":
-            pool = [cv for cv in self.convs if cv.created <= now]
-            for cv in rng.sample(pool, min(n, len(pool))):
+            convs = [cv for cv in self.convs if cv.created <= now]
+            for cv in rng.sample(convs, min(n, len(convs))):
                 text = rng.choice(W.MEMBER_QUESTIONS) if cv.ctype == "FROM_MEMBERS" else "Reminder: " + cv.msgs[0][2]
                 # build a new list and swap it in: readers in another thread never see a half-sorted list
                 cv.msgs = sorted(cv.msgs + [[now, True, text, cv.title, str(int(cv.cid) * 1000 + len(cv.msgs))]],
                                  key=lambda m: m[0])
                 ids.append(cv.cid)
         elif kind == "inventory_items":
-            pool = self.api_skus()
-            for s in rng.sample(pool, min(n, len(pool))):
+            skus = self.api_skus()
+            for s in rng.sample(skus, min(n, len(skus))):
                 self._inv_qty[s.j] = max(0, self.sku_qty(s) + rng.choice([-2, -1, 1, 3, 10]))
+                assert s.sku is not None  # Inventory API items always carry a SKU
                 ids.append(s.sku)
         elif kind == "offers":
             pool = list(range(len(self.offers)))

@@ -140,18 +140,18 @@ class FaultEngine:
         if not kinds:
             return rec
         kind = kinds[h32(self.seed, "malform-kind", stream, record.get(pk) if pk else "") % len(kinds)]
-        if kind == "pk":
+        if kind == "pk" and pk:
             rec.pop(pk, None)
-        elif kind == "amount":
+        elif kind == "amount" and amount_path:
             parent = _get(rec, amount_path[:-1]) if len(amount_path) > 1 else rec
             amt = parent[amount_path[-1]]
             try:
                 parent[amount_path[-1]] = float(amt.get("value", "0"))
             except (TypeError, ValueError, AttributeError):
                 parent[amount_path[-1]] = 0.0
-        elif kind == "ts":
+        elif kind == "ts" and ts_field:
             rec[ts_field] = 1700000000
-        elif kind == "int":
+        elif kind == "int" and int_path:
             parent = _get(rec, int_path[:-1]) if len(int_path) > 1 else rec
             parent[int_path[-1]] = str(parent[int_path[-1]])
         return rec

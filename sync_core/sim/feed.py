@@ -38,6 +38,7 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from .util import fmt_ms
@@ -69,7 +70,7 @@ class FeedTask:
 
     def render(self, now: int, base: str) -> dict:
         st = self.status(now)
-        out = {
+        out: dict[str, Any] = {
             "taskId": self.task_id,
             "status": st,
             "feedType": FEED_TYPE,
