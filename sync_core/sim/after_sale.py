@@ -42,18 +42,50 @@ CARRIER = "USPS"
 
 class SimReturn:
     __slots__ = ("rid", "order", "line", "created", "approved", "shipped", "closed", "escalated", "reason", "touches")
+    rid: str
+    order: int
+    line: int
+    created: int
+    approved: int  # ms instants; 0 = not (yet)
+    shipped: int
+    closed: int
+    escalated: int
+    reason: str
+    touches: list[int]
 
 
 class SimInquiry:
     __slots__ = ("iid", "order", "line", "created", "closed", "escalated", "touches")
+    iid: str
+    order: int
+    line: int
+    created: int
+    closed: int
+    escalated: bool
+    touches: list[int]
 
 
 class SimCase:
     __slots__ = ("cid", "order", "line", "created", "escalated", "closed", "case_type", "return_id", "touches")
+    cid: str
+    order: int
+    line: int
+    created: int
+    escalated: int
+    closed: int
+    case_type: str
+    return_id: str | None
+    touches: list[int]
 
 
 class SimCancellation:
     __slots__ = ("cid", "order", "created", "closed", "rejected", "touches")
+    cid: str
+    order: int
+    created: int
+    closed: int
+    rejected: bool
+    touches: list[int]
 
 
 def _amount(cents: int, currency: str) -> dict[str, Any]:
@@ -138,7 +170,7 @@ class AfterSaleData:
                 self.tracking_late[i] = ship + int((1 + 3 * u[9]) * MS_DAY) if u[10] < 0.7 else 0
         for lst in (self.returns, self.inquiries, self.cases, self.cancellations):
             lst.sort(key=lambda x: x.created)
-        self.index = {
+        self.index: dict[str, dict[str, Any]] = {
             "returns": {r.rid: r for r in self.returns}, "inquiries": {q.iid: q for q in self.inquiries},
             "cases": {k.cid: k for k in self.cases}, "cancellations": {x.cid: x for x in self.cancellations}}
         self._created = {s: [x.created for x in self._list(s)] for s in POST_ORDER_STREAMS}
@@ -369,35 +401,35 @@ class AfterSaleData:
         the order's lastModifiedDate moves).  Returns the ids (orderIds for shipping_fulfillments)."""
         ids: list[str] = []
         if kind == "returns":
-            pool = [r for r in self.returns if r.created <= now and self.return_state(r, now) == "RETURN_REQUESTED"]
-            for r in rng.sample(pool, min(n, len(pool))):
+            rpool = [r for r in self.returns if r.created <= now and self.return_state(r, now) == "RETURN_REQUESTED"]
+            for r in rng.sample(rpool, min(n, len(rpool))):
                 r.approved = now
                 r.shipped = max(r.shipped, now + MS_DAY) if r.shipped else 0
                 r.closed = max(r.closed, r.shipped + MS_DAY) if r.closed and r.shipped else 0
                 r.touches.append(now)
                 ids.append(r.rid)
         elif kind == "inquiries":
-            pool = [q for q in self.inquiries if q.created <= now and not self._at(q.closed, now)]
-            for q in rng.sample(pool, min(n, len(pool))):
+            qpool = [q for q in self.inquiries if q.created <= now and not self._at(q.closed, now)]
+            for q in rng.sample(qpool, min(n, len(qpool))):
                 q.closed, q.escalated = now, False
                 q.touches.append(now)
                 ids.append(q.iid)
         elif kind == "cases":
-            pool = [k for k in self.cases if k.created <= now and self.case_state(k, now) == "OPEN"]
-            for k in rng.sample(pool, min(n, len(pool))):
+            kpool = [k for k in self.cases if k.created <= now and self.case_state(k, now) == "OPEN"]
+            for k in rng.sample(kpool, min(n, len(kpool))):
                 k.escalated = now
                 k.touches.append(now)
                 ids.append(k.cid)
         elif kind == "cancellations":
-            pool = [x for x in self.cancellations if x.created <= now and not self._at(x.closed, now)]
-            for x in rng.sample(pool, min(n, len(pool))):
+            xpool = [x for x in self.cancellations if x.created <= now and not self._at(x.closed, now)]
+            for x in rng.sample(xpool, min(n, len(xpool))):
                 x.closed, x.rejected = now, False
                 x.touches.append(now)
                 ids.append(x.cid)
         elif kind == "shipping_fulfillments":
-            pool = sorted(i for i in self.tracking_late if self.ship_at(i, now) and not self.tracking_at(i, now)
+            ipool = sorted(i for i in self.tracking_late if self.ship_at(i, now) and not self.tracking_at(i, now)
                           and self.d.order_visible(i, now))
-            picked = rng.sample(pool, min(n, len(pool)))
+            picked = rng.sample(ipool, min(n, len(ipool)))
             for i in picked:
                 self.tracking_late[i] = now
             ids = self.d.touch_orders(picked, now)
@@ -493,6 +525,7 @@ def make_search(stream: str):
             frm = max(to - WINDOW_MS, months_before(now, LOOK_BACK_MONTHS))  # unverified
         elif frm is None:
             frm, to = now - WINDOW_MS, now  # no date filter: the last 90 days (unverified)
+        assert frm is not None and to is not None
         if to < frm:
             raise ApiError(400, PO_BAD_INPUT, "Invalid date range.", f"{prefix}_to is before {prefix}_from.")
         if to - frm > WINDOW_MS:  # unverified: the docs only state the 90-day default
