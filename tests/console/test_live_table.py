@@ -140,3 +140,61 @@ async def test_live_table_repaints_only_changed_rows():
         assert sorted(drawn) == [2, 5]  # rows 2 and 5, nothing else (not the header either)
         assert LiveTable.fast_cells - cells_before == 3  # the three changed cells, nothing else
         assert "changed" in "".join(t for t, _ in lines(live)[6])
+
+
+class Recording(Pair):
+    def __init__(self) -> None:
+        super().__init__(False, "row")
+        self.seen: list[tuple] = []
+
+    def on_data_table_row_highlighted(self, event) -> None:
+        self.seen.append(("highlighted", event.control.id, event.cursor_row, event.row_key.value))
+
+    def on_data_table_row_selected(self, event) -> None:
+        self.seen.append(("selected", event.control.id, event.cursor_row, event.row_key.value))
+
+    on_live_table_row_highlighted = on_data_table_row_highlighted
+    on_live_table_row_selected = on_data_table_row_selected
+
+
+async def test_live_table_keys_mouse_and_messages_behave_as_datatable():
+    """The same keys and clicks move the cursor and scroll the same way, and post the same highlighted /
+    selected messages (row index and key) as DataTable's; ``clear`` resets cursor and scroll alike."""
+    app = Recording()
+    async with app.run_test(size=(80, 32)) as pilot:
+        tables = app.query_one("#stock", DataTable), app.query_one("#live", LiveTable)
+        for t in tables:
+            for key, width in COLUMNS:
+                t.add_column(key.title(), key=key, width=width)
+            for i in range(60):
+                t.add_row(*cells(i, 0), key=str(i))
+        await pilot.pause()
+        keys = ["down", "down", "down", "pagedown", "pagedown", "up", "pageup", "ctrl+end", "up", "ctrl+home",
+                "end", "right", "home", "left", "pagedown", "enter"]
+        traces = []
+        for t in tables:
+            t.focus()
+            await pilot.pause()
+            app.seen.clear()
+            trace = []
+            for key in keys:
+                await pilot.press(key)
+                await pilot.pause()
+                trace.append((key, t.cursor_row, t.scroll_offset))
+            await pilot.click(t, offset=(3, 5))  # a row: cursor there; again: selected
+            await pilot.click(t, offset=(3, 5))
+            await pilot.pause()
+            trace.append(("click", t.cursor_row, t.scroll_offset))
+            t.move_cursor(row=40, animate=False)
+            await pilot.pause()
+            trace.append(("move_cursor", t.cursor_row, t.scroll_offset))
+            t.clear()
+            await pilot.pause()
+            trace.append(("clear", t.cursor_row, t.scroll_offset, t.row_count))
+            traces.append((trace, [(kind, row, key) for kind, _, row, key in app.seen]))
+        assert traces[1] == traces[0]
+        trace, seen = traces[1]
+        assert max(r[2].y for r in trace[:-1]) > 0 and max(r[2].x for r in trace[:-1]) > 0  # it did scroll
+        enter, click = trace[15][1], trace[16][1]
+        assert ("selected", enter, str(enter)) in seen and ("selected", click, str(click)) in seen
+        assert ("highlighted", 40, "40") == seen[-1]
