@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Iterable, NamedTuple
 
+from rich.cells import set_cell_size
 from rich.measure import Measurement
 from rich.padding import Padding
 from rich.protocol import is_renderable
@@ -39,10 +40,10 @@ from textual.message import Message
 from textual.renderables.styled import Styled
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, DuplicateKey, RowKey, StringKey
+from textual.widgets.data_table import (CellDoesNotExist, CellKey, ColumnKey, DuplicateKey, RowDoesNotExist, RowKey,
+                                        StringKey)
 
 _JOIN = Text("\n")
-_NO_STYLES: dict = {}
 
 
 def _key(key: Any) -> Any:
@@ -62,6 +63,7 @@ class _Frame(NamedTuple):
     header: Style
     cursor: Style
     hover: Style
+    header_hover: Style
     even: Style | None
     odd: Style | None
     widths: tuple
@@ -88,8 +90,8 @@ class LiveTable(ScrollView, can_focus=True):
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "live-table--cursor", "live-table--hover", "live-table--header", "live-table--odd-row",
-        "live-table--even-row",
+        "live-table--cursor", "live-table--hover", "live-table--header", "live-table--header-hover",
+        "live-table--odd-row", "live-table--even-row",
     }
 
     # DataTable's DEFAULT_CSS (Textual 8.2) for the parts a row cursor uses, under LiveTable's names
@@ -132,6 +134,9 @@ class LiveTable(ScrollView, can_focus=True):
             background: $block-cursor-blurred-background;
             color: $block-cursor-blurred-foreground;
             text-style: $block-cursor-blurred-text-style;
+        }
+        & > .live-table--header-hover {
+            background: $accent 30%;
         }
         & > .live-table--hover {
             background: $block-hover-background;
@@ -204,10 +209,6 @@ class LiveTable(ScrollView, can_focus=True):
     @property
     def cursor_coordinate(self) -> Coordinate:
         return Coordinate(self._cursor, 0)
-
-    @property
-    def ordered_columns(self) -> list[_Column]:
-        return list(self._cols)
 
     def add_column(self, label: str | Text, *, width: int | None = None, key: str | None = None,
                    default: Any = None) -> ColumnKey:
@@ -292,10 +293,12 @@ class LiveTable(ScrollView, can_focus=True):
         cells_of, col_index, cell_slots = self._cells, self._col_index, self._cell_slots
         auto = any(c.auto for c in self._cols)
         for row, col, value in changes:
-            rk, ci = _key(row), col_index[_key(col)]
-            cells_of[rk][ci] = value
-            cell_slots.pop((rk, ci), None)
-            rows.add(rk)
+            if type(row) is not str:
+                row = _key(row)
+            ci = col_index[col if type(col) is str else _key(col)]
+            cells_of[row][ci] = value
+            cell_slots.pop((row, ci), None)
+            rows.add(row)
             if auto and self._cols[ci].auto:
                 self._grow(ci, value)
             n += 1
@@ -417,7 +420,7 @@ class LiveTable(ScrollView, can_focus=True):
     def _row(self, row_key: Any) -> Any:
         key = _key(row_key)
         if key not in self._index:
-            raise CellDoesNotExist(f"No row exists for row_key={row_key!r}.")
+            raise RowDoesNotExist(f"Row key {row_key!r} is not valid.")
         return key
 
     def _column(self, column_key: Any) -> int:
@@ -488,9 +491,10 @@ class LiveTable(ScrollView, can_focus=True):
             self._size_changed()
 
     def _refresh_indexes(self, indexes: Iterable[int]) -> None:
+        """Repaint rows by position (-1: the header) if they are in view."""
         top, scroll_y, height = self._header_height(), int(self.scroll_y), self.size.height
-        regions = [Region(0, y, self.size.width, 1) for y in {top + i - scroll_y for i in indexes if i >= 0}
-                   if top <= y < height]
+        ys = {(0 if top else -1) if i < 0 else top + i - scroll_y for i in indexes}
+        regions = [Region(0, y, self.size.width, 1) for y in ys if (y == 0 and top) or top <= y < height]
         if regions:
             self.refresh(*regions)
 
@@ -520,7 +524,8 @@ class LiveTable(ScrollView, can_focus=True):
         zebra = self.zebra_stripes
         pad = self.cell_padding
         return _Frame(self.rich_style, style("live-table--header"), style("live-table--cursor"),
-                      style("live-table--hover"), style("live-table--even-row") if zebra else None,
+                      style("live-table--hover"), style("live-table--header-hover"),
+                      style("live-table--even-row") if zebra else None,
                       style("live-table--odd-row") if zebra else None,
                       tuple(c.width + 2 * pad for c in self._cols), pad, self.show_header)
 
@@ -571,7 +576,7 @@ class LiveTable(ScrollView, can_focus=True):
         key = None if header else self._keys[index]
         show = self.show_cursor
         cursor = show and not header and index == self._cursor
-        hover = show and self._show_hover and not header and index == self._hover
+        hover = show and self._show_hover and index == self._hover  # the header too, as DataTable
         variant = (index, x1, width, cursor, hover)
         slot = self._line_slots.get(key)
         if slot is None:
@@ -597,21 +602,23 @@ class LiveTable(ScrollView, can_focus=True):
                     segments.extend(lines)
                     continue
             segments.extend(self._cell(key, index, column, cell, row_style, column_width, cursor, hover, frame))
-        extend_style = row_style + self._component(cursor, hover, frame) + Style.from_meta(
+        extend_style = row_style + self._component(cursor, hover, frame, header) + Style.from_meta(
             {"row": index, "column": 0, "out_of_bounds": True})
         table_width = sum(frame.widths)
         segments.append(Segment(" " * max(0, width - table_width), extend_style))
-        strip = Strip(segments, max(width, table_width)).crop(x1, x1 + width)
-        strip = strip.adjust_cell_length(width, frame.base).simplify()
-        slot[variant] = strip
+        # DataTable's crop, adjust_cell_length and simplify, on the list: one Strip made, not four
+        segments = _crop_line(segments, x1, width, max(width, table_width), frame.base)
+        strip = slot[variant] = Strip(Segment.simplify(segments), width)
         LiveTable.fast_lines += 1
         return strip
 
     @staticmethod
-    def _component(cursor: bool, hover: bool, frame: _Frame) -> Style:
+    def _component(cursor: bool, hover: bool, frame: _Frame, header: bool = False) -> Style:
         style = Style()
         if hover:
             style += frame.hover
+            if header:
+                style += frame.header_hover
         if cursor:
             style += frame.cursor
         return style
@@ -623,7 +630,7 @@ class LiveTable(ScrollView, can_focus=True):
             slot = self._cell_slots[key, column] = (cell, {})
         segments = _fast_segments(self, cell, width, frame.padding)
         if segments is None:  # anything else: Rich's pipeline, exactly as DataTable renders a cell
-            component = self._component(cursor, hover, frame)
+            component = self._component(cursor, hover, frame, index < 0)
             post = Style.from_color(component.color) + Style.null()
             pre = row_style + Style.from_meta({"row": index, "column": column}) + component
             options = self.app.console_options.update_dimensions(width, 1).update(no_wrap=True)
@@ -643,7 +650,7 @@ class LiveTable(ScrollView, can_focus=True):
         key = (index, column, row_style, cursor, hover)
         styles = self._position_styles.get(key)
         if styles is None:
-            component = self._component(cursor, hover, frame)
+            component = self._component(cursor, hover, frame, index < 0)
             post_style = Style.from_color(component.color) + Style.null()
             pre_style = row_style + Style.from_meta({"row": index, "column": column}) + component
             done: dict = {}
@@ -656,6 +663,37 @@ class LiveTable(ScrollView, can_focus=True):
                 return final
             self._position_styles[key] = styles
         return styles
+
+
+def _crop_line(segments: list[Segment], x1: int, width: int, total: int, base: Style) -> list[Segment]:
+    """What DataTable does to a line of ``total`` cells scrolled by ``x1`` (``line_crop(segments, x1, x1 +
+    width, width)``, then ``Strip.adjust_cell_length(width, base)``), on a list of segments."""
+    if x1:
+        pos = 0
+        for i, segment in enumerate(segments):
+            end = pos + segment.cell_length
+            if end > x1:
+                first = segment.split_cells(x1 - pos)[1]
+                segments = ([first] if first else []) + segments[i + 1:]
+                break
+            pos = end
+        else:
+            segments = []
+        total = max(0, total - x1)
+    if total < width:
+        return segments + [Segment(" " * (width - total), base)]
+    if total > width:
+        out, length = [], 0
+        for segment in segments:
+            n = segment.cell_length
+            if length + n < width:
+                out.append(segment)
+                length += n
+            else:
+                out.append(Segment(set_cell_size(segment.text, width - length), segment.style))
+                break
+        return out
+    return segments
 
 
 def _renderable(cell: Any):

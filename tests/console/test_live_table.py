@@ -87,7 +87,7 @@ async def test_live_table_draws_what_datatable_draws(zebra, cursor_type):
                         t.action_cursor_up() if key == "up" else t.action_cursor_right())
                 await same(f"cursor {key} after update {gen}")
         unhovered = lines(live)
-        for row in (5, 6):  # the mouse over a row (one table at a time: the other one is left)
+        for row in (5, 6, 0):  # the mouse over a row, the header (one table at a time: the other one is left)
             drawn = []
             for t in (stock, live):
                 await pilot.hover(t, offset=(3, row))
