@@ -292,19 +292,24 @@ class LiveTable(ScrollView, can_focus=True):
         rows: set = set()
         cells_of, col_index, cell_slots = self._cells, self._col_index, self._cell_slots
         auto = any(c.auto for c in self._cols)
-        for row, col, value in changes:
-            if type(row) is not str:
-                row = _key(row)
-            ci = col_index[col if type(col) is str else _key(col)]
-            cells_of[row][ci] = value
-            cell_slots.pop((row, ci), None)
-            rows.add(row)
-            if auto and self._cols[ci].auto:
-                self._grow(ci, value)
-            n += 1
-        for rk in rows:
-            self._line_slots.pop(rk, None)
-        self._refresh_rows(rows)
+        try:
+            for row, col, value in changes:
+                if type(row) is not str:
+                    row = _key(row)
+                try:
+                    ci = col_index[col if type(col) is str else _key(col)]
+                    cells_of[row][ci] = value
+                except KeyError:
+                    raise CellDoesNotExist(f"No cell exists for row_key={row!r}, column_key={col!r}.") from None
+                cell_slots.pop((row, ci), None)
+                rows.add(row)
+                if auto and self._cols[ci].auto:
+                    self._grow(ci, value)
+                n += 1
+        finally:  # what was written is shown, even if a later key was wrong
+            for rk in rows:
+                self._line_slots.pop(rk, None)
+            self._refresh_rows(rows)
         return n
 
     def get_cell(self, row_key: Any, column_key: Any) -> Any:
