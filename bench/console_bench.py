@@ -274,9 +274,8 @@ class LoopProfile:
 
 
 async def measure(settings, url: str, seconds: float, presses: int, start_load, profile: bool = False) -> dict:
-    from textual.widgets import DataTable
-
     from console.app import make_app
+    from console.widgets.live_table import LiveTable
 
     prof = LoopProfile() if profile else None
     if prof:
@@ -314,13 +313,13 @@ async def measure(settings, url: str, seconds: float, presses: int, start_load, 
     out: dict = {}
     async with app.run_test(size=(160, 48)) as pilot:
         dash = app.screen
-        while not (getattr(dash, "loaded", False) and dash.query_one(DataTable).row_count):
+        while not (getattr(dash, "loaded", False) and dash.query_one(LiveTable).row_count):
             await asyncio.sleep(0.005)
         t_loaded = time.perf_counter()
         while not frames or frames[-1] < t_loaded:
             await asyncio.sleep(0.002)
         out["first_paint_ms"] = (frames[-1] - t_start) * 1000
-        out["rows"] = dash.query_one(DataTable).row_count
+        out["rows"] = dash.query_one(LiveTable).row_count
 
         stop = start_load()
         await asyncio.sleep(2.0)  # warm up: load flowing, dashboard diffing every poll
@@ -365,7 +364,7 @@ async def measure(settings, url: str, seconds: float, presses: int, start_load, 
                 await asyncio.sleep(gap)
             return lat
 
-        table = dash.query_one(DataTable)
+        table = dash.query_one(LiveTable)
         dash_lat = await keypress_latencies(["down", "down", "up"], lambda: table.cursor_row, presses,
                                             lambda k: [table])
         app.post_message(events.Key("l", "l"))

@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.reactive import var
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from .. import queries
 from ..widgets import badges
@@ -86,7 +86,7 @@ _TEXTS: dict[tuple, Text] = {}
 
 def _text(plain: str, style: str = "", justify=None) -> Text:
     """Cell Text objects, shared by value: most cells repeat (names, streams, states), and building a
-    Text is most of the cost of a row. Cells are never mutated (DataTable and LiveTable only read)."""
+    Text is most of the cost of a row. Cells are never mutated (LiveTable only reads them)."""
     key = (plain, style, justify)
     t = _TEXTS.get(key)
     if t is None:
@@ -270,7 +270,7 @@ class DashboardScreen(BaseScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(LiveTable)
         for key, label, width in COLUMNS:
             table.add_column(label, key=key, width=width)
         self.query_one("#dash-filter").display = False
@@ -417,7 +417,7 @@ class DashboardScreen(BaseScreen):
         self._update_info()
 
     def _rebuild(self, layout: list[Row]) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(LiveTable)
         selected = self.selected_key()
         with self.app.batch_update():
             table.clear()
@@ -436,7 +436,7 @@ class DashboardScreen(BaseScreen):
 
     # ------------------------------------------------------------ selection and info
     def selected_key(self) -> str | None:
-        table = self.query_one(DataTable)
+        table = self.query_one(LiveTable)
         if not table.row_count:
             return None
         try:
@@ -453,12 +453,12 @@ class DashboardScreen(BaseScreen):
             r = next((x for x in self.row_order if x.key == k), None)
         return r
 
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(LiveTable.RowHighlighted)
+    def _highlighted(self, event: LiveTable.RowHighlighted) -> None:
         self._update_detail()
 
-    @on(DataTable.RowSelected)
-    def _selected(self, event: DataTable.RowSelected) -> None:
+    @on(LiveTable.RowSelected)
+    def _selected(self, event: LiveTable.RowSelected) -> None:
         self.action_open_run()
 
     def _update_detail(self) -> None:
@@ -510,7 +510,7 @@ class DashboardScreen(BaseScreen):
     def _close_filter(self) -> None:
         inp = self.query_one("#dash-filter", Input)
         inp.display = bool(inp.value)
-        self.query_one(DataTable).focus()
+        self.query_one(LiveTable).focus()
 
     def action_clear_filter(self) -> None:
         inp = self.query_one("#dash-filter", Input)
@@ -649,4 +649,4 @@ class DashboardScreen(BaseScreen):
         inp.display = True
         self.filter_text = account
         self.rebuild()
-        self.query_one(DataTable).focus()
+        self.query_one(LiveTable).focus()

@@ -240,7 +240,7 @@ class LogView(ScrollView, can_focus=True):
                 (old.height > y) == (size.height > y) for y in (h - bar, h))
             if same and old.height and h:
                 self.set_reactive(LogView.virtual_size, size)
-                self._scroll_update(size)
+                self._sync_scrollbars(size)
             else:
                 self.layout_passes += 1
                 self.virtual_size = size
@@ -248,6 +248,23 @@ class LogView(ScrollView, can_focus=True):
             self.scroll_to(y=max(0, len(self.lines) - self.scrollable_content_region.height), animate=False,
                            immediate=True)
         self.refresh()
+
+    def _sync_scrollbars(self, size: Size) -> None:
+        """What Textual does after a virtual size change in which no scrollbar appears or goes, with
+        public API only: the bars' extent follows, and the scroll position stays in range."""
+        w, h = self.container_size
+        if self.show_vertical_scrollbar and self.styles.scrollbar_size_vertical:
+            bar = self.vertical_scrollbar
+            bar.window_virtual_size = size.height
+            bar.window_size = h - self.scrollbar_size_horizontal
+            bar.refresh()
+        if self.show_horizontal_scrollbar and self.styles.scrollbar_size_horizontal:
+            bar = self.horizontal_scrollbar
+            bar.window_virtual_size = size.width
+            bar.window_size = w - self.scrollbar_size_vertical
+            bar.refresh()
+        self.scroll_x = self.scroll_x  # the reactives' validators clamp to the new size
+        self.scroll_y = self.scroll_y
 
     def on_mount(self) -> None:
         self._resize()

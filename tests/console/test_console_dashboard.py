@@ -4,7 +4,7 @@ sync_state through sync_core.coordination (and hidden in read-only)."""
 from __future__ import annotations
 
 from console.app import make_app
-from textual.widgets import DataTable
+from console.widgets.live_table import LiveTable
 from tests.console.conftest import app_kwargs, sql, text_of, wait_until
 
 
@@ -14,7 +14,7 @@ async def open_dashboard(settings, size=(80, 24), **kw):
 
 
 def select(app, key: str) -> None:
-    table = app.screen.query_one(DataTable)
+    table = app.screen.query_one(LiveTable)
     table.move_cursor(row=table.get_row_index(key), animate=False)
 
 
@@ -28,7 +28,7 @@ async def test_rows_and_live_update_in_place(console_settings, seeded_url):
     async with app.run_test(size=(80, 24)) as pilot:
         dash = app.screen
         await wait_until(pilot, lambda: dash.loaded, what="dashboard")
-        table = dash.query_one(DataTable)
+        table = dash.query_one(LiveTable)
         assert table.row_count == 8
         assert str(table.get_cell("1:orders", "state")) == "▶ running"
         assert str(table.get_cell("1:payouts", "state")) == "✗ failed"
@@ -58,7 +58,7 @@ async def test_filter_sort_group(console_settings):
     async with app.run_test(size=(80, 24)) as pilot:
         dash = app.screen
         await wait_until(pilot, lambda: dash.loaded, what="dashboard")
-        table = dash.query_one(DataTable)
+        table = dash.query_one(LiveTable)
         await pilot.press("slash", *"failed")
         await pilot.pause()
         assert table.row_count == 1

@@ -121,6 +121,12 @@ async def test_log_view_keeps_100k_lines_and_renders_only_visible_rows():
         await pilot.pause()
         assert 0 < len(calls) <= view.size.height  # 100k lines, one screenful rendered
         assert view.layout_passes <= 2  # growing the log does not lay out the screen again
+        passes = view.layout_passes
+        view.add(store.extend([dict(rows[0], id=200_000 + i, message=f"more {i}") for i in range(50)]))
+        await pilot.pause()
+        assert view.lines[-1].id == 200_049 and view.layout_passes == passes  # grown without a layout pass
+        assert view.vertical_scrollbar.window_virtual_size == len(view.lines)  # yet the scrollbar follows
+        assert view.scroll_offset.y == len(view.lines) - view.scrollable_content_region.height  # and the view
 
 
 async def test_run_detail(console_settings, seeded_url):

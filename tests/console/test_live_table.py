@@ -1,9 +1,10 @@
-"""LiveTable draws exactly what a stock DataTable draws, while repainting only what changed.
+"""LiveTable (a line-API ScrollView) draws exactly what a stock DataTable draws, while repainting only
+what changed.
 
 Both tables get the same columns, rows and changes (LiveTable through ``update_cells``, DataTable through
 ``update_cell``); after every step the lines each widget renders (what the compositor gets, including
-cursor, hover, zebra stripes, horizontal and vertical scrolling) must be identical segment for segment.
-No database: this is the widget alone."""
+the row cursor, hover, zebra stripes, horizontal and vertical scrolling) must be identical segment for
+segment. No database: this is the widget alone."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def cells(i: int, gen: int) -> list:
 
 
 class Pair(App):
-    CSS = "DataTable { height: 14; width: 70; }"
+    CSS = "DataTable, LiveTable { height: 14; width: 70; }"
 
     def __init__(self, zebra: bool, cursor_type: str) -> None:
         super().__init__()
@@ -49,7 +50,7 @@ def lines(table: DataTable) -> list[list[tuple]]:
     return [[(s.text, s.style) for s in strip] for strip in table.render_lines(Region(0, 0, w, h))]
 
 
-@pytest.mark.parametrize("zebra,cursor_type", [(False, "row"), (True, "row"), (False, "cell")])
+@pytest.mark.parametrize("zebra,cursor_type", [(False, "row"), (True, "row")])
 async def test_live_table_draws_what_datatable_draws(zebra, cursor_type):
     app = Pair(zebra, cursor_type)
     async with app.run_test(size=(80, 32)) as pilot:
@@ -85,13 +86,16 @@ async def test_live_table_draws_what_datatable_draws(zebra, cursor_type):
                     t.action_cursor_down() if key == "down" else (
                         t.action_cursor_up() if key == "up" else t.action_cursor_right())
                 await same(f"cursor {key} after update {gen}")
-        for t in (stock, live):
-            t._show_hover_cursor = True  # as after a mouse move
-            t.hover_coordinate = t.cursor_coordinate.down()
-        await same("hover")
-        for t in (stock, live):
-            t.hover_coordinate = t.cursor_coordinate.down().down()
-        await same("hover moved")
+        unhovered = lines(live)
+        for row in (5, 6, 0):  # the mouse over a row, the header (one table at a time: the other one is left)
+            drawn = []
+            for t in (stock, live):
+                await pilot.hover(t, offset=(3, row))
+                await pilot.pause()
+                drawn.append(lines(t))
+            assert drawn[1] == drawn[0], f"hover on line {row}"
+            assert drawn[1][row] != unhovered[row]  # the hover style is drawn
+            await pilot.hover(None, offset=(79, 31))
         for t in (stock, live):
             t.scroll_to(x=7, y=20, animate=False, immediate=True)
         await same("scrolled")
@@ -113,8 +117,7 @@ async def test_live_table_draws_what_datatable_draws(zebra, cursor_type):
             await pilot.pause()
             drawn.append(lines(t))
         assert drawn[1] == drawn[0], "focused"
-        if cursor_type == "row":  # the console's table; other cursors take DataTable's path for whole lines
-            assert LiveTable.fast_lines > fast_before
+        assert LiveTable.fast_lines > fast_before
 
 
 async def test_live_table_repaints_only_changed_rows():
@@ -128,12 +131,70 @@ async def test_live_table_repaints_only_changed_rows():
             live.add_row(*cells(i, 0), key=str(i))
         await pilot.pause()
         drawn: list[int] = []
-        orig = live._fast_line
-        live._fast_line = lambda y, *a: (drawn.append(y), orig(y, *a))[1]  # type: ignore[method-assign]
+        orig = live._line
+        live._line = lambda index, *a: (drawn.append(index), orig(index, *a))[1]  # type: ignore[method-assign]
         cells_before = LiveTable.fast_cells
         live.update_cells([("2", "n", Text("7", justify="right")), ("5", "n", Text("8", justify="right")),
                            ("5", "note", Text("changed"))])
         await pilot.pause()
-        assert sorted(drawn) == [3, 6]  # rows 2 and 5 (the header is line 0)
+        assert sorted(drawn) == [2, 5]  # rows 2 and 5, nothing else (not the header either)
         assert LiveTable.fast_cells - cells_before == 3  # the three changed cells, nothing else
         assert "changed" in "".join(t for t, _ in lines(live)[6])
+
+
+class Recording(Pair):
+    def __init__(self) -> None:
+        super().__init__(False, "row")
+        self.seen: list[tuple] = []
+
+    def on_data_table_row_highlighted(self, event) -> None:
+        self.seen.append(("highlighted", event.control.id, event.cursor_row, event.row_key.value))
+
+    def on_data_table_row_selected(self, event) -> None:
+        self.seen.append(("selected", event.control.id, event.cursor_row, event.row_key.value))
+
+    on_live_table_row_highlighted = on_data_table_row_highlighted
+    on_live_table_row_selected = on_data_table_row_selected
+
+
+async def test_live_table_keys_mouse_and_messages_behave_as_datatable():
+    """The same keys and clicks move the cursor and scroll the same way, and post the same highlighted /
+    selected messages (row index and key) as DataTable's; ``clear`` resets cursor and scroll alike."""
+    app = Recording()
+    async with app.run_test(size=(80, 32)) as pilot:
+        tables = app.query_one("#stock", DataTable), app.query_one("#live", LiveTable)
+        for t in tables:
+            for key, width in COLUMNS:
+                t.add_column(key.title(), key=key, width=width)
+            for i in range(60):
+                t.add_row(*cells(i, 0), key=str(i))
+        await pilot.pause()
+        keys = ["down", "down", "down", "pagedown", "pagedown", "up", "pageup", "ctrl+end", "up", "ctrl+home",
+                "end", "right", "home", "left", "pagedown", "enter"]
+        traces = []
+        for t in tables:
+            t.focus()
+            await pilot.pause()
+            app.seen.clear()
+            trace = []
+            for key in keys:
+                await pilot.press(key)
+                await pilot.pause()
+                trace.append((key, t.cursor_row, t.scroll_offset))
+            await pilot.click(t, offset=(3, 5))  # a row: cursor there; again: selected
+            await pilot.click(t, offset=(3, 5))
+            await pilot.pause()
+            trace.append(("click", t.cursor_row, t.scroll_offset))
+            t.move_cursor(row=40, animate=False)
+            await pilot.pause()
+            trace.append(("move_cursor", t.cursor_row, t.scroll_offset))
+            t.clear()
+            await pilot.pause()
+            trace.append(("clear", t.cursor_row, t.scroll_offset, t.row_count))
+            traces.append((trace, [(kind, row, key) for kind, _, row, key in app.seen]))
+        assert traces[1] == traces[0]
+        trace, seen = traces[1]
+        assert max(r[2].y for r in trace[:-1]) > 0 and max(r[2].x for r in trace[:-1]) > 0  # it did scroll
+        enter, click = trace[15][1], trace[16][1]
+        assert ("selected", enter, str(enter)) in seen and ("selected", click, str(click)) in seen
+        assert ("highlighted", 40, "40") == seen[-1]
