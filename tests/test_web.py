@@ -71,23 +71,27 @@ def web(cli_env, db_url, tmp_path):
     assert w.stop() == 0, w.err.read_text()
 
 
-async def _ws_text(url: str, needles: tuple[str, ...], timeout: float = 45.0, **kw) -> str:
-    """Textual's web-driver output of one session (ANSI stripped) once it shows every needle."""
+async def _ws_session_text(ws, needles: tuple[str, ...], timeout: float = 45.0) -> str:
+    """Textual's web-driver output of a session (ANSI stripped) once it shows every needle."""
     text = ""
-    async with aiohttp.ClientSession() as http:
-        async with http.ws_connect(url, **kw) as ws:
-            await ws.send_json(["resize", {"width": 120, "height": 30}])
-            deadline = time.monotonic() + timeout
-            while not all(n in ANSI_RE.sub("", text) for n in needles):
-                assert time.monotonic() < deadline, ANSI_RE.sub("", text)[-2000:]
-                try:
-                    msg = await ws.receive(timeout=1.0)
-                except asyncio.TimeoutError:
-                    continue
-                assert msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), msg
-                if msg.type == aiohttp.WSMsgType.BINARY:
-                    text += msg.data.decode("utf-8", "replace")
+    await ws.send_json(["resize", {"width": 120, "height": 30}])
+    deadline = time.monotonic() + timeout
+    while not all(n in ANSI_RE.sub("", text) for n in needles):
+        assert time.monotonic() < deadline, ANSI_RE.sub("", text)[-2000:]
+        try:
+            msg = await ws.receive(timeout=1.0)
+        except asyncio.TimeoutError:
+            continue
+        assert msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), msg
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            text += msg.data.decode("utf-8", "replace")
     return ANSI_RE.sub("", text)
+
+
+async def _ws_text(url: str, needles: tuple[str, ...]) -> str:
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(url) as ws:
+            return await _ws_session_text(ws, needles)
 
 
 async def test_web_refuses_requests_without_the_token(web):
@@ -125,15 +129,41 @@ async def test_web_refuses_requests_without_the_token(web):
     assert web.token not in web.err.read_text()
 
 
-def test_web_allow_actions_drops_read_only(cli_env, db_url, tmp_path):
+def _consoles(home: str) -> list[int]:
+    """Pids of the console processes running with this BAYSYNC_HOME (a session's console and its shell)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and f"BAYSYNC_HOME={home}".encode() in (d / "environ").read_bytes().split(b"\0") \
+                    and b"console" in (d / "cmdline").read_bytes().split(b"\0"):
+                pids.append(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
+async def test_web_allow_actions_and_stopping_with_a_session_open(cli_env, db_url, tmp_path):
     _seed_demo_accounts(db_url)
     w = Web(cli_env, tmp_path, "--allow-actions")
     try:
         assert "actions allowed" in w.out.read_text()
-        text = asyncio.run(_ws_text(f"ws://127.0.0.1:{w.port}/ws?token={w.token}", DEMO))
-        assert "READ-ONLY" not in text
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"ws://127.0.0.1:{w.port}/ws?token={w.token}") as ws:
+                text = await _ws_session_text(ws, DEMO)
+                assert "READ-ONLY" not in text
+                assert _consoles(cli_env["BAYSYNC_HOME"])
+                # SIGTERM with the session open: the server closes the websocket, tells the session's console
+                # to quit, and exits 0
+                w.proc.send_signal(signal.SIGTERM)
+                while (await ws.receive(timeout=30)).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    pass
+                assert await asyncio.to_thread(w.proc.wait, 30) == 0, w.err.read_text()
+        deadline = time.monotonic() + 15
+        while _consoles(cli_env["BAYSYNC_HOME"]):
+            assert time.monotonic() < deadline, "the session's console outlived the server"
+            await asyncio.sleep(0.2)
     finally:
-        assert w.stop() == 0
+        w.stop()
 
 
 def test_web_host_must_be_loopback_unless_public(cli_env, tmp_path):
