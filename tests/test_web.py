@@ -267,7 +267,7 @@ def _png_pixels(png: bytes) -> tuple[int, int, list[bytes]]:
     return w, h, [bytes(x for i in range(0, stride, bpp) for x in r[i:i + 3]) for r in rows]
 
 
-async def test_browser_shows_the_dashboard(web, chromium, tmp_path):
+async def test_browser_shows_the_dashboard(chromium, web, tmp_path):
     # other hosts fail at once: the page's stylesheet link to Google Fonts must not wait on the network
     proc = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                              "--remote-debugging-port=0", f"--user-data-dir={tmp_path / 'chromium'}",
