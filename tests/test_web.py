@@ -108,7 +108,8 @@ async def test_web_refuses_requests_without_the_token(web):
         # the URL's token: traded for a cookie, and the address bar loses it
         async with http.get(f"{web.base}?token={web.token}", allow_redirects=False) as r:
             assert r.status == 303 and r.headers["Location"] == "/"
-            assert "httponly" in r.headers["Set-Cookie"].lower() and "samesite=strict" in r.headers["Set-Cookie"].lower()
+            cookie = r.headers["Set-Cookie"].lower()
+            assert "httponly" in cookie and "samesite=strict" in cookie
         async with http.get(web.base) as r:  # the session's cookie jar now carries it
             assert r.status == 200
             page = await r.text()
@@ -174,6 +175,13 @@ def test_web_host_must_be_loopback_unless_public(cli_env, tmp_path, capsys):
         assert _run_typer(["web", *args]) == 2, args
         out, err = capsys.readouterr()
         assert out == "" and len(err.strip().splitlines()) == 1 and needle in err, (args, out, err)
+    with socket.socket() as taken:  # a port in use: one line, exit 1
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = subprocess.run([sys.executable, "-m", "console.cli", "web", "--port", str(taken.getsockname()[1])],
+                           env=cli_env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
+    assert r.stderr.startswith("error: cannot listen on 127.0.0.1:") and len(r.stderr.splitlines()) == 1, r.stderr
     w = Web(cli_env, tmp_path, "--host", "0.0.0.0", "--public")  # 0.0.0.0 also answers on 127.0.0.1
     try:
         assert "warning: serving the console on 0.0.0.0" in w.err.read_text()
@@ -274,8 +282,8 @@ async def test_browser_shows_the_dashboard(cli_env, db_url, tmp_path):
         # other hosts fail at once: the page's stylesheet link to Google Fonts must not wait on the network
         with open(log, "w") as err:
             proc = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                     "--remote-debugging-port=0", f"--user-data-dir={tmp_path / 'chromium'}",
-                                     "--window-size=1280,720",
+                                     "--disable-dev-shm-usage", "--remote-debugging-port=0",
+                                     f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,720",
                                      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "about:blank"],
                                     stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 30
