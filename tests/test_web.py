@@ -94,7 +94,7 @@ async def _ws_text(url: str, needles: tuple[str, ...]) -> str:
             return await _ws_session_text(ws, needles)
 
 
-async def test_web_refuses_requests_without_the_token(web):
+async def test_web_refuses_requests_without_the_token(web, cli_env):
     wrong = "x" + web.token[1:]
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # unsafe: an IP host
         for path in ("/", f"/?token={wrong}", "/static/js/textual.js", f"/static/js/textual.js?token={wrong}",
@@ -128,6 +128,8 @@ async def test_web_refuses_requests_without_the_token(web):
     assert web.stop() == 0
     assert web.out.read_text().count(web.token) == 1
     assert web.token not in web.err.read_text()
+    logs = [p for p in Path(cli_env["BAYSYNC_HOME"]).rglob("*.log") if p.is_file()]
+    assert logs and not any(web.token in p.read_text(errors="replace") for p in logs)  # the console's log too
 
 
 def _consoles(home: str) -> list[int]:
