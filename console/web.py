@@ -42,12 +42,15 @@ def console_command(allow_actions: bool) -> str:
     return shlex.join(argv)
 
 
+class WebError(Exception):
+    """The server could not start (one line for the operator)."""
+
+
 class WebConsole(Server):
     def __init__(self, command: str, host: str, port: int, token: str) -> None:
         super().__init__(command, host=host, port=port, title="baysync")
         self._token = token.encode()
         self._sessions: set[asyncio.Task[Any]] = set()
-        self.port = port
 
     @property
     def cookie(self) -> str:  # cookies are per host, not per port: one name per server
@@ -126,10 +129,6 @@ class WebConsole(Server):
             await stop.wait()
         finally:
             await runner.cleanup()
-
-
-class WebError(Exception):
-    pass
 
 
 def serve(command: str, host: str, port: int, token: str, announce: Callable[[int], None]) -> None:
