@@ -91,6 +91,49 @@ def _console_log(s):
 
 
 @app.command()
+def web(host: str = typer.Option("127.0.0.1", "--host", help="Listen address (loopback unless --public)."),
+        port: int = typer.Option(8080, "--port", help="Listen port (0: any free port)."),
+        public: bool = typer.Option(False, "--public", help="Allow a non-loopback --host."),
+        allow_actions: bool = typer.Option(False, "--allow-actions",
+                                           help="Sessions get the console's actions (default: read-only).")) -> None:
+    """The console in a browser (textual-serve): each browser session runs `baysync console`, read-only
+    unless --allow-actions. Prints the URL with a random access token once; other requests get 403."""
+    import secrets
+    import socket
+
+    from console import web as w
+    from sync_core import migrate as m
+
+    if not 0 <= port < 65536:
+        raise CliError(f"--port {port}: expected 0..65535", EXIT_USAGE)
+    if not w.is_loopback(host) and not public:
+        raise CliError(f"--host {host}: not a loopback address; add --public to serve the console beyond this "
+                       f"machine, or keep the default and use an SSH tunnel (see README)", EXIT_USAGE)
+    s = settings()
+    if s.embedded:  # as `baysync console` does, so that a database problem shows here, not in the browser
+        m.migrate(s, say_err, quiet_at_head=True)
+    else:
+        m.check_schema(s, allow_behind=True)
+    _setup_logging()
+    if not w.is_loopback(host):
+        say_err(f"warning: serving the console on {host}, beyond this machine: anyone with the URL's token "
+                "can open it, over plain HTTP")
+    token = secrets.token_urlsafe(24)
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    mode = "actions allowed" if allow_actions else "read-only"
+
+    def announce(bound: int) -> None:
+        say(f"baysync web ({mode}): http://{shown}:{bound}/?token={token}")
+        say("Ctrl+C stops it; the URL works until then.")
+
+    try:
+        w.serve(w.console_command(allow_actions), host, port, token, announce)
+    except w.WebError as e:
+        raise CliError(str(e)) from None
+
+
+@app.command()
 def migrate() -> None:
     """Upgrade the database schema to head (safe to run concurrently)."""
     from sync_core import migrate as m
