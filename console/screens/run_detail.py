@@ -176,7 +176,7 @@ class RunDetailScreen(BaseScreen):
 
         def go(yes: bool | None) -> None:
             if yes:
-                self.app.do_action(f"STOP requested for {label}", queries.stop, r["account_id"], r["stream"])
+                self.app.do_action(f"STOP requested for {label}", "stop", r["account_id"], r["stream"])
                 self.set_timer(1.0, self.load)
         self.app.push_screen(ConfirmScreen(f"STOP run #{r['id']} ({label})?",
                                            "It finishes its current page, saves its checkpoint and ends cancelled.",
