@@ -126,21 +126,21 @@ class DataService:
             self._status_at = time.monotonic() + self.status_s
         if not self.schema_ok:
             return max(0.0, self._status_at - time.monotonic())
+        now = time.monotonic()
+        wanted = self.state_wanted()
+        if wanted and (self._state_due or now >= self._state_at) and now >= self._state_ok_at:
+            self._state_due = False  # first: the dashboard's first paint waits for nothing else
+            await self._refresh_state()
+            now = time.monotonic()
+            self._state_at = now + self.poll_s
+            self._state_ok_at = now + max(self.min_refresh_s, 4 * self.apply_s)
         if self.listen and (self._listener is None or self._listener.done()):
             await self._open_listener()
-        now = time.monotonic()
         if (self._events_due or now >= self._events_at) and now >= self._events_ok_at:
             self._events_due = False
             await self._read_events()
             now = time.monotonic()
             self._events_at, self._events_ok_at = now + self.events_poll_s, now + self.min_interval_s
-        wanted = self.state_wanted()
-        if wanted and (self._state_due or now >= self._state_at) and now >= self._state_ok_at:
-            self._state_due = False
-            await self._refresh_state()
-            now = time.monotonic()
-            self._state_at = now + self.poll_s
-            self._state_ok_at = now + max(self.min_refresh_s, 4 * self.apply_s)
         due = [self._status_at, self._events_ok_at if self._events_due else self._events_at]
         if wanted:
             due.append(self._state_ok_at if self._state_due else max(self._state_at, self._state_ok_at))
