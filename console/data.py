@@ -15,8 +15,9 @@ It owns, with ONE back-off for all of them:
 * the status checks: database reachable, schema revision and pending migrations, live workers, every
   ``status_s`` or when poked.
 
-A failed cycle (any of the above) posts ``DbStatus(error)`` once, closes the listener and retries after
-0.5, 1, 2, 4, 8, 8, ... s; the first good cycle posts ``DbStatus(None)`` and resets the back-off.
+A failed cycle (any of the above) posts ``DbStatus(error)`` (once per outage), closes the listener and
+retries after 0.5, 1, 2, 4, 8, 8, ... s (notifies and pokes do not cut a back-off short); the first good
+cycle posts ``DbStatus(None)`` and resets the back-off.
 
 It touches no widget: it posts messages (console/messages.py) through ``post`` -- the App's
 ``post_message`` -- and the App publishes them to the screens (see the App's API in console/app.py).
@@ -91,13 +92,14 @@ class DataService:
                     raise
                 except Exception as e:
                     self._failed(e)
-                    wait, backoff = backoff, min(backoff * 2, BACKOFF_MAX_S)
-                    self.waits.append(wait)
-                else:
-                    backoff = BACKOFF_MIN_S
-                    if self.error is not None:
-                        self.error = None
-                        self.post(DbStatus(None))
+                    self.waits.append(backoff)
+                    await asyncio.sleep(backoff)  # notifies and pokes meanwhile wait for the back-off
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    continue
+                backoff = BACKOFF_MIN_S
+                if self.error is not None:
+                    self.error = None
+                    self.post(DbStatus(None))
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, wait))
                 except (asyncio.TimeoutError, TimeoutError):
@@ -110,11 +112,10 @@ class DataService:
         self._status_due = self._events_due = self._state_due = True  # everything again once it is back
         if self._listener is not None:
             self._listener.cancel()  # it may hang on a dead connection; it reconnects with the next cycle
-        msg = db.describe(e)
-        if msg != self.error:
-            self.error = msg
-            log.warning("console lost the database: %s", msg)
-            self.post(DbStatus(msg))
+        if self.error is None:  # once per outage (the next failures may word it differently)
+            self.error = db.describe(e)
+            log.warning("console lost the database: %s", self.error)
+            self.post(DbStatus(self.error))
 
     async def _cycle(self) -> float:
         """One pass: whatever is due. Returns how long to sleep (a notify or a poke wakes it earlier)."""
