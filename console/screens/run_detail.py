@@ -106,9 +106,8 @@ class RunDetailScreen(BaseScreen):
         self.load()
 
     def _new_entries(self, entries: list) -> None:
-        mine = [e for e in entries if e.run_id == self.run_id]
+        mine = self.store.extend_entries([e for e in entries if e.run_id == self.run_id])  # by id: no twice
         if mine:
-            self.store.add_entries(mine)
             self.query_one(LogView).add(mine)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
