@@ -15,7 +15,8 @@ The API screens and widgets use (nothing else of the App):
 * actions: ``do_action(done, action, account_id, stream, **kw)`` (one sync_core.control request),
   ``read_only``, ``settings``, ``url`` (migrate), ``export_dir``.
 * navigation and context: ``now()``, ``selection``, ``log_scope``, ``open_logs()``, ``open_run()``,
-  ``handle_worker_state()``, and Textual's own (push_screen, notify, ...).
+  ``handle_worker_state()``, the ``action_*`` of the bindings, and Textual's own (push_screen, notify, ...).
+  ``SCREEN_API`` lists these names; a test keeps screens, widgets and the palette to it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ from .screens.run_detail import RunDetailScreen
 from .widgets.log_view import LogStore, make_entry
 
 NAV_ACTIONS = {"show", "help", "toggle_workers", "command_palette"}
+
+# What screens and widgets may use of this App besides Textual's own App API (see the module docstring
+# and docs/console.md; tests/console/test_console_data.py checks the screens keep to it).
+SCREEN_API = frozenset({
+    "status", "status_signal", "watch_state", "refresh_state", "state_applied", "events_signal", "store",
+    "data_signal", "engine", "report_db_error", "poke_status", "do_action", "read_only", "settings", "url",
+    "export_dir", "now", "selection", "log_scope", "open_logs", "open_run", "handle_worker_state",
+})
 
 
 def _entries(rows: list[dict]) -> list:

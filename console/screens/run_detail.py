@@ -65,6 +65,10 @@ def summary(d: dict[str, Any], now: datetime) -> Table:
     return t
 
 
+REFRESH_S = 2.0  # reload a running run's detail at least this often
+MIN_RELOAD_S = 0.5  # and at most this often (state notifies come with every checkpoint)
+
+
 class RunDetailScreen(BaseScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -81,6 +85,7 @@ class RunDetailScreen(BaseScreen):
         self.data: dict[str, Any] | None = None
         self.loaded = False
         self.store = LogStore(20_000)
+        self._changed = asyncio.Event()
 
     def compose(self) -> ComposeResult:
         yield from self.compose_header()
@@ -103,6 +108,7 @@ class RunDetailScreen(BaseScreen):
         q.add_column("At", key="at", width=19)
         self.query_one(LogView).set_filter(LogFilter(run_id=self.run_id))
         self.app.events_signal.subscribe(self, self._new_entries)
+        self.app.data_signal.subscribe(self, lambda _: self._changed.set())
         self.load()
 
     def _new_entries(self, entries: list) -> None:
@@ -129,7 +135,12 @@ class RunDetailScreen(BaseScreen):
             self._show(d)
             if d is None or d["run"].get("status") != "running":
                 return
-            await asyncio.sleep(max(1.0, self.app.poll_interval * 2))
+            await asyncio.sleep(MIN_RELOAD_S)
+            self._changed.clear()  # a state notify (a checkpoint, the finish) reloads sooner than the fallback
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=REFRESH_S)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
 
     def _show(self, d: dict[str, Any] | None) -> None:
         first = not self.loaded

@@ -111,3 +111,31 @@ async def test_lost_database_shows_once_and_recovers_with_one_backoff(tmp_path, 
             table = dash.query_one(DataTable)
             await wait_until(pilot, lambda: str(table.get_cell("1:orders", "records")) == "126k",
                              what="notify after the outage")
+
+
+def test_screens_use_only_the_documented_app_api():
+    """Screens, widgets and the palette reach the App only through console.app.SCREEN_API (plus
+    Textual's own App attributes): an AST walk over every ``self.app.X`` / ``app.X``."""
+    import ast
+    from pathlib import Path
+
+    from textual.app import App
+
+    import console
+    from console.app import SCREEN_API
+
+    root = Path(console.__file__).resolve().parent
+    files = [*(root / "screens").rglob("*.py"), *(root / "widgets").rglob("*.py"), root / "commands.py"]
+    used: dict[str, str] = {}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Attribute):
+                continue
+            v = node.value
+            if (isinstance(v, ast.Attribute) and v.attr == "app") or (isinstance(v, ast.Name) and v.id == "app"):
+                used.setdefault(node.attr, path.name)
+    assert {"status", "watch_state", "do_action", "engine"} <= used.keys()  # the walk sees the calls
+    textual = set(dir(App)) | set(vars(App()))  # Textual's App API, class and instance attributes
+    assert {a: f for a, f in used.items()  # action_*: the App's key-binding actions (the palette runs them)
+            if a not in SCREEN_API and a not in textual and not a.startswith("action_")} == {}
+    assert "poll_interval" not in used and "min_refresh_s" not in used  # the data service paces reads
