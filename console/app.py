@@ -201,9 +201,10 @@ class BaysyncApp(App):
 
     def state_applied(self, seconds: float) -> None:
         """A watcher applied a snapshot in ``seconds`` of UI time: the next read waits 4x that (or
-        min_refresh_s) so refreshing never hogs the UI. The first one also freezes the GC (tuning)."""
+        min_refresh_s) so refreshing never hogs the UI, and the fallback poll counts from now. The first
+        one also freezes the GC (tuning)."""
         if self.data is not None:
-            self.data.apply_s = seconds
+            self.data.applied(seconds)
         self.freeze_gc()
 
     @work(exclusive=True, group="data", exit_on_error=False, name="data service")
@@ -222,7 +223,7 @@ class BaysyncApp(App):
                                 post=self.post_message, state_wanted=self._state_wanted,
                                 poll_s=self.poll_interval, status_s=self.status_interval,
                                 min_refresh_s=self.min_refresh_s, backlog=self.log_backlog,
-                                listen=self.feed_enabled, transform=_entries)
+                                feed=self.feed_enabled, transform=_entries)
         await self.data.run()
 
     @on(SchemaChecked)

@@ -48,12 +48,12 @@ class DataService:
                  post: Callable[[Any], Any], state_wanted: Callable[[], bool] = lambda: True,
                  poll_s: float = 1.0, events_poll_s: float = 2.0, status_s: float = 3.0,
                  min_refresh_s: float = 0.2, min_interval_s: float = 0.1, backlog: int = 2000,
-                 batch: int = 5000, listen: bool = True, transform: Callable[[list[dict]], Any] | None = None) -> None:
+                 batch: int = 5000, feed: bool = True, transform: Callable[[list[dict]], Any] | None = None) -> None:
         self.engine, self.conninfo, self.head = engine, conninfo, head
         self.post, self.state_wanted = post, state_wanted
         self.poll_s, self.events_poll_s, self.status_s = poll_s, events_poll_s, status_s
         self.min_refresh_s, self.min_interval_s = min_refresh_s, min_interval_s
-        self.backlog, self.batch, self.listen = backlog, batch, listen
+        self.backlog, self.batch, self.feed = backlog, batch, feed  # feed False: no LISTEN, no events
         self.transform = transform  # run in a thread on each event batch (formatting stays off the UI loop)
         self.apply_s = 0.0  # how long the dashboard took to apply the last snapshot (paces the refresh)
         self.last_id: int | None = None
@@ -74,6 +74,14 @@ class DataService:
         """Read the state overview now (paced), e.g. after an action or when the dashboard is shown again."""
         self._state_due = True
         self._wake.set()
+
+    def applied(self, seconds: float) -> None:
+        """The dashboard applied a snapshot, taking ``seconds`` of UI time: the next read waits at least 4x
+        that (or min_refresh_s), and the fallback poll counts from now (not from the read)."""
+        self.apply_s = seconds
+        now = time.monotonic()
+        self._state_at = max(self._state_at, now + self.poll_s)
+        self._state_ok_at = max(self._state_ok_at, now + max(self.min_refresh_s, 4 * seconds))
 
     def poke_status(self) -> None:
         """Check the database and schema now (after a screen saw an error, or applied migrations)."""
@@ -135,14 +143,16 @@ class DataService:
             now = time.monotonic()
             self._state_at = now + self.poll_s
             self._state_ok_at = now + max(self.min_refresh_s, 4 * self.apply_s)
-        if self.listen and (self._listener is None or self._listener.done()):
+        if self.feed and (self._listener is None or self._listener.done()):
             await self._open_listener()
-        if (self._events_due or now >= self._events_at) and now >= self._events_ok_at:
+        if self.feed and (self._events_due or now >= self._events_at) and now >= self._events_ok_at:
             self._events_due = False
             await self._read_events()
             now = time.monotonic()
             self._events_at, self._events_ok_at = now + self.events_poll_s, now + self.min_interval_s
-        due = [self._status_at, self._events_ok_at if self._events_due else self._events_at]
+        due = [self._status_at]
+        if self.feed:
+            due.append(self._events_ok_at if self._events_due else self._events_at)
         if wanted:
             due.append(self._state_ok_at if self._state_due else max(self._state_at, self._state_ok_at))
         return max(0.0, min(due) - now)
