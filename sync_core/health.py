@@ -6,7 +6,8 @@
   run-duration histogram ``baysync_run_duration_seconds{stream}`` (every run this process finished, any
   status; kept in memory, so ``rate()``/``histogram_quantile()`` work as for any Prometheus histogram).
 * the database (the same for every worker, read at each scrape): per (account, stream) of the enabled
-  pairs the lag, the last success, the failures since it and the API calls; per account
+  pairs the lag, the last success, the failures since it (``status.FAILED_STATUSES``) and the API calls
+  (all from ``sync_core.status.overview(runs=True)``); per account
   ``baysync_reauth_needed``; per enabled stream the configured ``baysync_interval_seconds``. If the
   database is down these are omitted (a comment line says so) and /healthz/db answers 503.
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import sqlalchemy as sa
 
-from .status import FAILED_STATUSES, overview  # noqa: F401  (FAILED_STATUSES: what counts as a failure)
+from .status import overview  # the state overview (status --json, the console and the demo read it too)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
