@@ -502,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"log lines seen         {res['log_lines_per_s_seen']:.0f}/s (target {args.rate}/s), "
           f"{res['log_lines_held']} held")
     print(f"dashboard refreshes    {res['dashboard_polls_per_s']:.2f}/s of {res['rows']} rows")
-    print(f"state change->visible  p50 {res['state_visible_p50_ms']:.0f} ms   p95 {res['state_visible_p95_ms']:.0f} ms   "
+    print(f"state change->visible  p50 {res['state_visible_p50_ms']:.0f} ms   "
+          f"p95 {res['state_visible_p95_ms']:.0f} ms   "
           f"({res['state_changes']} changes, NOTIFY-driven)")
     print(f"goals                  p95 < 50 ms: {'met' if res['key_p95_ms'] < 50 else 'NOT met'}; "
           f"first paint < 1 s: {'met' if res['first_paint_ms'] < 1000 else 'NOT met'}; "

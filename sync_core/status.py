@@ -54,9 +54,9 @@ def gather(settings: Settings, *, start_embedded: bool = True) -> dict[str, Any]
 FAILED_STATUSES = ("failed", "abandoned")
 
 # The state overview: one row per (account, stream) -- an account without streams has one row with
-# stream None -- with the current run's window and the database's ``now()`` (``read_at``). ``runs=True`` adds each pair's last run, its failed or
-# abandoned runs since its last success and its API calls (status --json and /metrics; not the
-# dashboard, which reads it several times a second). Every picture of the sync state (the console's
+# stream None -- with the current run's window and the database's ``now()`` (``read_at``). ``runs=True``
+# adds each pair's last run, its failed or abandoned runs since its last success and its API calls
+# (status --json and /metrics; not the dashboard, which reads it up to several times a second). Every picture of the sync state (the console's
 # dashboard, `status --json`, /metrics, the demo's progress line, the benchmarks) is this query.
 _OVERVIEW = """
     select a.id as account_id, a.name as account, a.status as account_status, a.paused as account_paused,

@@ -2,8 +2,8 @@
 
 The rows are the state overview the data service (console/data.py) reads on every state notify (and
 as a fallback poll) and hands over through ``app.watch_state``; a screen worker formats the newest
-snapshot in a thread and the UI only applies the difference: ``update_cell`` for changed cells of rows already shown,
-a rebuild only when the set of visible rows changes (new pairs, filter, sort or grouping).
+snapshot in a thread and the UI only applies the difference: ``update_cell`` for changed cells of rows
+already shown, a rebuild only when the set of visible rows changes (new pairs, filter, sort or grouping).
 Sorting is applied when asked for (``s``), not on every update, so rows never jump under the cursor.
 """
 
