@@ -139,3 +139,25 @@ def test_screens_use_only_the_documented_app_api():
     assert {a: f for a, f in used.items()  # action_*: the App's key-binding actions (the palette runs them)
             if a not in SCREEN_API and a not in textual and not a.startswith("action_")} == {}
     assert "poll_interval" not in used and "min_refresh_s" not in used  # the data service paces reads
+
+
+def test_one_state_overview_for_every_reader(seeded_url, settings):
+    """sync_core.status.overview: a row per pair (accounts without pairs: one row, stream None), the
+    current run's window; runs=True adds the last run, failures since the last success and API calls."""
+    from sync_core import status
+
+    sql(seeded_url, "insert into accounts (name) values ('dove')")
+    engine = db.make_engine(settings, "cli", seeded_url)
+    try:
+        with engine.connect() as conn:
+            rows = {(r["account"], r["stream"]): r for r in status.overview(conn)}
+            full = {(r["account"], r["stream"]): r for r in status.overview(conn, runs=True)}
+    finally:
+        engine.dispose()
+    assert len(rows) == 9 and rows[("dove", None)]["account_status"] == "active"
+    assert rows[("acme", "orders")]["run_kind"] == "backfill" and rows[("acme", "orders")]["window_to"]
+    assert "last_run_id" not in rows[("acme", "orders")]
+    payouts = full[("acme", "payouts")]
+    assert (payouts["last_run_id"], payouts["last_run_status"], payouts["failures"], payouts["api_calls"]) == (
+        2, "failed", 1, 2)
+    assert full[("acme", "transactions")]["failures"] == 0 and full[("dove", None)]["last_run_id"] is None
