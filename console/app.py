@@ -219,7 +219,8 @@ class BaysyncApp(App):
             self.engine = db.make_async_engine(self.settings, "console", self.url)
         self.status.database = self._db_label_override or _db_label(
             self.url or "", getattr(self.settings, "embedded", False))
-        self.data = DataService(self.engine, db.psycopg_conninfo(self.url) if self.url else {}, None,
+        conninfo = db.listen_conninfo(self.settings, "console-listen", self.url) if self.url else {}
+        self.data = DataService(self.engine, conninfo, None,
                                 post=self.post_message, state_wanted=self._state_wanted,
                                 poll_s=self.poll_interval, status_s=self.status_interval,
                                 min_refresh_s=self.min_refresh_s, backlog=self.log_backlog,
