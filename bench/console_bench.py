@@ -1,5 +1,5 @@
-"""Console benchmark: first paint, and keypress-to-render latency (p50, p95) while 2,000 log lines/s
-arrive and 1,600 dashboard rows (200 accounts x 8 streams) update.
+"""Console benchmark: first paint, keypress-to-render latency (p50, p95) and state-change-to-visible
+latency while 2,000 log lines/s arrive and 1,600 dashboard rows (200 accounts x 8 streams) update.
 
     python -m bench.console_bench [--seconds 10] [--rate 2000] [--accounts 200] [--profile]
 
@@ -8,7 +8,9 @@ database may be created). Load comes from two separate processes (like real work
 run_events at ``--rate`` lines/s in 10 statements/s, the other bumps records_total/windows on every
 sync_state row twice a second. The console runs headless at 160x48 in this process; latency is the
 time from sending a key to the first frame (App._display) of a screen update that began with the key's
-effect in the widget state and its widgets marked for repaint.
+effect in the widget state and its widgets marked for repaint. State change -> visible: from a
+pause/resume request committed through sync_core.control (its own engine) to the first frame showing
+the row's new state, with the dashboard's fallback poll set to 30 s (the NOTIFY path).
 Prints the figures, then one JSON line. ``--profile`` also prints where the UI loop's time went during
 the measurement (every loop callback over 2 ms, labelled by the message or task it ran, garbage
 collections, frame composition) and what ran between the key and its frame for the slowest presses.
@@ -213,7 +215,7 @@ class LoopProfile:
         if isinstance(owner, asyncio.Task):
             coro = owner.get_coro()
             name = getattr(coro, "__qualname__", coro)
-            if name == "Worker._run":  # which worker: its group (dashboard-poll, feed, ...)
+            if name == "Worker._run":  # which worker: its group (data, dashboard-apply, ...)
                 worker = getattr(getattr(coro, "cr_frame", None), "f_locals", {}).get("self")
                 return f"worker {getattr(worker, 'group', None) or getattr(worker, 'name', '?')}"
             return f"task {name}"
@@ -367,6 +369,37 @@ async def measure(settings, url: str, seconds: float, presses: int, start_load, 
         table = dash.query_one(LiveTable)
         dash_lat = await keypress_latencies(["down", "down", "up"], lambda: table.cursor_row, presses,
                                             lambda k: [table])
+
+        # state change -> visible: an operator request (pause/resume through sync_core.control, in its own
+        # engine and transaction, like the CLI on another host) until the first frame that shows the row's
+        # new state. The fallback poll is set to 30 s meanwhile, so what is measured is the NOTIFY path.
+        from sync_core import control, db as sdb
+
+        t_state, polls_state = time.perf_counter(), dash.polls  # (this phase is left out of the rates below)
+        writer = sdb.make_async_engine(settings, "cli", url)
+        row = next(r for r in dash.row_order if r.state == "idle")
+        poll_s, app.data.poll_s = app.data.poll_s, 30.0
+        state_lat = []
+        for i in range(max(10, presses // 5)):
+            before = str(table.get_cell(row.key, "state"))
+            tick_state["probe"] = lambda screen: str(table.get_cell(row.key, "state")) != before and (
+                table in screen._dirty_widgets and table._repaint_regions)
+            first = len(shown)
+            ts = time.perf_counter()
+            await control.perform(writer, "resume" if i % 2 else "pause", row.account_id, row.stream, origin="cli")
+            while len(shown) == first:
+                if time.perf_counter() - ts > 30:
+                    raise RuntimeError("a state change was not shown within 30 s")
+                await asyncio.sleep(0.001)
+            tick_state["probe"] = None
+            state_lat.append((shown[first] - ts) * 1000)
+            await asyncio.sleep(0.1)
+        app.data.poll_s = poll_s
+        await writer.dispose()
+        out["state_visible_p50_ms"] = statistics.median(state_lat)
+        out["state_visible_p95_ms"] = pct(state_lat, 95)
+        out["state_changes"] = len(state_lat)
+        state_s, state_polls = time.perf_counter() - t_state, dash.polls - polls_state
         app.post_message(events.Key("l", "l"))
         while type(app.screen).__name__ != "LogsScreen":
             await asyncio.sleep(0.01)
@@ -375,12 +408,12 @@ async def measure(settings, url: str, seconds: float, presses: int, start_load, 
         info = logs.query_one("#logs-info")
         logs_lat = await keypress_latencies(["v", "f"], lambda: (logs.min_level, logs.view.follow), presses,
                                             lambda k: [info, logs.view] if k == "v" else [info])
-        elapsed = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0 - state_s
         if prof:
             prof.on = False
             prof.report(elapsed, sorted(presses_at, key=lambda p: -p[1])[:8])
-        out["log_lines_per_s_seen"] = (app.store.last_id - last0) / elapsed
-        out["dashboard_polls_per_s"] = (dash.polls - polls0) / elapsed
+        out["log_lines_per_s_seen"] = (app.store.last_id - last0) / (elapsed + state_s)
+        out["dashboard_polls_per_s"] = (dash.polls - polls0 - state_polls) / elapsed
         out["log_lines_held"] = len(app.store.entries)
         stop()
         out["dashboard_key_p50_ms"] = statistics.median(dash_lat)
@@ -468,8 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"log lines seen         {res['log_lines_per_s_seen']:.0f}/s (target {args.rate}/s), "
           f"{res['log_lines_held']} held")
     print(f"dashboard refreshes    {res['dashboard_polls_per_s']:.2f}/s of {res['rows']} rows")
+    print(f"state change->visible  p50 {res['state_visible_p50_ms']:.0f} ms   "
+          f"p95 {res['state_visible_p95_ms']:.0f} ms   "
+          f"({res['state_changes']} changes, NOTIFY-driven)")
     print(f"goals                  p95 < 50 ms: {'met' if res['key_p95_ms'] < 50 else 'NOT met'}; "
-          f"first paint < 1 s: {'met' if res['first_paint_ms'] < 1000 else 'NOT met'}")
+          f"first paint < 1 s: {'met' if res['first_paint_ms'] < 1000 else 'NOT met'}; "
+          f"state change visible p95 < 1 s: {'met' if res['state_visible_p95_ms'] < 1000 else 'NOT met'}")
     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items()}))
     return 0
 

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 from bench.common import (SimProcess, Timer, emit_json, machine_busy_s, parser, peak_rss_mb, proc_cpu_s, reset_peak_rss,
                           rss_mb, say, server, settings, sim_env)
-from sync_core import accounts, db
+from sync_core import accounts, db, status
 from sync_core.worker import WorkerPool
 
 SELLER = dict(orders=200, transactions=400, payouts=6, disputes=2, conversations=4, inventory_items=12, days=85,
@@ -67,7 +67,10 @@ async def run_summary(engine) -> dict:
                    coalesce(sum(api_calls), 0) as calls,
                    extract(epoch from max(finished_at) - min(started_at)) as span
             from sync_runs"""))).one()
-        states = dict((await conn.execute(sa.text("select status, count(*) from sync_state group by 1"))).all())
+        states: dict[str, int] = {}
+        for row in await conn.run_sync(status.overview):
+            if row["stream"] is not None:
+                states[row["status"]] = states.get(row["status"], 0) + 1
         owners = (await conn.execute(sa.text("select count(distinct owner) from sync_runs"))).scalar()
     return {"runs": r.runs, "succeeded": r.ok, "records": int(r.records), "api_calls": int(r.calls),
             "span_s": float(r.span or 0), "states": states, "owners": owners}

@@ -2,9 +2,21 @@
 
 ``make_app()`` builds the App (the CLI, the demo, the tests and the benchmark share it);
 ``run_console()`` runs it in the terminal. The App keeps only global concerns: navigation bindings,
-the command palette, the status monitor (database, schema, live workers), the event feed, the
-optional in-console worker pool, and one place where a failed worker becomes an error dialog.
-Each screen owns its bindings, data loading and handlers.
+the command palette, the data service (console/data.py: LISTEN, event feed, state overview and status
+checks in one worker), the optional in-console worker pool, and one place where a failed worker
+becomes an error dialog. Each screen owns its bindings and handlers.
+
+The API screens and widgets use (nothing else of the App):
+
+* data: ``status`` (AppStatus) and ``status_signal``; ``watch_state(screen, callback)`` (the state
+  overview, while the screen is shown) with ``refresh_state()`` and ``state_applied(seconds)``;
+  ``events_signal`` and ``store`` (log entries); ``data_signal`` (pairs or accounts changed: refresh);
+  ``engine`` for the screen's own reads (console/queries.py); ``report_db_error(e)``, ``poke_status()``.
+* actions: ``do_action(done, action, account_id, stream, **kw)`` (one sync_core.control request),
+  ``read_only``, ``settings``, ``url`` (migrate), ``export_dir``.
+* navigation and context: ``now()``, ``selection``, ``log_scope``, ``open_logs()``, ``open_run()``,
+  ``handle_worker_state()``, the ``action_*`` of the bindings, and Textual's own (push_screen, notify, ...).
+  ``SCREEN_API`` lists these names; a test keeps screens, widgets and the palette to it.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,12 +37,12 @@ from textual.screen import ModalScreen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
-from sync_core import __version__, db, migrate
+from sync_core import __version__, control, db
 
-from . import queries, tuning
+from . import tuning
 from .commands import BaysyncCommands
-from .feed import EventFeed
-from .messages import AppStatus, DataChanged, EventsArrived, FeedStatus
+from .data import DataService
+from .messages import AppStatus, DataChanged, DbStatus, EventsArrived, SchemaChecked, StateRefreshed
 from .screens.accounts import AccountsScreen
 from .screens.dashboard import DashboardScreen
 from .screens.help import HelpScreen
@@ -44,6 +56,14 @@ if TYPE_CHECKING:
     from sync_core.config import Settings
 
 NAV_ACTIONS = {"show", "help", "toggle_workers", "command_palette"}
+
+# What screens and widgets may use of this App besides Textual's own App API (see the module docstring
+# and docs/console.md; tests/console/test_console_data.py checks the screens keep to it).
+SCREEN_API = frozenset({
+    "status", "status_signal", "watch_state", "refresh_state", "state_applied", "events_signal", "store",
+    "data_signal", "engine", "report_db_error", "poke_status", "do_action", "read_only", "settings", "url",
+    "export_dir", "now", "selection", "log_scope", "open_logs", "open_run", "handle_worker_state",
+})
 
 
 def _entries(rows: list[dict]) -> list:
@@ -111,8 +131,9 @@ class BaysyncApp(App):
         self.status_signal: Signal[AppStatus] = Signal(self, "status")
         self.events_signal: Signal[list] = Signal(self, "events")
         self.data_signal: Signal[None] = Signal(self, "data")
-        self.feed_obj: EventFeed | None = None
-        self._monitor_wake = asyncio.Event()
+        self.state_signal: Signal[StateRefreshed] = Signal(self, "state")
+        self.data: DataService | None = None
+        self._state_watchers: list[Any] = []
         self.tuning = tuning.Tuning()  # GC and switch interval (console/tuning.py; BAYSYNC_CONSOLE_TUNING=off)
         self.last_input = 0.0  # time.monotonic() of the last key or mouse press
 
@@ -122,7 +143,7 @@ class BaysyncApp(App):
 
     def on_mount(self) -> None:
         self.tuning.start()
-        self.monitor()
+        self.run_data()
 
     GC_IDLE_S, GC_DUE, GC_FORCE = tuning.GC_IDLE_S, tuning.GC_DUE, tuning.GC_FORCE
 
@@ -154,24 +175,43 @@ class BaysyncApp(App):
         self.status_signal.publish(self.status)
 
     def report_db_error(self, e: BaseException | str) -> None:
+        """A screen's own read failed: show it, and let the data service check (and retry) now."""
         msg = e if isinstance(e, str) else db.describe(e)
         if self.status.db_error != msg:
             self.status.db_error = msg
             self.publish_status()
-            self._monitor_wake.set()
-
-    def report_db_ok(self) -> None:
-        if self.status.db_error is not None:
-            self.status.db_error = None
-            self.publish_status()
-            self._monitor_wake.set()
+        self.poke_status()
 
     def poke_status(self) -> None:
-        self._monitor_wake.set()
+        if self.data is not None:
+            self.data.poke_status()
 
-    @work(exclusive=True, group="monitor", exit_on_error=False)
-    async def monitor(self) -> None:
-        """Database reachability, schema revision and live workers; retries forever with backoff."""
+    # ------------------------------------------------------------ the data service
+    def watch_state(self, screen: Any, callback: Callable[[StateRefreshed], None]) -> None:
+        """``callback(StateRefreshed)`` with each new state overview while ``screen`` is shown."""
+        self.state_signal.subscribe(screen, callback)
+        self._state_watchers.append(screen)
+        self.refresh_state()
+
+    def _state_wanted(self) -> bool:
+        stack = self.screen_stack
+        return any(s in stack for s in self._state_watchers)
+
+    def refresh_state(self) -> None:
+        """Read the state overview now (e.g. the dashboard is shown again)."""
+        if self.data is not None:
+            self.data.refresh_state()
+
+    def state_applied(self, seconds: float) -> None:
+        """A watcher applied a snapshot in ``seconds`` of UI time: the next read waits 4x that (or
+        min_refresh_s) so refreshing never hogs the UI, and the fallback poll counts from now. The first
+        one also freezes the GC (tuning)."""
+        if self.data is not None:
+            self.data.applied(seconds)
+        self.freeze_gc()
+
+    @work(exclusive=True, group="data", exit_on_error=False, name="data service")
+    async def run_data(self) -> None:
         if self.engine is None:
             try:
                 self.url = self.url or await asyncio.to_thread(db.database_url, self.settings)
@@ -180,95 +220,59 @@ class BaysyncApp(App):
                 self.push_screen(ErrorScreen("Cannot open the database", db.describe(e)))
                 return
             self.engine = db.make_async_engine(self.settings, "console", self.url)
-        st = self.status
-        st.database = self._db_label_override or _db_label(self.url or "", getattr(self.settings, "embedded", False))
-        head = await asyncio.to_thread(migrate.head)
-        pending_for: dict[str | None, list[str]] = {}
-        backoff = 0.5
-        while True:
-            try:
-                async with self.engine.connect() as conn:
-                    current = await conn.run_sync(migrate.current_revision)
-                    workers = []
-                    if current == head:
-                        from sync_core import coordination
-                        workers = await coordination.live_workers(conn)
-                unknown = not migrate.is_known(current)
-                if current not in pending_for:
-                    pending_for[current] = await asyncio.to_thread(
-                        migrate.pending_revisions, current) if current != head and not unknown else []
-                changed = (st.current, st.head, st.checked, [w["id"] for w in st.workers]) != (
-                    current, head, True, [w["id"] for w in workers])
-                st.current, st.head, st.pending, st.workers, st.checked, st.unknown = (
-                    current, head, pending_for[current], workers, True, unknown)
-                if st.db_error is not None:
-                    st.db_error = None
-                    changed = True
-                if changed:
-                    self.publish_status()
-                backoff = 0.5
-                if st.schema_ok and self.feed_enabled and self.feed_obj is None:
-                    self.start_feed()
-                wait = self.status_interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self.report_db_error(e)
-                wait = backoff
-                backoff = min(backoff * 2, 8.0)
-            self._monitor_wake.clear()
-            try:
-                await asyncio.wait_for(self._monitor_wake.wait(), timeout=wait)
-            except (asyncio.TimeoutError, TimeoutError):
-                pass
+        self.status.database = self._db_label_override or _db_label(
+            self.url or "", getattr(self.settings, "embedded", False))
+        conninfo = db.listen_conninfo(self.settings, "console-listen", self.url) if self.url else {}
+        self.data = DataService(self.engine, conninfo, None,
+                                post=self.post_message, state_wanted=self._state_wanted,
+                                poll_s=self.poll_interval, status_s=self.status_interval,
+                                min_refresh_s=self.min_refresh_s, backlog=self.log_backlog,
+                                feed=self.feed_enabled, transform=_entries)
+        await self.data.run()
 
-    # ------------------------------------------------------------ the event feed
-    @work(exclusive=True, group="feed", exit_on_error=False)
-    async def start_feed(self) -> None:
-        assert self.engine is not None and self.url is not None
-        self.feed_obj = EventFeed(self.engine, db.psycopg_conninfo(self.url),
-                                  on_events=lambda rows: self.post_message(EventsArrived(rows)),
-                                  on_status=lambda err: self.post_message(FeedStatus(err)),
-                                  on_control=lambda: self.post_message(DataChanged()),
-                                  transform=_entries)
-        try:
-            backlog = await queries.recent_events(self.engine, self.log_backlog)
-        except Exception as e:
-            self.report_db_error(e)
-            backlog = []
-        if backlog:
-            self.post_message(EventsArrived(await asyncio.to_thread(_entries, backlog)))
-        self.feed_obj.last_id = int(backlog[-1]["id"]) if backlog else None
-        await self.feed_obj.run()
+    @on(SchemaChecked)
+    def _schema_checked(self, m: SchemaChecked) -> None:
+        st = self.status
+        new = (m.current, m.head, m.pending, [w["id"] for w in m.workers], True, m.unknown, None)
+        if new != (st.current, st.head, st.pending, [w["id"] for w in st.workers], st.checked, st.unknown,
+                   st.db_error):
+            st.current, st.head, st.pending, st.workers, st.checked, st.unknown, st.db_error = (
+                m.current, m.head, m.pending, m.workers, True, m.unknown, None)
+            self.publish_status()
+
+    @on(StateRefreshed)
+    def _state_refreshed(self, message: StateRefreshed) -> None:
+        self.state_signal.publish(message)
 
     @on(EventsArrived)
     def _events_arrived(self, message: EventsArrived) -> None:
         new = self.store.extend_entries(message.events)
         if new:
-            self.events_signal.publish(new)  # the dashboard refreshes on its own interval and on control notifies
+            self.events_signal.publish(new)
 
     @on(DataChanged)
     def _data_changed(self) -> None:
         self.data_signal.publish(None)
 
-    @on(FeedStatus)
-    def _feed_status(self, message: FeedStatus) -> None:
-        if message.error:
-            self.report_db_error(message.error)
-        else:
-            self.report_db_ok()
+    @on(DbStatus)
+    def _db_status(self, message: DbStatus) -> None:
+        if self.status.db_error != message.error:
+            self.status.db_error = message.error
+            self.publish_status()
 
-    # ------------------------------------------------------------ actions (writes go through queries)
-    def do_action(self, done: str, fn: Callable[..., Awaitable[int]], *args: Any) -> None:
+    # ------------------------------------------------------------ actions (one sync_core.control request each)
+    def do_action(self, done: str, action: str, account_id: int, stream: Any = None, **kw: Any) -> None:
+        """``action``: a key of sync_core.control.ACTIONS (stop, run-now, pause, resume, clear-error,
+        backfill with ``since=``); the request and its audit event (origin console) commit together."""
         if self.read_only:
             self.notify("The console is read-only.", severity="warning")
             return
-        self._run_action(done, fn, args)
+        self._run_action(done, action, account_id, stream, kw)
 
     @work(group="actions", exit_on_error=False, name="action")
-    async def _run_action(self, done: str, fn: Callable[..., Awaitable[int]], args: tuple) -> None:
+    async def _run_action(self, done: str, action: str, account_id: int, stream: Any, kw: dict) -> None:
         try:
-            n = await fn(self.engine, *args)
+            n = await control.perform(self.engine, action, account_id, stream, origin="console", **kw)
         except Exception as e:
             if db.is_retryable(e):
                 self.report_db_error(e)

@@ -368,25 +368,20 @@ def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: sync a
 
 def _print_progress(s) -> bool:
     """One whole progress line; True once every enabled pair has finished a run (succeeded or failed)."""
-    import sqlalchemy as sa
-
-    from sync_core import db
+    from sync_core import db, status as st
 
     engine = db.make_engine(s, "cli")
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("""
-                select a.name, s.stream, s.status, s.records_total, s.enabled,
-                       s.last_success_at is not null or s.last_error_at is not null as ran
-                from sync_state s join accounts a on a.id = s.account_id
-                order by a.name, s.stream""")).all()
+            rows = [r for r in st.overview(conn) if r["stream"] is not None]
     finally:
         engine.dispose()
-    total = sum(r.records_total for r in rows)
-    busy = sum(1 for r in rows if r.status == "running")
+    total = sum(r["records_total"] for r in rows)
+    busy = sum(1 for r in rows if r["status"] == "running")
     say(f"[demo] {total} records stored, {busy} stream(s) running: "
-        + ", ".join(f"{r.name}/{r.stream}={r.records_total}" for r in rows if r.records_total))
-    return bool(rows) and all(r.ran and r.status != "running" for r in rows if r.enabled)
+        + ", ".join(f"{r['account']}/{r['stream']}={r['records_total']}" for r in rows if r["records_total"]))
+    return bool(rows) and all((r["last_success_at"] or r["last_error_at"]) and r["status"] != "running"
+                              for r in rows if r["enabled"])
 
 
 # ---------------------------------------------------------------- engine access behind the schema gate

@@ -18,21 +18,45 @@ class EventsArrived(Message, bubble=False):
 
 
 class DataChanged(Message, bubble=False):
-    """Something changed in the database (a control notify or new events): refresh soon."""
+    """Pairs changed in the database (a control or state notify): screens showing other data refresh soon."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, DataChanged)
 
 
-class FeedStatus(Message, bubble=False):
-    """The event feed's database connection went away (``error``) or came back (``error`` None)."""
+class DbStatus(Message, bubble=False):
+    """The data service lost the database (``error``, posted once per outage) or has it back (None)."""
 
     def __init__(self, error: str | None) -> None:
         super().__init__()
         self.error = error
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, FeedStatus)
+        return isinstance(message, DbStatus)
+
+
+class SchemaChecked(Message, bubble=False):
+    """A status check: the schema revision (``current``, ``head``, ``pending``, ``unknown``: a revision this
+    code does not know) and the live workers."""
+
+    def __init__(self, current: str | None, head: str | None, pending: list[str], workers: list[dict],
+                 unknown: bool) -> None:
+        super().__init__()
+        self.current, self.head, self.pending, self.workers, self.unknown = current, head, pending, workers, unknown
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SchemaChecked)
+
+
+class StateRefreshed(Message, bubble=False):
+    """A fresh state overview (sync_core.status.overview rows) read at ``t`` (time.monotonic())."""
+
+    def __init__(self, rows: list[dict[str, Any]], t: float) -> None:
+        super().__init__()
+        self.rows, self.t = rows, t
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StateRefreshed)
 
 
 @dataclass

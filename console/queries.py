@@ -1,23 +1,23 @@
-"""The database reads the console needs (async SQLAlchemy), and its only writes: the operator actions,
-each one a request through :mod:`sync_core.control` (the same path as the CLI and every other host;
-the request and its audit event commit together).
+"""The database reads the console's screens need (async SQLAlchemy). The dashboard's rows are
+:func:`sync_core.status.overview` and the event feed is :mod:`sync_core.events`, both read by the data
+service (console/data.py); the console's writes (operator actions, account changes) all go through
+:mod:`sync_core.control`, like the CLI's.
 
-Nothing here touches the UI; every function takes an engine or connection and returns plain data.
+Nothing here touches the UI; every function takes an engine and returns plain data.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sync_core import control, coordination, migrate
+from sync_core import migrate
 
 ORIGIN = "console"
 
-# ---------------------------------------------------------------- schema and workers
+# ---------------------------------------------------------------- schema
 
 
 async def schema_state(engine: AsyncEngine, head: str) -> dict[str, Any]:
@@ -29,29 +29,7 @@ async def schema_state(engine: AsyncEngine, head: str) -> dict[str, Any]:
     return {"current": current, "head": head, "pending": pending, "history": history}
 
 
-async def live_workers(engine: AsyncEngine) -> list[dict]:
-    async with engine.connect() as conn:
-        return await coordination.live_workers(conn)
-
-
-# ---------------------------------------------------------------- dashboard
-
-_DASHBOARD = sa.text("""
-    select a.id as account_id, a.name as account, a.status as account_status, a.paused as account_paused,
-           s.stream, s.status, s.enabled, s.paused, s.cursor, s.backfill_since, s.lease_owner, s.run_id,
-           s.cancel_requested, s.run_now_requested, s.last_error, s.last_error_at, s.last_success_at,
-           s.records_total, s.windows_done, s.windows_total, s.next_run_at,
-           r.kind as run_kind, r.window_from, r.window_to, r.started_at as run_started_at
-    from sync_state s
-    join accounts a on a.id = s.account_id
-    left join sync_runs r on r.id = s.run_id
-    order by a.name, s.stream""")
-
-
-async def dashboard_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
-    async with engine.connect() as conn:
-        rows = (await conn.execute(_DASHBOARD)).mappings().all()
-    return [dict(r) for r in rows]
+# ---------------------------------------------------------------- dashboard (the rows: sync_core.status.overview)
 
 
 async def last_run_id(engine: AsyncEngine, account_id: int, stream: str) -> int | None:
@@ -94,20 +72,6 @@ async def run_detail(engine: AsyncEngine, run_id: int, *, event_limit: int = 500
             "http": dict(http) if http else {}}
 
 
-# ---------------------------------------------------------------- logs
-
-
-async def recent_events(engine: AsyncEngine, limit: int = 2000) -> list[dict[str, Any]]:
-    async with engine.connect() as conn:
-        rows = (await conn.execute(sa.text("""
-            select * from (
-                select e.id, e.ts, e.run_id, e.account_id, a.name as account, e.stream, e.level, e.kind,
-                       e.message, e.data
-                from run_events e left join accounts a on a.id = e.account_id
-                order by e.id desc limit :lim) x order by id"""), dict(lim=limit))).mappings().all()
-    return [dict(r) for r in rows]
-
-
 # ---------------------------------------------------------------- accounts
 
 _ACCOUNTS = sa.text("""
@@ -125,35 +89,3 @@ async def accounts(engine: AsyncEngine) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
         rows = (await conn.execute(_ACCOUNTS)).mappings().all()
     return [dict(r) for r in rows]
-
-
-# ---------------------------------------------------------------- actions (the only writes)
-# Each is one sync_core.control request (the coordination call and its audit event, origin console).
-
-
-async def run_now(engine: AsyncEngine, account_id: int, stream: str | None) -> int:
-    return await control.perform(engine, "run-now", account_id, stream, origin=ORIGIN)
-
-
-async def stop(engine: AsyncEngine, account_id: int, stream: str | None) -> int:
-    return await control.perform(engine, "stop", account_id, stream, origin=ORIGIN)
-
-
-async def set_paused(engine: AsyncEngine, account_id: int, stream: str | None, paused: bool) -> int:
-    return await control.perform(engine, "pause" if paused else "resume", account_id, stream, origin=ORIGIN)
-
-
-async def backfill(engine: AsyncEngine, account_id: int, streams: str | list[str], since: datetime) -> int:
-    return await control.perform(engine, "backfill", account_id, streams, since=since, origin=ORIGIN)
-
-
-async def clear_error(engine: AsyncEngine, account_id: int, stream: str | None) -> int:
-    return await control.perform(engine, "clear-error", account_id, stream, origin=ORIGIN)
-
-
-async def is_paused(conn: AsyncConnection, account_id: int, stream: str | None) -> bool:
-    if stream is None:
-        return bool((await conn.execute(sa.text("select paused from accounts where id = :a"),
-                                        dict(a=account_id))).scalar())
-    return bool((await conn.execute(sa.text("select paused from sync_state where account_id = :a and stream = :s"),
-                                    dict(a=account_id, s=stream))).scalar())

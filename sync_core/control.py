@@ -49,12 +49,14 @@ def audit_event(action: str, origin: str, message: str, *, account_id: int | Non
 async def audit(conn: AsyncConnection, action: str, origin: str, message: str, *, account_id: int | None = None,
                 stream: str | None = None, **details: Any) -> None:
     """Record one operator action inside the caller's transaction (with the account's name, so the
-    event still reads well after the account is removed)."""
+    event still reads well after the account is removed), and NOTIFY ``baysync_state`` with it: every
+    operator action may change what the dashboard shows."""
     if account_id is not None and "account" not in details:
         details["account"] = (await conn.execute(sa.text("select name from accounts where id = :a"),
                                                  dict(a=account_id))).scalar()
     await events.emit_many(conn, [audit_event(action, origin, message, account_id=account_id, stream=stream,
                                               **details)])
+    await co.notify_state(conn, action)
 
 
 def _streams(n: int) -> str:

@@ -11,7 +11,10 @@ row carries ``lease_owner``/``run_id`` with an unexpired ``lease_expires_at``:
   the lease*; no row means the lease was lost and the transaction is rolled back, so a paused or zombie
   worker can never write after a rescue.
 * requests from the console, the CLI or another host are columns on the same row; workers read them
-  when they heartbeat or fence (cooperative STOP between pages).
+  when they heartbeat or fence (cooperative STOP between pages). A request NOTIFYs ``baysync_control``
+  (workers wake up); every other change of what a pair shows (claim, checkpoint, window, finish,
+  rescue, release, clear error, new pairs) NOTIFYs ``baysync_state`` in the same transaction, so the
+  console's dashboard follows within a second without polling (workers do not listen to it).
 
 Every time comparison accepts an optional ``now`` so tests can move leases through time.
 """
@@ -29,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 CONTROL_CHANNEL = "baysync_control"
+STATE_CHANNEL = "baysync_state"
 
 
 class LeaseLost(RuntimeError):
@@ -101,6 +105,8 @@ async def claim_due(conn: AsyncConnection, owner: str, limit: int, ttl_s: int, *
     sql = _CLAIM.format(pair_filter="")
     rows = (await conn.execute(sa.text(sql), dict(owner=owner, host=socket.gethostname(), limit=limit, ttl=ttl_s,
                                                   kind=kind, now=now))).all()
+    if rows:
+        await notify_state(conn, "claim")
     return _claims(rows)
 
 
@@ -114,6 +120,8 @@ async def claim_pair(conn: AsyncConnection, owner: str, account_id: int, stream:
     rows = (await conn.execute(sa.text(sql), dict(owner=owner, host=socket.gethostname(), limit=1, ttl=ttl_s,
                                                   kind=kind, now=now, account_id=account_id, stream=stream))).all()
     c = _claims(rows)
+    if c:
+        await notify_state(conn, "claim")
     return c[0] if c else None
 
 
@@ -171,6 +179,7 @@ async def save_checkpoint(conn: AsyncConnection, run_id: int, checkpoint: dict[s
         dict(cp=None if checkpoint is None else _json(checkpoint), cursor=cursor, wd=windows_done,
              wt=windows_total, records=records, run=run_id, clear_bf=clear_backfill, bf=backfill_started))
     await add_run_counts(conn, run_id, counts or {}, windows_done=windows_done, windows_total=windows_total)
+    await notify_state(conn, "checkpoint")
 
 
 async def add_run_counts(conn: AsyncConnection, run_id: int, c: dict[str, int], *, windows_done: int | None = None,
@@ -193,6 +202,7 @@ async def set_run_window(conn: AsyncConnection, run_id: int, window_from: dateti
                        dict(f=window_from, t=window_to, n=windows_total, run=run_id))
     await conn.execute(sa.text("update sync_state set windows_total = :n, windows_done = 0 where run_id = :run"),
                        dict(n=windows_total, run=run_id))
+    await notify_state(conn, "window")
 
 
 async def finish(conn: AsyncConnection, owner: str, run_id: int, status: str, *, interval_s: int,
@@ -222,6 +232,7 @@ async def finish(conn: AsyncConnection, owner: str, run_id: int, status: str, *,
         update sync_runs set status = :rs, finished_at = {_NOW}, error = :error
         where id = :run and status = 'running'"""), dict(rs=run_status if held else "abandoned", error=error,
                                                           run=run_id, now=now))
+    await notify_state(conn, "finish")
     return held
 
 
@@ -243,6 +254,8 @@ async def rescue_expired(conn: AsyncConnection, now: datetime | None = None) -> 
                error = 'lease expired (worker ' || c.lease_owner || ' stopped heartbeating)'
         from cleared c where r.id = c.run_id and r.status = 'running'
         returning r.id"""), dict(now=now))).all()
+    if rows:
+        await notify_state(conn, "rescue")
     return [r.id for r in rows]
 
 
@@ -255,6 +268,8 @@ async def release_all(conn: AsyncConnection, owner: str) -> int:
             where lease_owner = :owner returning run_id)
         update sync_runs set status = 'cancelled', finished_at = now(), error = 'worker shut down'
         where id in (select run_id from mine) and status = 'running' returning id"""), dict(owner=owner))).all()
+    if rows:
+        await notify_state(conn, "release")
     return len(rows)
 
 
@@ -273,6 +288,7 @@ async def ensure_pairs(conn: AsyncConnection, account_id: int, streams: Iterable
     for stream, on in (enabled or {}).items():
         await conn.execute(sa.text("update sync_state set enabled = :on where account_id = :a and stream = :s"),
                            dict(on=on, a=account_id, s=stream))
+    await notify_state(conn, "pairs")
 
 
 async def sync_enabled_streams(conn: AsyncConnection, enabled: list[str]) -> None:
@@ -284,14 +300,21 @@ async def sync_enabled_streams(conn: AsyncConnection, enabled: list[str]) -> Non
         on conflict (account_id, stream) do nothing"""), dict(enabled=enabled))
     await conn.execute(sa.text("update sync_state set enabled = (stream = any(:enabled)) "
                                "where enabled is distinct from (stream = any(:enabled))"), dict(enabled=enabled))
+    await notify_state(conn, "pairs")
 
 
 def _pair_where(stream: str | None) -> str:
     return "account_id = :a" + (" and stream = :s" if stream else "")
 
 
-async def _notify(conn: AsyncConnection, what: str) -> None:
-    await conn.execute(sa.text("select pg_notify(:ch, :what)"), dict(ch=CONTROL_CHANNEL, what=what))
+async def _notify(conn: AsyncConnection, what: str, channel: str = CONTROL_CHANNEL) -> None:
+    await conn.execute(sa.text("select pg_notify(:ch, :what)"), dict(ch=channel, what=what))
+
+
+async def notify_state(conn: AsyncConnection, what: str) -> None:
+    """Tell listeners (the console) that pairs changed, when the caller's transaction commits
+    (PostgreSQL folds equal notifies of one transaction into one)."""
+    await _notify(conn, what, STATE_CHANNEL)
 
 
 async def request_run_now(conn: AsyncConnection, account_id: int, stream: str | None = None) -> int:
@@ -346,6 +369,7 @@ async def clear_error(conn: AsyncConnection, account_id: int, stream: str | None
         update sync_state set last_error = null, last_error_at = null,
                status = case when status = 'failed' then 'queued' else status end, next_run_at = now()
         where {_pair_where(stream)} returning 1"""), dict(a=account_id, s=stream))).all()
+    await notify_state(conn, "clear_error")
     return len(n)
 
 

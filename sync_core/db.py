@@ -122,6 +122,12 @@ def psycopg_conninfo(url: str) -> dict[str, Any]:
     return kw
 
 
+def listen_conninfo(settings: Settings, role: str, url: str) -> dict[str, Any]:
+    """Keyword arguments for a LISTEN connection outside the pool: the URL's, with the pool's connect
+    timeout, TCP keepalives (a dead connection is noticed) and ``application_name = baysync/<role>``."""
+    return {**psycopg_conninfo(url), **_connect_args(settings, role)}
+
+
 # ---------------------------------------------------------------- error classification
 
 _FATAL_SQLSTATES = {

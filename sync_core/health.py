@@ -6,7 +6,8 @@
   run-duration histogram ``baysync_run_duration_seconds{stream}`` (every run this process finished, any
   status; kept in memory, so ``rate()``/``histogram_quantile()`` work as for any Prometheus histogram).
 * the database (the same for every worker, read at each scrape): per (account, stream) of the enabled
-  pairs the lag, the last success, the failures since it and the API calls; per account
+  pairs the lag, the last success, the failures since it (``status.FAILED_STATUSES``) and the API calls
+  (all from ``sync_core.status.overview(runs=True)``); per account
   ``baysync_reauth_needed``; per enabled stream the configured ``baysync_interval_seconds``. If the
   database is down these are omitted (a comment line says so) and /healthz/db answers 503.
 """
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import sqlalchemy as sa
 
+from .status import overview  # the state overview (status --json, the console and the demo read it too)
+
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
@@ -27,23 +30,6 @@ if TYPE_CHECKING:
 
 # Run-duration histogram buckets (seconds): a small incremental run takes seconds, a backfill hours.
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0)
-
-# Runs that count as failures in a row (``baysync_consecutive_failures``): failed (reauth_needed is stored
-# as failed) and abandoned (its worker died). cancelled, lost and running neither count nor reset.
-FAILED_STATUSES = ("failed", "abandoned")
-
-_PAIRS = sa.text("""
-    select a.name as account, s.stream,
-           extract(epoch from now() - coalesce(s.cursor, s.last_success_at)) as lag,
-           extract(epoch from s.last_success_at) as last_success,
-           (select count(*) from sync_runs r where r.account_id = s.account_id and r.stream = s.stream
-              and r.status = any(:failed)
-              and r.started_at >= coalesce(s.last_success_at, '-infinity')) as failures,
-           (select coalesce(sum(api_calls), 0) from sync_runs r where r.account_id = s.account_id
-              and r.stream = s.stream) as calls
-    from sync_state s join accounts a on a.id = s.account_id
-    where s.enabled
-    order by a.name, s.stream""")
 
 
 def _label(v: str) -> str:
@@ -126,31 +112,33 @@ def make_app(pool: "WorkerPool") -> "Starlette":
         try:
             async def read():
                 async with pool.engine.connect() as conn:
-                    pairs = (await conn.execute(_PAIRS, dict(failed=list(FAILED_STATUSES)))).all()
-                    accs = (await conn.execute(sa.text(
-                        "select name, status = 'reauth_needed' as reauth from accounts order by name"))).all()
-                return pairs, accs
-            pairs, accs = await asyncio.wait_for(read(), 10)
+                    return await conn.run_sync(overview, True)
+            rows = await asyncio.wait_for(read(), 10)
         except Exception:
             lines.append("# database unavailable: per-pair and per-account series omitted")
         else:
-            pl = [(dict(account=r.account, stream=r.stream), r) for r in pairs]
+            pl = [(dict(account=r["account"], stream=r["stream"]), r) for r in rows if r["enabled"]]
+
+            def lag(r: dict) -> float | None:
+                since = r["cursor"] or r["last_success_at"]
+                return (r["read_at"] - since).total_seconds() if since else None
             lines += family("baysync_lag_seconds", "gauge",
                             "Now minus the pair's cursor (the time its data is complete up to), or minus its last "
                             "success when it has no cursor; absent before the first success.",
-                            ((lb, float(r.lag)) for lb, r in pl if r.lag is not None))
+                            ((lb, lag(r)) for lb, r in pl if lag(r) is not None))
             lines += family("baysync_last_success_timestamp_seconds", "gauge",
                             "Unix time the pair's last successful run finished; absent before the first.",
-                            ((lb, float(r.last_success)) for lb, r in pl if r.last_success is not None))
+                            ((lb, r["last_success_at"].timestamp()) for lb, r in pl if r["last_success_at"]))
             lines += family("baysync_consecutive_failures", "gauge",
                             "Failed or abandoned runs of the pair since its last success.",
-                            ((lb, int(r.failures)) for lb, r in pl))
+                            ((lb, int(r["failures"])) for lb, r in pl))
             lines += family("baysync_api_calls_total", "counter", "eBay API calls recorded in runs.",
-                            ((lb, int(r.calls)) for lb, r in pl))
+                            ((lb, int(r["api_calls"])) for lb, r in pl))
+            accs = {r["account"]: r["account_status"] == "reauth_needed" for r in rows}
             lines += family("baysync_reauth_needed", "gauge",
                             "1 when eBay refused the account's refresh token (reconnect it), else 0.",
-                            ((dict(account=r.name), int(bool(r.reauth))) for r in accs))
-            streams = sorted({r.stream for r in pairs})
+                            ((dict(account=name), int(reauth)) for name, reauth in accs.items()))
+            streams = sorted({r["stream"] for _, r in pl})
             lines += family("baysync_interval_seconds", "gauge",
                             "Configured seconds between incremental runs, by stream.",
                             ((dict(stream=s), pool.settings.stream(s).interval_s) for s in streams))

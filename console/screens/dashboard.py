@@ -1,8 +1,9 @@
 """Dashboard: one row per (account, stream), live.
 
-Data is fetched by an exclusive async worker (coalesced pokes + a poll interval) and formatted in a
-thread; the UI only applies the difference: ``update_cell`` for changed cells of rows already shown,
-a rebuild only when the set of visible rows changes (new pairs, filter, sort or grouping).
+The rows are the state overview the data service (console/data.py) reads on every state notify (and
+as a fallback poll) and hands over through ``app.watch_state``; a screen worker formats the newest
+snapshot in a thread and the UI only applies the difference: ``update_cell`` for changed cells of rows
+already shown, a rebuild only when the set of visible rows changes (new pairs, filter, sort or grouping).
 Sorting is applied when asked for (``s``), not on every update, so rows never jump under the cursor.
 """
 
@@ -251,7 +252,8 @@ class DashboardScreen(BaseScreen):
         self.polls = 0
         self.cells_updated = 0
         self.last_apply_s = 0.0
-        self._poke = asyncio.Event()
+        self._arrived = asyncio.Event()
+        self._snapshot = None  # the newest StateRefreshed not applied yet
         self._need_rebuild = True
         self._view_version = 0  # bumped when filter, sort or grouping change (a prepared diff is then stale)
         self._was_ok = False
@@ -278,11 +280,17 @@ class DashboardScreen(BaseScreen):
         self.app.data_signal.subscribe(self, lambda _: self.poke())
         self._update_info()
         self._status_changed(self.app.status)
-        self.poll()
+        self.apply_snapshots()
+        self.app.watch_state(self, self._state_arrived)
 
     # ------------------------------------------------------------ data
     def poke(self) -> None:
-        self._poke.set()
+        """Ask the data service for fresh rows now."""
+        self.app.refresh_state()
+
+    def _state_arrived(self, snapshot) -> None:
+        self._snapshot = snapshot
+        self._arrived.set()
 
     def _status_changed(self, st) -> None:
         msg = ""
@@ -304,50 +312,27 @@ class DashboardScreen(BaseScreen):
             self.poke()
         self._was_ok = st.schema_ok
 
-    @work(exclusive=True, group="dashboard-poll", exit_on_error=False)
-    async def poll(self) -> None:
+    @work(exclusive=True, group="dashboard-apply", exit_on_error=False)
+    async def apply_snapshots(self) -> None:
+        """Apply the newest snapshot: built, laid out and diffed in a thread, then the changed cells."""
         app = self.app
-        backoff = 0.5
-        last = 0.0
         while True:
-            if app.status.schema_ok and app.engine is not None and self.in_view():
-                # coalesce: refreshes at least min_refresh_s apart, never hogging the UI
-                await asyncio.sleep(max(0.0, last + max(app.min_refresh_s, 4 * self.last_apply_s) - time.monotonic()))
-                try:
-                    raw = await queries.dashboard_rows(app.engine)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:
-                    app.report_db_error(e)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 8.0)
-                    continue
-                backoff = 0.5
-                app.report_db_ok()
-                view = (self._view_version, self.filter_text, self.sort, self.grouped,
-                        None if self._need_rebuild else dict(self.shown))
-                prepared = await asyncio.to_thread(self._prepare, raw, app.now(), time.monotonic(), view)
-                t_apply = time.perf_counter()
-                self._apply_prepared(prepared)
-                self.last_apply_s = time.perf_counter() - t_apply
-                last = time.monotonic()
-                self.polls += 1
-                if not self.loaded:
-                    self.loaded = True
-                    self._status_changed(app.status)
-                    app.freeze_gc()
-            try:
-                await asyncio.wait_for(self._poke.wait(), timeout=app.poll_interval)
-            except (asyncio.TimeoutError, TimeoutError):
-                pass
-            self._poke.clear()
-
-    def in_view(self) -> bool:
-        """False while another mode's screen is shown: no refresh then, one on return."""
-        try:
-            return self in self.app.screen_stack
-        except Exception:
-            return True
+            await self._arrived.wait()
+            self._arrived.clear()
+            snap, self._snapshot = self._snapshot, None
+            if snap is None:
+                continue
+            view = (self._view_version, self.filter_text, self.sort, self.grouped,
+                    None if self._need_rebuild else dict(self.shown))
+            prepared = await asyncio.to_thread(self._prepare, snap.rows, app.now(), snap.t, view)
+            t_apply = time.perf_counter()
+            self._apply_prepared(prepared)
+            self.last_apply_s = time.perf_counter() - t_apply
+            self.polls += 1
+            if not self.loaded:
+                self.loaded = True
+                self._status_changed(app.status)
+            app.state_applied(self.last_apply_s)
 
     def on_screen_resume(self) -> None:
         self.poke()
@@ -567,7 +552,7 @@ class DashboardScreen(BaseScreen):
         t = self._target()
         if t:
             row, stream, label = t
-            self.app.do_action(f"Run now requested for {label}", queries.run_now, row.account_id, stream)
+            self.app.do_action(f"Run now requested for {label}", "run-now", row.account_id, stream)
 
     def action_stop(self, whole_account: bool = False) -> None:
         t = self._target(whole_account)
@@ -577,7 +562,7 @@ class DashboardScreen(BaseScreen):
 
         def go(yes: bool | None) -> None:
             if yes:
-                self.app.do_action(f"STOP requested for {label}", queries.stop, row.account_id, stream)
+                self.app.do_action(f"STOP requested for {label}", "stop", row.account_id, stream)
         self.app.push_screen(ConfirmScreen(f"STOP {label}?", "Running work finishes its current page, saves its "
                                            "checkpoint and ends cancelled; it resumes from there on the next run.",
                                            yes="STOP"), go)
@@ -595,11 +580,11 @@ class DashboardScreen(BaseScreen):
         if stream is None and not paused:
             def go(yes: bool | None) -> None:
                 if yes:
-                    self.app.do_action(f"Paused {label}", queries.set_paused, row.account_id, None, True)
+                    self.app.do_action(f"Paused {label}", "pause", row.account_id, None)
             self.app.push_screen(ConfirmScreen(f"Pause every stream of {label}?",
                                                "Running streams stop after their current page.", yes="Pause"), go)
             return
-        self.app.do_action(f"{verb}d {label}", queries.set_paused, row.account_id, stream, not paused)
+        self.app.do_action(f"{verb}d {label}", "resume" if paused else "pause", row.account_id, stream)
 
     def action_pause_account(self) -> None:
         self.action_pause(whole_account=True)
@@ -614,15 +599,15 @@ class DashboardScreen(BaseScreen):
         def go(since: datetime | None) -> None:
             if since is None:
                 return
-            self.app.do_action(f"Backfill of {label} from {since:%Y-%m-%d} requested", queries.backfill,
-                               row.account_id, streams, since)
+            self.app.do_action(f"Backfill of {label} from {since:%Y-%m-%d} requested", "backfill",
+                               row.account_id, streams, since=since)
         self.app.push_screen(BackfillScreen(label, self.app.now().date()), go)
 
     def action_clear_error(self) -> None:
         t = self._target()
         if t:
             row, stream, label = t
-            self.app.do_action(f"Error cleared for {label}", queries.clear_error, row.account_id, stream)
+            self.app.do_action(f"Error cleared for {label}", "clear-error", row.account_id, stream)
 
     def palette_commands(self) -> Iterable[tuple[str, Any, str]]:
         row = self.selected()

@@ -65,6 +65,10 @@ def summary(d: dict[str, Any], now: datetime) -> Table:
     return t
 
 
+REFRESH_S = 2.0  # reload a running run's detail at least this often
+MIN_RELOAD_S = 0.5  # and at most this often (state notifies come with every checkpoint)
+
+
 class RunDetailScreen(BaseScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -81,6 +85,7 @@ class RunDetailScreen(BaseScreen):
         self.data: dict[str, Any] | None = None
         self.loaded = False
         self.store = LogStore(20_000)
+        self._changed = asyncio.Event()
 
     def compose(self) -> ComposeResult:
         yield from self.compose_header()
@@ -103,12 +108,12 @@ class RunDetailScreen(BaseScreen):
         q.add_column("At", key="at", width=19)
         self.query_one(LogView).set_filter(LogFilter(run_id=self.run_id))
         self.app.events_signal.subscribe(self, self._new_entries)
+        self.app.data_signal.subscribe(self, lambda _: self._changed.set())
         self.load()
 
     def _new_entries(self, entries: list) -> None:
-        mine = [e for e in entries if e.run_id == self.run_id]
+        mine = self.store.extend_entries([e for e in entries if e.run_id == self.run_id])  # by id: no twice
         if mine:
-            self.store.add_entries(mine)
             self.query_one(LogView).add(mine)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -130,7 +135,12 @@ class RunDetailScreen(BaseScreen):
             self._show(d)
             if d is None or d["run"].get("status") != "running":
                 return
-            await asyncio.sleep(max(1.0, self.app.poll_interval * 2))
+            await asyncio.sleep(MIN_RELOAD_S)
+            self._changed.clear()  # a state notify (a checkpoint, the finish) reloads sooner than the fallback
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=REFRESH_S)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
 
     def _show(self, d: dict[str, Any] | None) -> None:
         first = not self.loaded
@@ -176,7 +186,7 @@ class RunDetailScreen(BaseScreen):
 
         def go(yes: bool | None) -> None:
             if yes:
-                self.app.do_action(f"STOP requested for {label}", queries.stop, r["account_id"], r["stream"])
+                self.app.do_action(f"STOP requested for {label}", "stop", r["account_id"], r["stream"])
                 self.set_timer(1.0, self.load)
         self.app.push_screen(ConfirmScreen(f"STOP run #{r['id']} ({label})?",
                                            "It finishes its current page, saves its checkpoint and ends cancelled.",

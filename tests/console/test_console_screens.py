@@ -338,11 +338,12 @@ async def test_worker_failure_shows_error_modal_and_db_outage_banner(console_set
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: app.screen.loaded, what="dashboard")
 
-        async def boom(engine, *a):
+        async def boom(*a):
             raise RuntimeError("constraint violated: something specific")
-        app.do_action("never", boom)
+        app.do_action("never", "no-such-action", 1, "orders")  # sync_core.control refuses it (KeyError)
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorScreen", what="error modal")
-        assert "constraint violated" in text_of(app.screen.query_one(".dialog-body"))
+        assert "KeyError" in text_of(app.screen.query_one(".dialog-body"))
+        assert "no-such-action" in text_of(app.screen.query_one(".dialog-body"))
         await pilot.press("escape")
         await pilot.pause()
         # a screen's worker failing is handled the same way (worker messages do not bubble)
