@@ -125,7 +125,7 @@ def make_app(pool: "WorkerPool") -> "Starlette":
             lines += family("baysync_lag_seconds", "gauge",
                             "Now minus the pair's cursor (the time its data is complete up to), or minus its last "
                             "success when it has no cursor; absent before the first success.",
-                            ((lb, lag(r)) for lb, r in pl if lag(r) is not None))
+                            ((lb, v) for lb, r in pl if (v := lag(r)) is not None))
             lines += family("baysync_last_success_timestamp_seconds", "gauge",
                             "Unix time the pair's last successful run finished; absent before the first.",
                             ((lb, r["last_success_at"].timestamp()) for lb, r in pl if r["last_success_at"]))

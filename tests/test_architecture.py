@@ -49,7 +49,7 @@ def test_import_contracts_hold():
     ("sync_core/status.py", "from console import queries", "never imports the console or textual"),
     ("sync_core/ebay/redact.py", "from sync_core.sim import words", "never import the simulator"),
     ("sync_core/streams/__init__.py", "import sync_core.sim.data", "never import the simulator"),
-    ("console/feed.py", "from sync_core.ebay import errors", "reaches eBay only through"),
+    ("console/data.py", "from sync_core.ebay import errors", "reaches eBay only through"),
 ])
 def test_import_contracts_can_fail(tmp_path, path, bad_import, contract):
     """The same contracts, run over a copy of the packages with one forbidden import added, are broken

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy.engine import make_url
-from textual.widgets import DataTable
+from console.widgets.live_table import LiveTable
 
 from console.app import make_app
 from console.data import DataService
@@ -29,7 +29,7 @@ async def test_state_change_reaches_the_dashboard_by_notify_without_a_poll(conso
             dash = app.screen
             await wait_until(pilot, lambda: dash.loaded and app.data.notifies == 0 and app.data._listener,
                              what="dashboard and listener")
-            table = dash.query_one(DataTable)
+            table = dash.query_one(LiveTable)
             assert str(table.get_cell("1:orders", "records")) == "125k"
             refreshes = app.data.refreshes
             async with engine.begin() as conn:  # what a worker does after a page: run 1 holds 1/orders
@@ -108,7 +108,7 @@ async def test_lost_database_shows_once_and_recovers_with_one_backoff(tmp_path, 
             async with (engine := db.make_async_engine(s, "worker", seeded_url)).begin() as conn:
                 await co.save_checkpoint(conn, 1, None, records=1000)
             await engine.dispose()
-            table = dash.query_one(DataTable)
+            table = dash.query_one(LiveTable)
             await wait_until(pilot, lambda: str(table.get_cell("1:orders", "records")) == "126k",
                              what="notify after the outage")
 
