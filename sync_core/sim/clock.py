@@ -49,3 +49,24 @@ class SimClock:
                 self._fixed_ms += delta
             else:
                 self._offset_ms += delta
+
+
+class Arrivals:
+    """Accelerated arrivals (``SimConfig.speed``): the clock stays real, the data's future comes sooner.
+
+    Every instant the data holds after ``pivot_ms`` (the simulator's start) is moved to
+    ``pivot + (t - pivot) / speed``: records are created, ship, get paid, open disputes and receive messages
+    ``speed`` times faster than the seeded rate, but every timestamp served is still on the real clock, so a
+    client that reads "now" from its own clock never sees a record from the future.  Monotonic: the order of
+    events is kept.  Instants up to ``pivot_ms`` (the history) are unchanged.
+    """
+
+    def __init__(self, pivot_ms: int, speed: float):
+        if not speed > 0:
+            raise ValueError(f"speed must be positive, got {speed!r}")
+        self.pivot_ms = int(pivot_ms)
+        self.speed = float(speed)
+
+    def __call__(self, t: int) -> int:
+        p = self.pivot_ms
+        return t if t <= p else p + int((t - p) / self.speed)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from .auth import ALL_SCOPES, ACCESS_TTL_S, AuthStore
-from .clock import SimClock
+from .clock import Arrivals, SimClock
 from .config import Faults, SimConfig
 from .data import STREAMS, TOUCHABLE, SellerData
 from .faults import FaultEngine
@@ -162,6 +162,8 @@ class Simulator:
             self.anchor_ms = self.clock.now_ms()
         else:
             self.anchor_ms = self.clock.now_ms() // MS_DAY * MS_DAY
+        # accelerated arrivals: the data's future after this instant comes `speed` times sooner (real clock kept)
+        self.arrivals = Arrivals(self.clock.now_ms(), config.speed) if config.speed != 1 else None
         self._specs = {s.name: s for s in config.sellers}
         self._numbers = {s.name: i + 1 for i, s in enumerate(config.sellers)}
         self._data: dict[str, SellerData] = {}
@@ -198,7 +200,8 @@ class Simulator:
         with self._data_lock:
             d = self._data.get(seller)
             if d is None:
-                d = SellerData(self._specs[seller], self.config.seed, self._numbers[seller], self.anchor_ms)
+                d = SellerData(self._specs[seller], self.config.seed, self._numbers[seller], self.anchor_ms,
+                               arrivals=self.arrivals)
                 self._data[seller] = d
         return d
 

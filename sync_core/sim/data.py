@@ -55,7 +55,7 @@ class Conversation:
 
 
 class SellerData:
-    def __init__(self, spec: SellerSpec, seed: int, seller_no: int, anchor_ms: int):
+    def __init__(self, spec: SellerSpec, seed: int, seller_no: int, anchor_ms: int, arrivals=None):
         self.spec = spec
         self.name = spec.name
         self.seed = seed
@@ -77,6 +77,25 @@ class SellerData:
         self._inv_qty: dict[int, int] = {}
         self._offer_qty: dict[str, int] = {}
         self._removed: set[int] = set()  # catalog indexes of inventory items deleted from the Inventory API
+        if arrivals is not None:
+            self._accelerate(arrivals)
+
+    def _accelerate(self, w) -> None:
+        """Move every stored instant through ``w`` (:class:`~sync_core.sim.clock.Arrivals`, monotonic, 0 kept):
+        the future after the pivot comes ``speed`` times sooner.  Built data only: instants derived when a
+        record is rendered (estimated delivery, a payout's 36 h INITIATED phase, a message's read-after-1-day)
+        keep their seeded offsets."""
+        for a in (self.o_created, self.o_ship, self.o_cancel, self.o_refund, self.o_final, self.t_date,
+                  self.t_avail, self.p_date):
+            for i, t in enumerate(a):
+                if t > w.pivot_ms:
+                    a[i] = w(t)
+        for d in self.disputes:
+            d.open, d.respond_by, d.response_at, d.close = (w(t) for t in (d.open, d.respond_by, d.response_at, d.close))
+        for cv in self.convs:
+            cv.created = w(cv.created)
+            for m in cv.msgs:
+                m[0] = w(m[0])
 
     # ------------------------------------------------------------------ helpers
     def _rng(self, *parts: Any) -> random.Random:
