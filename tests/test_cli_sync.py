@@ -235,7 +235,7 @@ def test_demo_headless(cli_env, db_url, migrated_demo_db_url):
     assert q(db_url, "select count(*) from sync_runs")[0][0] == 0
 
 
-def test_demo_refuses_bad_speed_and_a_busy_demo_database(cli_env, db_url, demo_db_url):
+def test_demo_refusals_bad_speed_busy_or_no_createdb(cli_env, db_url, demo_db_url):
     for bad in ("-3", "fast"):  # (0 and nan: the same check)
         r = _demo(cli_env, "--speed", bad, "--seconds", "1")
         assert r.returncode == 2, (bad, r.stdout, r.stderr)
@@ -254,6 +254,31 @@ def test_demo_refuses_bad_speed_and_a_busy_demo_database(cli_env, db_url, demo_d
     assert r.returncode == 1 and "another baysync demo is using" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert q(demo_db_url, "select count(*) from accounts")[0][0] == 3
+    # a user who may not create databases: refused, one line saying what to do, no password shown
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    role = f"nocreate_{uuid.uuid4().hex[:8]}"
+    eng = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(sa.text(f"create role {role} login nocreatedb password 'pw-{role}'"))
+    try:
+        other = make_url(db_url).database + "_x"  # (db_url's own _demo twin exists by now)
+        url = make_url(db_url).set(username=role, password=f"pw-{role}", database=other)
+        env = dict(cli_env, BAYSYNC_DATABASE_URL=url.render_as_string(hide_password=False))
+        with eng.connect() as c:
+            c.execute(sa.text(f'create database "{other}"'))
+        r = _demo(env, "--seconds", "1")
+        assert r.returncode == 1 and "may not create" in r.stderr and "CREATEDB" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and f"pw-{role}" not in r.stdout + r.stderr
+        with eng.connect() as c:
+            assert not c.execute(sa.text("select 1 from pg_database where datname = :n"), {"n": other + "_demo"}).first()
+            c.execute(sa.text(f'drop database "{other}" with (force)'))
+    finally:
+        with eng.connect() as c:
+            c.execute(sa.text(f"drop role if exists {role}"))
+        eng.dispose()
 
 
 def test_status_json_and_doctor_after_sync(cli_env, sim_base):
