@@ -279,7 +279,8 @@ def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: sync a
          workers: int = typer.Option(12, "--workers", help="Concurrent runs."),
          speed: float = typer.Option(1000.0, "--speed",
                                      help="Simulated seconds of the sellers' activity per real second "
-                                          "(1 = real pace; the default brings new records every few seconds).")) -> None:
+                                          "(1 = the seeded pace; the default: new records every few seconds)."),
+         ) -> None:
     """The live demo: the eBay simulator on loopback with 3 demo sellers, in-process workers and the
     console (or, with --headless, progress lines), in a database of its own (<database>_demo, emptied
     at every start; the operator's accounts and data are never touched)."""

@@ -273,7 +273,8 @@ def test_demo_refusals_bad_speed_busy_or_no_createdb(cli_env, db_url, demo_db_ur
         assert r.returncode == 1 and "may not create" in r.stderr and "CREATEDB" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and f"pw-{role}" not in r.stdout + r.stderr
         with eng.connect() as c:
-            assert not c.execute(sa.text("select 1 from pg_database where datname = :n"), {"n": other + "_demo"}).first()
+            assert not c.execute(sa.text("select 1 from pg_database where datname = :n"),
+                                 {"n": other + "_demo"}).first()
             c.execute(sa.text(f'drop database "{other}" with (force)'))
     finally:
         with eng.connect() as c:
