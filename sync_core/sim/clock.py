@@ -54,11 +54,12 @@ class SimClock:
 class Arrivals:
     """Accelerated arrivals (``SimConfig.speed``): the clock stays real, the data's future comes sooner.
 
-    Every instant the data holds after ``pivot_ms`` (the simulator's start) is moved to
-    ``pivot + (t - pivot) / speed``: records are created, ship, get paid, open disputes and receive messages
-    ``speed`` times faster than the seeded rate, but every timestamp served is still on the real clock, so a
-    client that reads "now" from its own clock never sees a record from the future.  Monotonic: the order of
-    events is kept.  Instants up to ``pivot_ms`` (the history) are unchanged.
+    A record created after ``pivot_ms`` (the simulator's start) has every instant of its life moved to
+    ``pivot + (t - pivot) / speed`` (SellerData._accelerate): orders are created, ship and get refunded,
+    transactions and payouts arrive, disputes open and close and messages come ``speed`` times faster than
+    the seeded rate, but every timestamp served is still on the real clock, so a client that reads "now"
+    from its own clock never sees a record from the future.  Monotonic: the order of events is kept.
+    Records that exist at the pivot keep their seeded life.
     """
 
     def __init__(self, pivot_ms: int, speed: float):

@@ -63,6 +63,17 @@ def test_served_instants_are_never_after_now_and_new_records_arrive_in_real_time
     assert new and sum(r["orderFulfillmentStatus"] == "FULFILLED" for r in new) >= len(new) // 2
 
 
+def test_records_that_exist_at_the_start_keep_their_seeded_life():
+    fast, slow = sim(SPEED), sim(1)
+    history = ids(slow, "orders")
+    fast.advance(3600)
+    slow.advance(3600)
+    now_fast = {r["orderId"]: r for r in fast.truth("s", "orders") if r["orderId"] in history}
+    now_slow = {r["orderId"]: r for r in slow.truth("s", "orders") if r["orderId"] in history}
+    assert now_fast == now_slow  # same status and lastModifiedDate: only new orders live faster
+    assert len(ids(fast, "orders")) > len(now_fast)
+
+
 def test_speed_must_be_positive():
     with pytest.raises(ValueError, match="speed"):
         sim(0)
