@@ -30,8 +30,8 @@ DEMO_SELLERS = (  # name, orders over the last `days` days; the other volumes sc
 )
 DEMO_DAYS = 120
 # --speed default: one real second is 1000 s (~17 min) of the sellers' seeded life.  With the volumes below,
-# across the three sellers: ~1.5 new orders and ~3 transactions a second, a dispute every ~7 s, a conversation
-# every ~6 s (and their messages), a payout every ~20 s.
+# across the three sellers (measured on the simulator): ~1.4 new orders and ~2.8 transactions a second, a
+# dispute every ~7 s, a conversation every ~5 s (and their messages), a payout every ~20 s.
 DEFAULT_SPEED = 1000.0
 DEMO_ALIVE_S = 3600  # generate enough future for an hour of real time at the chosen speed ...
 MAX_FUTURE_DAYS = 365  # ... but no more than a year of it (a very high --speed runs out sooner)
@@ -63,8 +63,8 @@ def demo_sim_config(seed: int = 7, speed: float = DEFAULT_SPEED):
     # a little realism: some latency, an occasional 429/5xx the client retries, a few malformed records
     faults = Faults(latency_ms=20, latency_jitter_ms=40, rate_429=0.01, rate_5xx=0.01, malformed_rate=0.002,
                     report_delay_s=5)
-    # the demo's 20 s cadence creates a report task per seller every ~25 s: above the simulator's default
-    # (unverified) hourly task quota, which would defer active_inventory for a day (409 errorId 160025)
+    # the demo's 60 s inventory cadence creates a report task per seller every ~65 s: above the simulator's
+    # default (unverified) hourly task quota, which would defer active_inventory for a day (409 errorId 160025)
     return SimConfig(seed=seed, sellers=sellers, faults=faults, feed_hourly_tasks=1000, feed_daily_tasks=20000,
                      speed=speed)
 
