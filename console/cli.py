@@ -322,30 +322,40 @@ def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: sync a
          until_synced: bool = typer.Option(False, "--until-synced",
                                            help="Stop once every enabled stream of every demo seller has finished "
                                                 "its first run (headless; --seconds still caps it)."),
-         workers: int = typer.Option(12, "--workers", help="Concurrent runs.")) -> None:
-    """The live demo: embedded PostgreSQL, the eBay simulator on loopback with 3 demo sellers,
-    in-process workers and the console (or, with --headless, progress lines)."""
+         workers: int = typer.Option(12, "--workers", help="Concurrent runs."),
+         speed: float = typer.Option(1000.0, "--speed",
+                                     help="Simulated seconds of the sellers' activity per real second "
+                                          "(1 = the seeded pace; the default: new records every few seconds)."),
+         ) -> None:
+    """The live demo: the eBay simulator on loopback with 3 demo sellers, in-process workers and the
+    console (or, with --headless, progress lines), in a database of its own (<database>_demo, emptied
+    at every start; the operator's accounts and data are never touched)."""
+    import math
     import time
 
-    from sync_core import migrate as m
-    from sync_core.demo import DemoRuntime
+    from sync_core.demo import DemoRefused, DemoRuntime, prepare_database
 
     if seconds is not None and seconds <= 0:
         raise CliError("--seconds must be positive", EXIT_USAGE)
     if not 1 <= workers <= 256:
         raise CliError(f"--workers {workers}: expected 1..256", EXIT_USAGE)
+    if not (math.isfinite(speed) and speed > 0):
+        raise CliError(f"--speed {speed}: expected a positive number (simulated seconds per real second)", EXIT_USAGE)
     _setup_logging()
     s = settings()
-    say("baysync demo: preparing the database" + (" (embedded PostgreSQL)" if s.embedded else ""))
-    m.migrate(s, say)
+    say("baysync demo: preparing its own database" + (" (embedded PostgreSQL)" if s.embedded else ""))
+    try:
+        s = prepare_database(s, say)
+    except DemoRefused as e:
+        raise CliError(str(e)) from None
     if not headless:  # the console owns the terminal: the demo's workers log to a file
         s.home.mkdir(parents=True, exist_ok=True)
         log_file = s.home / "demo.log"
         _setup_logging(file=str(log_file))
         say(f"demo log: {log_file}")
-    rt = DemoRuntime(s, workers=workers)
+    rt = DemoRuntime(s, workers=workers, speed=speed)
     run_settings = rt.start()
-    say(f"eBay simulator on {rt.sim.base_url}; demo accounts: demo-small, demo-medium, demo-large")
+    say(f"eBay simulator on {rt.sim.base_url} at {speed:g}x; demo accounts: demo-small, demo-medium, demo-large")
     try:
         if not headless:
             from console.app import run_console

@@ -114,3 +114,20 @@ def cli_env(tmp_path, db_url):
     env.update({"BAYSYNC_HOME": str(tmp_path / "home"), "BAYSYNC_DATABASE_URL": db_url,
                 "BAYSYNC_DB_RETRY_INITIAL_S": "0.05", "BAYSYNC_DB_RETRY_MAX_S": "0.2", "PYTHONUNBUFFERED": "1"})
     return env
+
+
+@pytest.fixture
+def demo_db_url(pg_admin_url, db_url):
+    """The database `baysync demo` makes for itself next to db_url (``<name>_demo``), not created yet;
+    dropped afterwards."""
+    name = f"{make_url(db_url).database}_demo"
+    yield _db_url(pg_admin_url, name)
+    _drop_db(pg_admin_url, name)
+
+
+@pytest.fixture
+def migrated_demo_db_url(pg_admin_url, template_url, demo_db_url):
+    """demo_db_url, already there and migrated (as after an earlier demo; saves the demo a migration)."""
+    with psycopg.connect(**_admin_conninfo(pg_admin_url), autocommit=True) as c:
+        c.execute(f'create database "{make_url(demo_db_url).database}" template "{make_url(template_url).database}"')
+    return demo_db_url

@@ -193,25 +193,94 @@ def test_run_sigterm_exits_cleanly_and_releases_leases(cli_env, sim_base, db_url
     assert q(db_url, "select count(*) from workers")[0][0] == 0
 
 
-def test_demo_headless(cli_env, db_url):
+def _demo(env, *args, timeout=180):
+    raw = subprocess.run([sys.executable, "-m", "console.cli", "demo", "--headless", *args], env=env,
+                         capture_output=True, timeout=timeout)  # bytes: text mode would turn a \r into \n
+    return subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
+
+
+def test_demo_headless(cli_env, db_url, migrated_demo_db_url):
+    """The demo syncs its three sellers in a database of its own (<db>_demo), emptied at the start (what an
+    earlier run left is gone); the operator's database keeps its accounts and gets none of the demo's."""
     import re
 
+    demo_url = migrated_demo_db_url
+    # an operator account in the operator's database; leftovers of an earlier demo run in the demo's
+    assert bs(cli_env, "accounts", "add", "shop-1", "--refresh-token-stdin", input="tok-shop-1\n").returncode == 0
+    eng = sa.create_engine(demo_url)
+    with eng.begin() as c:
+        c.execute(sa.text("insert into accounts (name) values ('demo-medium'), ('old-demo-seller')"))
+        c.execute(sa.text("insert into run_events (kind, message) values ('note', 'left by an earlier run')"))
+    eng.dispose()
     # orders only, until each demo seller's first run has finished (a fixed number of seconds is not enough
     # for all three on a loaded machine); --seconds is only the cap
     env = dict(cli_env, **{f"BAYSYNC_STREAMS_{s.upper()}_ENABLED": "false" for s in STREAM_NAMES if s != "orders"})
-    raw = subprocess.run([sys.executable, "-m", "console.cli", "demo", "--headless", "--until-synced",
-                          "--seconds", "150"], env=env,
-                         capture_output=True, timeout=180)  # bytes: text mode would turn a \r into \n
-    r = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
+    r = _demo(env, "--until-synced", "--seconds", "150")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "[demo]" in r.stdout
     assert "\r" not in r.stdout + r.stderr  # piped: whole progress lines, no terminal fragments
     progress = [line for line in r.stdout.split("\n") if "[demo]" in line]
     assert all(re.fullmatch(r"\[demo\] \d+ records stored, \d+ stream\(s\) running: .*", line) for line in progress)
-    assert q(db_url, "select count(*) from orders")[0][0] > 0
-    assert q(db_url, "select count(distinct account_id) from orders")[0][0] == 3
-    assert q(db_url, "select count(*) from sync_runs where stream = 'orders' and status = 'succeeded'")[0][0] >= 3
-    assert q(db_url, "select count(*) from sync_runs where stream <> 'orders'")[0][0] == 0
+    assert q(demo_url, "select count(*) from orders")[0][0] > 0
+    assert q(demo_url, "select count(distinct account_id) from orders")[0][0] == 3
+    runs = q(demo_url, "select account_id, status, error from sync_runs where stream = 'orders' order by id")
+    assert sum(r.status == "succeeded" for r in runs) >= 3, (runs, r.stdout[-3000:])
+    assert q(demo_url, "select count(*) from sync_runs where stream <> 'orders'")[0][0] == 0
+    # started cleanly: exactly the three demo sellers, numbered afresh, the earlier run's event gone
+    assert sorted(q(demo_url, "select id, name from accounts")) == [(1, "demo-small"), (2, "demo-medium"),
+                                                                    (3, "demo-large")]
+    assert q(demo_url, "select count(*) from run_events where message = 'left by an earlier run'")[0][0] == 0
+    # the operator's database: its own account only, no demo data
+    assert q(db_url, "select name from accounts") == [("shop-1",)]
+    assert q(db_url, "select count(*) from orders")[0][0] == 0
+    assert q(db_url, "select count(*) from sync_runs")[0][0] == 0
+
+
+def test_demo_refusals_bad_speed_busy_or_no_createdb(cli_env, db_url, demo_db_url):
+    for bad in ("-3", "fast"):  # (0 and nan: the same check)
+        r = _demo(cli_env, "--speed", bad, "--seconds", "1")
+        assert r.returncode == 2, (bad, r.stdout, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "--speed" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not q(db_url, "select 1 from pg_database where datname = current_database() || '_demo'")
+    # another demo holds the demo database: refused, one line, nothing emptied
+    r = _demo(cli_env, "--seconds", "1")  # creates and migrates it
+    assert r.returncode == 0, r.stderr[-2000:]
+    eng = sa.create_engine(demo_db_url)
+    try:
+        with eng.connect():
+            r = _demo(cli_env, "--seconds", "1")
+    finally:
+        eng.dispose()
+    assert r.returncode == 1 and "another baysync demo is using" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert q(demo_db_url, "select count(*) from accounts")[0][0] == 3
+    # a user who may not create databases: refused, one line saying what to do, no password shown
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    role = f"nocreate_{uuid.uuid4().hex[:8]}"
+    eng = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(sa.text(f"create role {role} login nocreatedb password 'pw-{role}'"))
+    try:
+        other = make_url(db_url).database + "_x"  # (db_url's own _demo twin exists by now)
+        url = make_url(db_url).set(username=role, password=f"pw-{role}", database=other)
+        env = dict(cli_env, BAYSYNC_DATABASE_URL=url.render_as_string(hide_password=False))
+        with eng.connect() as c:
+            c.execute(sa.text(f'create database "{other}"'))
+        r = _demo(env, "--seconds", "1")
+        assert r.returncode == 1 and "may not create" in r.stderr and "CREATEDB" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and f"pw-{role}" not in r.stdout + r.stderr
+        with eng.connect() as c:
+            assert not c.execute(sa.text("select 1 from pg_database where datname = :n"),
+                                 {"n": other + "_demo"}).first()
+            c.execute(sa.text(f'drop database "{other}" with (force)'))
+    finally:
+        with eng.connect() as c:
+            c.execute(sa.text(f"drop role if exists {role}"))
+        eng.dispose()
 
 
 def test_status_json_and_doctor_after_sync(cli_env, sim_base):

@@ -49,3 +49,25 @@ class SimClock:
                 self._fixed_ms += delta
             else:
                 self._offset_ms += delta
+
+
+class Arrivals:
+    """Accelerated arrivals (``SimConfig.speed``): the clock stays real, the data's future comes sooner.
+
+    A record created after ``pivot_ms`` (the simulator's start) has every instant of its life moved to
+    ``pivot + (t - pivot) / speed`` (SellerData._accelerate): orders are created, ship and get refunded,
+    transactions and payouts arrive, disputes open and close and messages come ``speed`` times faster than
+    the seeded rate, but every timestamp served is still on the real clock, so a client that reads "now"
+    from its own clock never sees a record from the future.  Monotonic: the order of events is kept.
+    Records that exist at the pivot keep their seeded life.
+    """
+
+    def __init__(self, pivot_ms: int, speed: float):
+        if not speed > 0:
+            raise ValueError(f"speed must be positive, got {speed!r}")
+        self.pivot_ms = int(pivot_ms)
+        self.speed = float(speed)
+
+    def __call__(self, t: int) -> int:
+        p = self.pivot_ms
+        return t if t <= p else p + int((t - p) / self.speed)

@@ -165,6 +165,9 @@ class SimConfig:
     seller's tasks are queued/in process.  ``feed_hourly_tasks`` / ``feed_daily_tasks``: tasks a seller may
     create per rolling sim-clock hour / day, then 409 errorId 160025 (spec: "in the period (hourly or
     daily)").  eBay does not publish these numbers: the defaults are UNVERIFIED guesses (docs/ebay-api.md).
+    ``speed``: accelerated arrivals (``baysync demo --speed``): what the seeded data would do after the
+    simulator's start happens ``speed`` times sooner, on the real clock (:class:`~sync_core.sim.clock.Arrivals`;
+    docs/simulator.md "Accelerated arrivals").  1 = the seeded rate.
     """
 
     seed: int = 1
@@ -180,3 +183,4 @@ class SimConfig:
     feed_max_in_flight: int = 3
     feed_hourly_tasks: int = 20
     feed_daily_tasks: int = 100
+    speed: float = 1.0

@@ -11,7 +11,7 @@ from typing import Any
 
 from .after_sale import AFTER_SALE_KIND_ALIASES, AFTER_SALE_STREAMS, AfterSaleData
 from .auth import ALL_SCOPES, ACCESS_TTL_S, AuthStore
-from .clock import SimClock
+from .clock import Arrivals, SimClock
 from .config import Faults, SimConfig
 from .data import STREAMS, TOUCHABLE, SellerData
 from .faults import FaultEngine
@@ -171,6 +171,8 @@ class Simulator:
             self.anchor_ms = self.clock.now_ms()
         else:
             self.anchor_ms = self.clock.now_ms() // MS_DAY * MS_DAY
+        # accelerated arrivals: the data's future after this instant comes `speed` times sooner (real clock kept)
+        self.arrivals = Arrivals(self.clock.now_ms(), config.speed) if config.speed != 1 else None
         self._specs = {s.name: s for s in config.sellers}
         self._numbers = {s.name: i + 1 for i, s in enumerate(config.sellers)}
         self._data: dict[str, SellerData] = {}
@@ -208,7 +210,8 @@ class Simulator:
         with self._data_lock:
             d = self._data.get(seller)
             if d is None:
-                d = SellerData(self._specs[seller], self.config.seed, self._numbers[seller], self.anchor_ms)
+                d = SellerData(self._specs[seller], self.config.seed, self._numbers[seller], self.anchor_ms,
+                               arrivals=self.arrivals)
                 self._data[seller] = d
         return d
 

@@ -90,7 +90,7 @@ class Conversation:
 
 
 class SellerData:
-    def __init__(self, spec: SellerSpec, seed: int, seller_no: int, anchor_ms: int):
+    def __init__(self, spec: SellerSpec, seed: int, seller_no: int, anchor_ms: int, arrivals=None):
         self.spec = spec
         self.name = spec.name
         self.seed = seed
@@ -112,6 +112,35 @@ class SellerData:
         self._inv_qty: dict[int, int] = {}
         self._offer_qty: dict[str, int] = {}
         self._removed: set[int] = set()  # catalog indexes of inventory items deleted from the Inventory API
+        if arrivals is not None:
+            self._accelerate(arrivals)
+
+    def _accelerate(self, w) -> None:
+        """Records created after the pivot of ``w`` (:class:`~sync_core.sim.clock.Arrivals`) live their whole
+        life ``speed`` times faster: every stored instant of theirs goes through ``w``.  Records that exist at
+        the pivot keep their seeded life, so a first sync of the history sees it as quiet as eBay's (a window
+        paged while hundreds of its orders ship would be re-read for drift, docs/ebay-api.md "Orders paging").
+        Instants derived when a record is rendered (estimated delivery, a payout's 36 h INITIATED phase, a
+        message's read-after-1-day) keep their seeded offsets."""
+        p = w.pivot_ms
+        for i in range(self.n_orders):
+            if self.o_created[i] > p:
+                for a in (self.o_created, self.o_ship, self.o_cancel, self.o_refund, self.o_final):
+                    a[i] = w(a[i])
+        for x in range(self.n_tx):
+            if self.t_date[x] > p:
+                self.t_date[x], self.t_avail[x] = w(self.t_date[x]), w(self.t_avail[x])
+        for k, t in enumerate(self.p_date):
+            self.p_date[k] = w(t)
+        for d in self.disputes:
+            if d.open > p:
+                d.open, d.respond_by, d.response_at, d.close = (w(t) for t in (d.open, d.respond_by, d.response_at,
+                                                                               d.close))
+        for cv in self.convs:
+            if cv.created > p:
+                cv.created = w(cv.created)
+                for m in cv.msgs:
+                    m[0] = w(m[0])
 
     # ------------------------------------------------------------------ helpers
     def _rng(self, *parts: Any) -> random.Random:
