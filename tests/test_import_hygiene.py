@@ -23,13 +23,11 @@ def _forbidden(name: str) -> bool:
     return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
 
 
-def test_console_screens_and_widgets_never_import_the_ebay_modules():
-    """Screens and widgets reach accounts and consent through sync_core.control only: no import of
-    sync_core.ebay (or sync_core.accounts, which imports eBay's OAuth), directly or as an importlib string."""
-    root = Path(console.__file__).resolve().parent
-    files = sorted([*(root / "screens").rglob("*.py"), *(root / "widgets").rglob("*.py")])
-    assert len(files) > 5
-    bad = []
+
+def _imported_names(files: list[Path], wanted) -> list[str]:
+    """``file:line: name`` for every imported module name (``import a.b``, ``from a import b`` as ``a`` and
+    ``a.b``, and any string constant, for importlib) in ``files`` that ``wanted`` accepts."""
+    found = []
     for path in files:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             if isinstance(node, ast.Import):
@@ -40,8 +38,16 @@ def test_console_screens_and_widgets_never_import_the_ebay_modules():
                 names = [node.value.strip()]
             else:
                 continue
-            bad += [f"{path.relative_to(root.parent)}:{node.lineno}: {n}" for n in names if _forbidden(n)]
-    assert bad == []
+            found += [f"{path.parent.name}/{path.name}:{node.lineno}: {n}" for n in names if wanted(n)]
+    return found
+
+def test_console_screens_and_widgets_never_import_the_ebay_modules():
+    """Screens and widgets reach accounts and consent through sync_core.control only: no import of
+    sync_core.ebay (or sync_core.accounts, which imports eBay's OAuth), directly or as an importlib string."""
+    root = Path(console.__file__).resolve().parent
+    files = sorted([*(root / "screens").rglob("*.py"), *(root / "widgets").rglob("*.py")])
+    assert len(files) > 5
+    assert _imported_names(files, _forbidden) == []
 
 
 def test_importing_the_console_does_not_import_the_ebay_client():
@@ -66,19 +72,7 @@ def test_console_imports_no_private_textual_module():
     release that moves its internals cannot break the console."""
     files = _console_files()
     assert len(files) > 10
-    bad = []
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                names = [node.value.strip()]
-            else:
-                continue
-            bad += [f"{path.name}:{node.lineno}: {n}" for n in names if _private_textual(n)]
-    assert bad == []
+    assert _imported_names(files, _private_textual) == []
 
 
 def test_console_widgets_use_no_private_textual_member():

@@ -144,31 +144,22 @@ class LiveTable(ScrollView, can_focus=True):
     }
     """
 
-    class RowHighlighted(Message):
+    class _RowMessage(Message):
+        def __init__(self, table: "LiveTable", cursor_row: int, row_key: RowKey) -> None:
+            self.data_table = table
+            self.cursor_row = cursor_row
+            self.row_key = row_key
+            super().__init__()
+
+        @property
+        def control(self) -> "LiveTable":
+            return self.data_table
+
+    class RowHighlighted(_RowMessage):
         """The cursor moved to a row (also when the first row appears)."""
 
-        def __init__(self, table: "LiveTable", cursor_row: int, row_key: RowKey) -> None:
-            self.data_table = table
-            self.cursor_row = cursor_row
-            self.row_key = row_key
-            super().__init__()
-
-        @property
-        def control(self) -> "LiveTable":
-            return self.data_table
-
-    class RowSelected(Message):
+    class RowSelected(_RowMessage):
         """Enter (or a click on the cursor row) on a row."""
-
-        def __init__(self, table: "LiveTable", cursor_row: int, row_key: RowKey) -> None:
-            self.data_table = table
-            self.cursor_row = cursor_row
-            self.row_key = row_key
-            super().__init__()
-
-        @property
-        def control(self) -> "LiveTable":
-            return self.data_table
 
     def __init__(self, *, cursor_type: str = "row", zebra_stripes: bool = False, show_header: bool = True,
                  show_cursor: bool = True, cell_padding: int = 1, name: str | None = None, id: str | None = None,
