@@ -47,7 +47,12 @@ def sim_base():
 # ---------------------------------------------------------------- schema states
 
 
-def test_unknown_revision_is_one_line_exit_3_everywhere(cli_env, db_url):
+def test_unknown_revision_is_one_line_exit_3_everywhere(cli_env, db_url, migrated_demo_db_url):
+    # the demo works in its own database (<name>_demo): an unknown revision there stops it the same way
+    demo_eng = sa.create_engine(migrated_demo_db_url)
+    with demo_eng.begin() as c:
+        c.execute(sa.text("update alembic_version set version_num = :v"), {"v": FUTURE})
+    demo_eng.dispose()  # an open connection would read as another demo using it
     with sa.create_engine(db_url).begin() as c:
         c.execute(sa.text("insert into accounts (name) values ('alice')"))
         before = c.execute(sa.text("select count(*) from migration_log")).scalar()
