@@ -4,7 +4,7 @@
 
 The eBay simulator (zero latency, no faults) is served by a child process on 127.0.0.1 over real HTTP
 (uvicorn), so this process's CPU and RSS are baysync's alone. One account, the ``orders`` stream then
-the ``transactions`` stream, each one run of the real runner (``sync_core.runner.execute``: windows,
+the ``transactions`` stream, each one run of the real runner (``sync_core.runner.Run``: windows,
 pages of the endpoint's maximum size, fenced page+checkpoint transactions, children, events) against a
 throwaway embedded PostgreSQL. Reported:
 
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from bench.common import SimProcess, emit_json, parser, peak_rss_mb, rss_mb, say, server, settings, sim_env
 from sync_core import accounts, coordination as co, db
-from sync_core.runner import RunContext, execute, plan_windows
+from sync_core.runner import Run, plan_windows
 from sync_core.streams import STREAMS
 from sync_core.worker import Clients
 
@@ -52,21 +52,21 @@ async def run_stream(s, engine, clients, aid: int, stream: str, samples: list, b
     owner = co.new_owner("bench")
     async with engine.begin() as conn:
         claim = await co.claim_pair(conn, owner, aid, stream, s.lease_ttl_s)
-    ctx = RunContext(s, engine, None, STREAMS[stream], claim, owner)
-    ctx.client = await clients.client(aid, "bench", ctx.on_http_event)
-    orig = ctx.store_page
+    ctx = Run(s, engine, claim, owner)
+    await clients.for_run(ctx)
+    orig = ctx.writer.put
     spent = {"store": 0.0}
 
-    async def store_page(records, *a, **k):
+    async def put(page):
         t1 = time.perf_counter()
-        r = await orig(records, *a, **k)
+        r = await orig(page)
         spent["store"] += time.perf_counter() - t1
         t = ctx.totals
         samples.append((base + t.inserted + t.updated + t.unchanged, rss_mb()))
         return r
-    ctx.store_page = store_page
+    ctx.writer.put = put
     t0 = time.perf_counter()
-    status = await execute(ctx)
+    status = await ctx.execute()
     secs = time.perf_counter() - t0
     assert status == "succeeded", status
     t = ctx.totals
@@ -117,7 +117,7 @@ async def run(args) -> dict:
                 say(f"  {stream:<13} {r['records']:>8} records in {r['seconds']:7.2f}s = {r['records_per_s']:>6} rec/s; "
                     f"{r['api_calls']} API calls (minimum {r['min_api_calls']} over {r['windows']} windows); "
                     f"RSS {rss_mb():.0f} MB")
-                say(f"  {'':<13} time split: {r['store_seconds']}s mapping+writing pages (store_page), "
+                say(f"  {'':<13} time split: {r['store_seconds']}s mapping+writing pages (writer.put), "
                     f"{r['fetch_seconds']}s waiting for/decoding API pages (simulator rendering included)")
             wall = time.perf_counter() - t0
         finally:
