@@ -85,9 +85,9 @@ class Run:
     counts written so far; ``writer`` is the run's page writer."""
 
     def __init__(self, settings: Settings, engine: AsyncEngine, claim: co.Claim, owner: str, *,
-                 now: datetime | None = None):
+                 now: datetime | None = None, stream: Stream | None = None):
         self.settings, self.engine, self.claim, self.owner = settings, engine, claim, owner
-        self.stream: Stream = STREAMS[claim.stream]
+        self.stream: Stream = stream or STREAMS[claim.stream]  # ``stream``: another declaration of the same tables
         self.now = now or utcnow()
         self.client: Any = None  # EbayClient, given by Clients.for_run in execute()
         self.plan_start: datetime | None = None
@@ -238,9 +238,18 @@ class Run:
 
         tasks = [asyncio.create_task(fetcher(), name=f"run-{self.run_id}-fetch-{j}") for j in range(conc)]
         remaining = len(todo)
+        stopping = asyncio.ensure_future(self.writer.stopping.wait())
         try:
             while remaining:
-                k, page, err = await queue.get()
+                if queue.empty():  # wait for a page, or a STOP (a slow call does not delay it)
+                    got = asyncio.ensure_future(queue.get())
+                    await asyncio.wait((got, stopping), return_when=asyncio.FIRST_COMPLETED)
+                    if not got.done():
+                        got.cancel()
+                        raise StopRun()
+                    k, page, err = got.result()
+                else:
+                    k, page, err = queue.get_nowait()
                 if err is not None:
                     raise err
                 finished = page is None or page.next_url is None
@@ -260,6 +269,7 @@ class Run:
                                  windows_total=n, clear_backfill=finished and i == n)
                 queue.task_done()  # handed to the writer (held or written)
         finally:
+            stopping.cancel()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -107,7 +107,7 @@ class PageWriter:
         self.settings, self.engine, self.stream, self.claim, self.owner = settings, engine, stream, claim, owner
         self.totals = Counts()
         self.pending_events: list[Event] = []
-        self.stop_requested = False
+        self.stopping = asyncio.Event()  # set with stop_requested: a run waiting for pages wakes up
         self.lease_lost = False
         self.error: BaseException | None = None  # a write failed: the run must not go on past it
         self.expect_new = False  # the last write was all new: try the next one as a COPY (upserts.upsert)
@@ -116,6 +116,17 @@ class PageWriter:
         self._held = _Held()
         self._lock = asyncio.Lock()  # put/flush vs the timer
         self._events_since = 0.0  # monotonic time by which the oldest pending event was added
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stopping.is_set()
+
+    @stop_requested.setter
+    def stop_requested(self, v: bool) -> None:
+        if v:
+            self.stopping.set()
+        else:
+            self.stopping.clear()
 
     @property
     def run_id(self) -> int:
