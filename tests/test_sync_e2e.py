@@ -117,7 +117,8 @@ async def test_malformed_records_are_quarantined_rest_stored(env):
 
 
 async def test_stop_between_pages_then_resume_without_duplicates(env):
-    env.settings = env.settings.with_values(initial_backfill_days=140)
+    # one window at a time: the page count at the stop is exact (concurrent windows: test_concurrent_windows.py)
+    env.settings = env.settings.with_values(initial_backfill_days=140, run_concurrency=1)
     await env.add_account("alice")
     status, ctx = await run_pair(env, "alice", "orders", stop_after_pages=2)
     # the request is seen by the next page's fenced transaction: that page commits, then the run ends
@@ -306,7 +307,8 @@ async def test_consecutive_pages_are_written_together(tmp_path, db_url, batch_ro
     """write_batch_rows: pages of 50 are written in one transaction per window (the page that ends a window
     writes what is held, with the window's cursor); with 1, one transaction per page. Same data either way."""
     sim = make_sim(seller("carol", orders=300, days=80), now=NOW)
-    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_WRITE_BATCH_ROWS=batch_rows)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_WRITE_BATCH_ROWS=batch_rows,
+                 BAYSYNC_RUN_CONCURRENCY="1")  # one window at a time, one request at a time
     try:
         await e.add_account("carol")
         clients = Clients(e.settings, e.engine, transport=e.transport)
@@ -330,7 +332,8 @@ async def test_held_pages_are_written_when_the_api_fails(tmp_path, db_url):
     """Pages held for a batched write are not lost when a later call fails: they are written with their
     checkpoint, the run fails with the API's error, and the next run resumes after them (no duplicates)."""
     sim = make_sim(seller("dave", orders=400, days=25), now=NOW)
-    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_API_RETRY_ATTEMPTS="1")
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_API_RETRY_ATTEMPTS="1",
+                 BAYSYNC_RUN_CONCURRENCY="1")  # one request at a time: exactly three pages before the fault
     try:
         await e.add_account("dave")
         clients = Clients(e.settings, e.engine, transport=e.transport)
