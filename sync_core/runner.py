@@ -93,6 +93,8 @@ class Run:
         self.plan_start: datetime | None = None
         self.shutdown = False  # the process is stopping: the pair should be picked up again at once
         self.writer = PageWriter(settings, engine, self.stream, claim, owner)
+        # pipelined windows: the next pages are mapped while the previous write commits
+        self.writer.write_behind = settings.run_concurrency > 1 and self.stream.mode == "windowed"
         self.status: str | None = None  # the final status, once executed
 
     @property
@@ -133,7 +135,10 @@ class Run:
         self.writer.on_http_event(ev)
 
     async def read(self, query: Callable[..., Awaitable[Any]], **params: Any) -> Any:
-        """Run a read of stored rows (sync_core/stored.py) for this account, with the database retries."""
+        """Run a read of stored rows (sync_core/stored.py) for this account, with the database retries, once
+        every page handed to the writer is written."""
+        await self.writer.drain()
+
         async def unit() -> Any:
             async with self.engine.connect() as conn:
                 return await query(conn, self.account_id, **params)
@@ -334,6 +339,7 @@ async def _execute(ctx: Run) -> str:
     except asyncio.CancelledError:
         hb.cancel()
         timer.cancel()
+        w.abort()
         raise
     except Exception as e:  # a bug or an unexpected payload: record it, do not crash the pool
         log.exception("run %s failed", ctx.run_id)

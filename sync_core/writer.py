@@ -11,7 +11,7 @@ State machine (``PageWriter.state``)::
 
     IDLE ──put(plain page, small)──▶ HOLDING ──put(plain page, small, young)──▶ HOLDING
     IDLE|HOLDING ──put(anything else) / flush() / timer (first held page WRITE_HOLD_S old)──▶ WRITING
-    WRITING ──committed──▶ IDLE
+    WRITING ──committed──▶ IDLE   (write-behind: put() returns once WRITING starts; later pages are held meanwhile)
     WRITING ──fence says another owner holds the lease──▶ LOST   (held pages dropped, LeaseLost raised)
     WRITING ──any other error (after the database retries)──▶ FAILED (error kept; every later call raises it)
     IDLE ──flush_events() (timer, oldest event EVENT_FLUSH_S old)──▶ IDLE (events written alone, fenced)
@@ -32,7 +32,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -114,7 +114,11 @@ class PageWriter:
         # keys of a full listing collected so far (StreamPage.snapshot), resumed from the position
         self.seen: list[str] = list((claim.checkpoint or {}).get("seen") or [])
         self._held = _Held()
-        self._lock = asyncio.Lock()  # put/flush vs the timer
+        self._lock = asyncio.Lock()  # one write at a time: put/flush vs the timer vs a write-behind in flight
+        # write-behind (pipelined runs): put() returns once a write has started; the run maps and holds the
+        # next pages while it commits. The next write waits for it; its error is raised by the next call.
+        self.write_behind = False
+        self._inflight: asyncio.Task | None = None
         self._events_since = 0.0  # monotonic time by which the oldest pending event was added
 
     @property
@@ -208,16 +212,48 @@ class PageWriter:
         if page.snapshot:
             col = self.stream.absent_key
             self.seen.extend(str(r[col]) for r in m.rows)
+        self._raise_error()
+        held = self._held
+        if (page.position is not None and page.cursor is None and not page.mark_absent and not page.clear_backfill
+                and self.settings.write_batch_rows > 1
+                and held.records + len(page.records) < self.settings.write_batch_rows
+                and (not held.pages or time.monotonic() - held.since < WRITE_HOLD_S)):
+            held.hold(m, page)  # (also while a write-behind is in flight: these pages go with the next write)
+            return self.stop_requested
+        await self._lock.acquire()  # after the write in flight, if any
+        try:
+            self._raise_error()
+            commit = self._prepare(m, page)
+        except BaseException:
+            self._lock.release()
+            raise
+        if self.write_behind:
+            self._inflight = asyncio.create_task(self._commit_behind(commit))
+            return self.stop_requested
+        try:
+            return await commit()
+        finally:
+            self._lock.release()
+
+    async def _commit_behind(self, commit: Callable[[], Awaitable[bool]]) -> None:
+        """A write-behind commit: it owns the lock taken by :meth:`put` and releases it when done; its error
+        is kept (state FAILED/LOST) and raised by the run's next call."""
+        try:
+            await commit()
+        except Exception:
+            pass  # kept in self.error by commit()
+        finally:
+            self._lock.release()
+
+    async def drain(self) -> None:
+        """Wait for a write-behind in flight (raising its error): what was handed over is in the database."""
         async with self._lock:
             self._raise_error()
-            held = self._held
-            if (page.position is not None and page.cursor is None and not page.mark_absent and not page.clear_backfill
-                    and self.settings.write_batch_rows > 1
-                    and held.records + len(page.records) < self.settings.write_batch_rows
-                    and (not held.pages or time.monotonic() - held.since < WRITE_HOLD_S)):
-                held.hold(m, page)
-                return self.stop_requested
-            return await self._write(m, page)
+
+    def abort(self) -> None:
+        """The run is being cancelled: a write-behind in flight is cancelled too (its transaction rolls back)."""
+        if self._inflight is not None and not self._inflight.done():
+            self._inflight.cancel()
 
     async def flush(self, *, older_than: float = 0.0) -> bool:
         """Write the held pages, if any (end of a run, STOP, an API error after some pages; with
@@ -275,6 +311,11 @@ class PageWriter:
             raise self.error
 
     async def _write(self, m: Mapped, page: StreamPage | None) -> bool:
+        return await self._prepare(m, page)()
+
+    def _prepare(self, m: Mapped, page: StreamPage | None) -> Callable[[], Awaitable[bool]]:
+        """Take the held pages and ``page`` as one write (synchronously: pages held from now on belong to the
+        next write); returns the coroutine function that commits it."""
         held, self._held = self._held, _Held()  # taken even if the write fails: a failed write is not retried twice
         rows, pairs, bad = held.m.rows + m.rows, held.m.pairs + m.pairs, held.m.bad + m.bad
         n_records = held.records + (len(page.records) if page is not None else 0)
@@ -340,27 +381,30 @@ class PageWriter:
                 await emit_many(conn, evs)
                 return stop, res, absent
 
-        try:
-            stop, res, _ = await db.run_retrying(self.settings, "store page", unit)
-        except co.LeaseLost:
-            self.lease_lost = True
-            raise
-        except Exception as e:  # FAILED: nothing after these pages may be stored by this run
-            self.error = e
-            raise
-        self._written(n_events, taken_at)
-        if mark_absent:
-            self.seen = []
-        # a write that was all new (a backfill) makes the next one try COPY without probing first
-        self.expect_new = res.inserted > 0 and not res.updated and not res.unchanged
-        self.totals.pages += n_pages
-        self.totals.inserted += res.inserted
-        self.totals.updated += res.updated
-        self.totals.unchanged += res.unchanged
-        self.totals.quarantined += len(bad)
-        if stop:
-            self.stop_requested = True
-        return self.stop_requested
+        async def commit() -> bool:
+            try:
+                stop, res, _ = await db.run_retrying(self.settings, "store page", unit)
+            except co.LeaseLost as e:
+                self.lease_lost = True
+                self.error = e
+                raise
+            except Exception as e:  # FAILED: nothing after these pages may be stored by this run
+                self.error = e
+                raise
+            self._written(n_events, taken_at)
+            if mark_absent:
+                self.seen = []
+            # a write that was all new (a backfill) makes the next one try COPY without probing first
+            self.expect_new = res.inserted > 0 and not res.updated and not res.unchanged
+            self.totals.pages += n_pages
+            self.totals.inserted += res.inserted
+            self.totals.updated += res.updated
+            self.totals.unchanged += res.unchanged
+            self.totals.quarantined += len(bad)
+            if stop:
+                self.stop_requested = True
+            return self.stop_requested
+        return commit
 
     async def run_timer(self) -> None:
         """The run's timer task. Every EVENT_TICK_S: write held pages once the first is WRITE_HOLD_S old

@@ -191,3 +191,32 @@ async def test_records_are_mapped_once(env):
     await w.put(StreamPage([order(1), order(2)], {"p": 1}))
     await w.put(StreamPage([order(3)], {"p": 2}, cursor=datetime(2026, 10, 2, tzinfo=timezone.utc)))
     assert sorted(calls) == ["W-1", "W-2", "W-3"]
+
+
+async def test_write_behind_commits_after_put_returns_and_hands_its_error_on(env):
+    """Write-behind (pipelined runs): put() returns once the write has started; pages put meanwhile are held
+    for the next write, which waits for it; a failed write-behind is raised by the next call."""
+    w = await writer(env)
+    w.write_behind = True
+    lock = await env.engine.connect()
+    tx = await lock.begin()
+    await lock.execute(sa.text("lock table orders in exclusive mode"))
+    try:
+        await w.put(StreamPage([order(1)], {"p": 1}, cursor=datetime(2026, 10, 1, tzinfo=timezone.utc)))
+        assert w.state == "writing"  # put returned; the write waits for the table lock
+        await w.put(StreamPage([order(2)], {"p": 2}))  # held meanwhile
+        assert w._held.pages == 1
+    finally:
+        await tx.rollback()
+        await lock.close()
+    await w.drain()
+    assert await env.scalar("select count(*) from orders") == 1 and await checkpoint(env) == {"p": 1}
+    await w.flush()
+    assert await env.scalar("select count(*) from orders") == 2 and await checkpoint(env) == {"p": 2}
+    async with env.engine.begin() as conn:
+        await conn.execute(sa.text("alter table orders add constraint no_w3 check (order_id <> 'W-3') not valid"))
+    await w.put(StreamPage([order(3)], {"p": 3}, cursor=datetime(2026, 10, 3, tzinfo=timezone.utc)))
+    with pytest.raises(Exception, match="no_w3"):
+        await w.put(StreamPage([order(4)], {"p": 4}, cursor=datetime(2026, 10, 4, tzinfo=timezone.utc)))
+    assert w.state == FAILED and await checkpoint(env) == {"p": 2}
+    assert await env.scalar("select count(*) from orders") == 2
