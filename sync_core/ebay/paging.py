@@ -143,13 +143,23 @@ async def reread_on_drift(open_pages: Callable[[str | None], AsyncGenerator[Page
     ``total`` minus the starting offset.  The page that shows it is still yielded (storing it is harmless:
     upserts) but with ``next_url`` = the query at offset 0, so a checkpoint taken then re-reads the whole
     window.  After ``max_rereads`` re-reads :class:`~sync_core.ebay.errors.EbayPagingDrift` is raised.
+
+    Across a restart: every yielded ``next_url`` carries the first page's ``total`` in its fragment
+    (``#total=N``; a fragment is never sent), so a run resumed from a checkpointed URL compares the totals it
+    now reads with the one the window started with: a record that left the window while the run was down
+    (a kill -9 between two pages) is detected the same way and the window re-read.
     """
     from .errors import EbayPagingDrift
 
     url, rereads = resume_url, 0
+    resumed_total: int | None = None
+    if url and "#" in url:
+        url, frag = url.split("#", 1)
+        t = dict(parse_qsl(frag)).get("total")
+        resumed_total = int(t) if t and t.isdigit() else None
     while True:
         start = (query_int(url, "offset") or 0) if url else 0
-        first_total: int | None = None
+        first_total, resumed_total = resumed_total, None
         keys: set[str] = set()
         unkeyed = 0
         drift = None
@@ -170,6 +180,8 @@ async def reread_on_drift(open_pages: Callable[[str | None], AsyncGenerator[Page
                         and len(keys) + unkeyed < first_total - start:
                     drift = f"{len(keys) + unkeyed} distinct records read where total promised {first_total - start}"
                 if drift is None:
+                    if page.next_url and first_total is not None:
+                        page = replace(page, next_url=f"{page.next_url}#total={first_total}")
                     yield page
                     continue
                 if rereads >= max_rereads:
