@@ -1,10 +1,11 @@
 """End to end: one account's orders and transactions from a simulator on loopback into PostgreSQL.
 
 ``python -m bench.e2e [--orders N] [--transactions N] [--quick]``
+``python -m bench.e2e --latency 50,300 [--orders 30000]``: the first-sync comparison (see :func:`compare`).
 
 The eBay simulator (zero latency, no faults) is served by a child process on 127.0.0.1 over real HTTP
 (uvicorn), so this process's CPU and RSS are baysync's alone. One account, the ``orders`` stream then
-the ``transactions`` stream, each one run of the real runner (``sync_core.runner.execute``: windows,
+the ``transactions`` stream, each one run of the real runner (``sync_core.runner.Run``: windows,
 pages of the endpoint's maximum size, fenced page+checkpoint transactions, children, events) against a
 throwaway embedded PostgreSQL. Reported:
 
@@ -27,9 +28,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.common import SimProcess, emit_json, parser, peak_rss_mb, rss_mb, say, server, settings, sim_env
+import httpx
+
+from bench.common import (SimProcess, emit_json, parser, peak_rss_mb, reset_peak_rss, rss_mb, say, server, settings,
+                          sim_env)
 from sync_core import accounts, coordination as co, db
-from sync_core.runner import RunContext, execute, plan_windows
+from sync_core.ebay.paging import build_url, range_filter
+from sync_core.runner import Run, plan_windows
 from sync_core.streams import STREAMS
 from sync_core.worker import Clients
 
@@ -52,21 +57,21 @@ async def run_stream(s, engine, clients, aid: int, stream: str, samples: list, b
     owner = co.new_owner("bench")
     async with engine.begin() as conn:
         claim = await co.claim_pair(conn, owner, aid, stream, s.lease_ttl_s)
-    ctx = RunContext(s, engine, None, STREAMS[stream], claim, owner)
-    ctx.client = await clients.client(aid, "bench", ctx.on_http_event)
-    orig = ctx.store_page
+    ctx = Run(s, engine, claim, owner)
+    await clients.for_run(ctx)
+    orig = ctx.writer.put
     spent = {"store": 0.0}
 
-    async def store_page(records, *a, **k):
+    async def put(page):
         t1 = time.perf_counter()
-        r = await orig(records, *a, **k)
+        r = await orig(page)
         spent["store"] += time.perf_counter() - t1
         t = ctx.totals
         samples.append((base + t.inserted + t.updated + t.unchanged, rss_mb()))
         return r
-    ctx.store_page = store_page
+    ctx.writer.put = put
     t0 = time.perf_counter()
-    status = await execute(ctx)
+    status = await ctx.execute()
     secs = time.perf_counter() - t0
     assert status == "succeeded", status
     t = ctx.totals
@@ -117,7 +122,7 @@ async def run(args) -> dict:
                 say(f"  {stream:<13} {r['records']:>8} records in {r['seconds']:7.2f}s = {r['records_per_s']:>6} rec/s; "
                     f"{r['api_calls']} API calls (minimum {r['min_api_calls']} over {r['windows']} windows); "
                     f"RSS {rss_mb():.0f} MB")
-                say(f"  {'':<13} time split: {r['store_seconds']}s mapping+writing pages (store_page), "
+                say(f"  {'':<13} time split: {r['store_seconds']}s mapping+writing pages (writer.put), "
                     f"{r['fetch_seconds']}s waiting for/decoding API pages (simulator rendering included)")
             wall = time.perf_counter() - t0
         finally:
@@ -157,11 +162,118 @@ async def run(args) -> dict:
             "goals": goals}
 
 
+async def first_sync(s, engine, clients, aid: int) -> dict:
+    """One first sync of the orders stream (the real runner): wall and CPU seconds of this process, calls."""
+    owner = co.new_owner("bench")
+    async with engine.begin() as conn:
+        claim = await co.claim_pair(conn, owner, aid, "orders", s.lease_ttl_s)
+    ctx = Run(s, engine, claim, owner)
+    gc.collect()
+    reset_peak_rss()
+    c0, t0 = time.process_time(), time.perf_counter()
+    status = await ctx.execute(clients)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert status == "succeeded", status
+    async with engine.connect() as conn:
+        api_calls = (await conn.execute(sa.text("select api_calls from sync_runs where id = :r"),
+                                        dict(r=ctx.run_id))).scalar()
+        stored = (await conn.execute(sa.text("select count(*) from orders"))).scalar()
+    windows = plan_windows(ctx.plan_start, ctx.now - timedelta(seconds=s.safety_lag_s), STREAMS["orders"].max_window)
+    return {"seconds": round(secs, 2), "cpu_s": round(cpu, 2), "stored": stored, "api_calls": api_calls,
+            "cpu_ms_per_order": round(cpu * 1000 / max(stored, 1), 4), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "windows": windows}
+
+
+async def raw_fetch(base_url: str, refresh_token: str, windows, concurrency: int) -> dict:
+    """The same pages fetched by a bare httpx loop with the same concurrency (windows at once, pages of a
+    window one after another, following ``next``): the floor a sync can approach."""
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency + 2)) as http:
+        r = await http.post(base_url + "/identity/v1/oauth2/token", auth=("sim-client", "sim-secret"),
+                            data={"grant_type": "refresh_token", "refresh_token": refresh_token})
+        r.raise_for_status()
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        todo = iter(windows)
+        calls = 0
+
+        async def worker() -> None:
+            nonlocal calls
+            for w in todo:
+                url = build_url(base_url, "/sell/fulfillment/v1/order", [
+                    ("filter", range_filter("lastmodifieddate", w.start, w.end)), ("limit", 200), ("offset", 0)])
+                while url:
+                    resp = await http.get(url, headers=headers)
+                    resp.raise_for_status()
+                    calls += 1
+                    url = resp.json().get("next")
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return {"seconds": round(time.perf_counter() - t0, 2), "api_calls": calls}
+
+
+async def compare(args) -> dict:
+    """A first sync of ``--orders`` orders over two years (25 windows of 30 days) at each ``--latency`` (ms
+    per eBay call, the simulator's latency fault on getOrders): the runner with ``run_concurrency`` 4 and 1,
+    and a bare httpx loop fetching the same pages with concurrency 4. Each sync gets a fresh database.
+    Reported: wall seconds, the ratios, this process's CPU per stored order and its peak RSS."""
+    spec = {"seed": 11, "sellers": [dict(name="bench", orders=args.orders, transactions=0, payouts=0, disputes=0,
+                                         conversations=0, inventory_items=0, days=730, future_days=0)]}
+    say(f"simulator child: {args.orders} orders over 730 days (building data) ...")
+    out: dict = {"orders": args.orders, "latencies": {}}
+    with SimProcess(spec) as sim, server() as srv:
+        say(f"simulator on {sim.base_url}; database: {srv.describe()}")
+        for lat in args.latency:
+            sim.admin("POST", "/sim/faults", {"latency_ms": float(lat), "only_paths": ["/sell/fulfillment"]})
+            res: dict = {}
+            for conc in (4, 1):
+                url = srv.create_db(f"bench_lat_{lat}_{conc}")
+                home = Path(tempfile.mkdtemp(prefix="bse2e-", dir="/tmp"))
+                s = settings(home, url, **sim_env(sim.base_url), BAYSYNC_INITIAL_BACKFILL_DAYS="730",
+                             BAYSYNC_RUN_CONCURRENCY=str(conc))
+                engine = db.make_async_engine(s, "worker")
+                clients = Clients(s, engine)
+                try:
+                    async with engine.begin() as conn:
+                        aid = await accounts.add_account(conn, s, "bench", sim.refresh_token("bench"))
+                    r = await first_sync(s, engine, clients, aid)
+                finally:
+                    await clients.aclose()
+                    await engine.dispose()
+                windows = r.pop("windows")
+                res[f"concurrency_{conc}"] = r
+                say(f"  {lat:>4} ms  run_concurrency={conc}: {r['stored']} orders in {r['seconds']:6.2f}s, "
+                    f"{r['api_calls']} calls, CPU {r['cpu_s']}s = {r['cpu_ms_per_order']} ms/order, "
+                    f"peak RSS {r['peak_rss_mb']} MB")
+            raw = await raw_fetch(sim.base_url, sim.refresh_token("bench"), windows, 4)
+            res["raw_fetch_4"] = raw
+            c4, c1 = res["concurrency_4"]["seconds"], res["concurrency_1"]["seconds"]
+            res["speedup_4_vs_1"] = round(c1 / c4, 2)
+            res["ratio_4_vs_raw"] = round(c4 / raw["seconds"], 2)
+            say(f"  {lat:>4} ms  raw httpx loop, 4 at once: {raw['api_calls']} calls in {raw['seconds']:6.2f}s; "
+                f"speedup x{res['speedup_4_vs_1']} (goal >= 3), runner/raw {res['ratio_4_vs_raw']} (goal <= 1.3)")
+            out["latencies"][str(lat)] = res
+    c = out["latencies"]
+    out["goals"] = {
+        "speedup>=3": all(v["speedup_4_vs_1"] >= 3 for v in c.values()),
+        "runner/raw<=1.3": all(v["ratio_4_vs_raw"] <= 1.3 for v in c.values()),
+        "cpu<=0.12ms/order": all(v["concurrency_4"]["cpu_ms_per_order"] <= 0.12 for v in c.values()),
+        "peak_rss<200MB": all(v[k]["peak_rss_mb"] < 200 for v in c.values() for k in ("concurrency_4", "concurrency_1")),
+        "api_calls==raw": all(v["concurrency_4"]["api_calls"] == v["raw_fetch_4"]["api_calls"] for v in c.values()),
+    }
+    say("goals: " + ", ".join(f"{k} {'MET' if v else 'MISSED'}" for k, v in out["goals"].items()))
+    return out
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--orders", type=int, default=None, help="orders (default 100000; --quick 10000)")
     p.add_argument("--transactions", type=int, default=None, help="transactions (default 200000; --quick 20000)")
+    p.add_argument("--latency", default="", help="comma-separated ms per call: the first-sync comparison")
     args = p.parse_args()
+    if args.latency:
+        args.latency = [int(x) for x in args.latency.split(",")]
+        args.orders = args.orders or (6_000 if args.quick else 30_000)
+        emit_json("e2e_latency", asyncio.run(compare(args)))
+        return
     args.orders = args.orders if args.orders is not None else (10_000 if args.quick else 100_000)
     args.transactions = args.transactions if args.transactions is not None else (20_000 if args.quick else 200_000)
     emit_json("e2e", asyncio.run(run(args)))

@@ -94,7 +94,7 @@ def make_order(i: int, rng: random.Random) -> dict[str, Any]:
 
 
 def make_rows(records: list[dict], account_id: int = 1) -> list[dict]:
-    """Exactly what RunContext.map_records does for the upsert (minus children)."""
+    """Exactly what PageWriter.map_records does for the upsert (minus children)."""
     rows = []
     for rec in records:
         row = S.map(rec)
@@ -158,7 +158,7 @@ async def upsert_rows(engine, rows: list[dict], page: int, expect: str) -> tuple
     for i in range(0, len(rows), page):
         async with engine.begin() as conn:
             res = await upserts.upsert(conn, S.table, S.key, rows[i:i + page], expect_new=expect_new)
-        expect_new = res.inserted > 0 and not res.updated and not res.unchanged  # as RunContext.store_page
+        expect_new = res.inserted > 0 and not res.updated and not res.unchanged  # as PageWriter._write
         total.add(res)
     secs = t.s
     n = len(rows)

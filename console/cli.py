@@ -653,8 +653,7 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
     import sqlalchemy as sa
 
     from sync_core import control, coordination as co, db
-    from sync_core.runner import RunContext, execute
-    from sync_core.streams import STREAMS
+    from sync_core.runner import Run
     from sync_core.worker import Clients
 
     _check_stream(stream)
@@ -682,7 +681,7 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
                 if holder:
                     raise CliError(f"already running (owner {holder})", EXIT_BUSY)
                 raise CliError(f"{account}/{stream} is paused, disabled or needs reauth (baysync status)")
-            ctx = RunContext(s, engine, None, STREAMS[stream], claim, owner)
+            ctx = Run(s, engine, claim, owner)
             task = None
 
             def on_signal(signum: int) -> None:  # first: stop at the next checkpoint; second: at once
@@ -692,8 +691,7 @@ def sync(account: str = typer.Option(..., "--account", "-a"), stream: str = type
                     task.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_signal, sig)
-            await clients.for_run(ctx)  # no usable tokens: the run fails with the reason
-            task = asyncio.create_task(execute(ctx))
+            task = asyncio.create_task(ctx.execute(clients))  # no usable tokens: the run fails with the reason
 
             def progress() -> str:
                 t = ctx.totals

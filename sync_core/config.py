@@ -16,18 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 ENV_PREFIX = "BAYSYNC_"
 
-# Streams known to the engine; each may be tuned under [streams.<name>] in the TOML file or with
-# BAYSYNC_STREAMS_<NAME>_<KEY> in the environment.
-STREAM_NAMES = (
-    "orders",
-    "transactions",
-    "payouts",
-    "disputes",
-    "messages",
-    "inventory_items",
-    "offers",
-    "active_inventory",
-)
+# Streams known to the engine (their declarations, sync_core/streams/); each may be tuned under
+# [streams.<name>] in the TOML file or with BAYSYNC_STREAMS_<NAME>_<KEY> in the environment.
+from .streams import STREAMS as _STREAMS  # noqa: E402
+
+STREAM_NAMES = tuple(_STREAMS)
 
 
 class ConfigError(Exception):
@@ -206,6 +199,7 @@ KEYS: tuple[Key, ...] = (
     Key("lease_ttl_s", _parse_int(5, 3600), 60, "a run's lease; heartbeats extend it"),
     Key("heartbeat_s", _parse_int(1, 600), 15, "heartbeat period of a running worker"),
     Key("workers", _parse_int(1, 1024), 16, "concurrent runs per `baysync run` process"),
+    Key("run_concurrency", _parse_int(1, 32), 4, "time windows of one run fetched at once (within the account's rate budget)"),
     Key("log_format", _parse_choice("text", "json"), "text", "headless log format"),
     Key("log_level", _parse_choice("debug", "info", "warning", "error"), "info", "minimum log level"),
     Key("health_bind", _parse_bind, "", "HOST:PORT of the health/metrics server of `baysync run` (empty = off)"),
@@ -222,10 +216,11 @@ STREAM_KEYS: tuple[Key, ...] = (
     Key("initial_backfill_days", _parse_int(0, 3650), 0, "override of initial_backfill_days (0 = global)"),
 )
 
-# Per-stream defaults that differ from STREAM_KEYS' (a [streams.<name>] value or env var still wins): the
-# active-inventory report is a whole snapshot built by a Sell Feed task that eBay limits per hour/day
-# (createInventoryTask 409 errorId 160025), so it runs every 6 hours, not every 15 minutes.
-STREAM_DEFAULTS: dict[str, dict[str, Any]] = {"active_inventory": {"interval_s": 6 * 3600}}
+# Per-stream defaults that differ from STREAM_KEYS' (a [streams.<name>] value or env var still wins), read
+# from the declarations: e.g. the active-inventory report is a whole snapshot built by a Sell Feed task that
+# eBay limits per hour/day (createInventoryTask 409 errorId 160025), so it runs every 6 hours.
+STREAM_DEFAULTS: dict[str, dict[str, Any]] = {
+    n: {"interval_s": s.interval_s} for n, s in _STREAMS.items() if s.interval_s != 900}
 
 KEY_BY_NAME = {k.name: k for k in KEYS}
 SECRET_ENV = ("BAYSYNC_SECRET_KEY",)  # read directly by sync_core.crypto, never stored in Settings

@@ -24,8 +24,7 @@ from .ebay.client import EbayClient, make_http_client
 from .ebay.oauth import AppTokenSource
 from .ebay.ratelimit import APP, RateBudget
 from .health import Histogram
-from .runner import RunContext, execute
-from .streams import STREAMS
+from .runner import Run
 
 log = logging.getLogger("baysync.worker")
 
@@ -98,7 +97,7 @@ class Clients:
                           budget=self.budget, signer=signer, signing_required=required,
                           marketplace_id=self._markets.get(account_id))
 
-    async def for_run(self, ctx: RunContext) -> None:
+    async def for_run(self, ctx: Run) -> None:
         """Give a claimed run its client. Without usable tokens (none stored, wrong key, ...) the run gets a
         stand-in that fails it with the reason: it is recorded as failed and its lease released like any run."""
         try:
@@ -157,7 +156,7 @@ class WorkerPool:
         self.clients = Clients(settings, engine, transport=transport)
         self.url = url or engine.url.render_as_string(hide_password=False)
         self.stats = PoolStats()
-        self.active: dict[int, tuple[asyncio.Task, RunContext]] = {}
+        self.active: dict[int, tuple[asyncio.Task, Run]] = {}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -244,8 +243,7 @@ class WorkerPool:
         self.active[claim.run_id] = (task, None)  # type: ignore[assignment]
 
     async def _run(self, claim: co.Claim) -> None:
-        stream = STREAMS[claim.stream]
-        ctx = RunContext(self.settings, self.engine, None, stream, claim, self.owner)
+        ctx = Run(self.settings, self.engine, claim, self.owner)
         self.active[claim.run_id] = (asyncio.current_task(), ctx)  # type: ignore[assignment]
         status = "failed"
         t0 = time.monotonic()
@@ -253,8 +251,7 @@ class WorkerPool:
             if claim.abandoned_run:
                 ctx.event("rescue", f"took over from abandoned run {claim.abandoned_run}; resuming from its checkpoint",
                           "warning")
-            await self.clients.for_run(ctx)
-            status = await execute(ctx)
+            status = await ctx.execute(self.clients)
             if status == "reauth_needed":
                 self.clients.forget(claim.account_id)
         except Exception:

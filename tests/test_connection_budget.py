@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sync_core import coordination as co
 from sync_core.db import psycopg_conninfo
 from sync_core.sim import SellerSpec
-from sync_core.runner import RunContext, execute
+from sync_core.runner import Run
 from sync_core.streams import STREAMS
 from sync_core.worker import LISTEN_APP, Clients, WorkerPool, worker_engine
 from tests.support.env import test_settings
@@ -110,10 +110,10 @@ async def test_a_run_that_waits_longer_than_the_pool_timeout_still_succeeds(tmp_
     owner = co.new_owner("test")
     async with env.engine.begin() as conn:
         claim = await co.claim_pair(conn, owner, aid, "orders", 60)
-    ctx = RunContext(env.settings, engine, None, STREAMS["orders"], claim, owner)
-    ctx.client = await clients.client(aid, "alice", ctx.on_http_event)
+    ctx = Run(env.settings, engine, claim, owner)
+    await clients.for_run(ctx)
     busy = await engine.connect()  # the whole budget, taken
-    run = asyncio.create_task(execute(ctx))
+    run = asyncio.create_task(ctx.execute())
     try:
         for _ in range(600):  # until the run has waited a full pool timeout at least once
             if "QueuePool limit" in caplog.text or run.done():

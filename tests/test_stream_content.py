@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 
 from sync_core import coordination as co
-from sync_core.runner import execute
 from sync_core.streams.disputes import OPEN_STATES
 from sync_core.worker import Clients
 from tests.support.simenv import make_env, make_sim
@@ -35,7 +34,7 @@ async def run(env, stream, account="alice", during=None):
         ctx = await _pair_ctx(env, account, stream, clients)
         ctx.now = env.sim.now()
         side = asyncio.create_task(during(ctx)) if during else None
-        status = await execute(ctx)
+        status = await ctx.execute()
         if side:
             await asyncio.wait_for(side, 60)
         return status, ctx

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from sync_core import coordination as co
 from sync_core.sim import SellerSpec
-from sync_core.runner import RunContext, execute
+from sync_core.runner import Run
+from sync_core.streams.base import StreamPage
 from sync_core.streams import STREAMS
 from sync_core.worker import Clients, WorkerPool
 from tests.support.simenv import make_env, make_sim
@@ -31,9 +32,9 @@ async def _pair_ctx(env, account, stream, clients=None, kind="incremental"):
     async with env.engine.begin() as conn:
         claim = await co.claim_pair(conn, owner, aid, stream, 60, kind=kind)
     assert claim is not None
-    ctx = RunContext(env.settings, env.engine, None, STREAMS[stream], claim, owner)
+    ctx = Run(env.settings, env.engine, claim, owner)
     if clients is not None:
-        ctx.client = await clients.client(aid, account, ctx.on_http_event)
+        await clients.for_run(ctx)
     return ctx
 
 
@@ -43,16 +44,16 @@ async def run_pair(env, account, stream, clients=None, kind="incremental", stop_
     ctx = await _pair_ctx(env, account, stream, clients, kind)
     aid = ctx.account_id
     if stop_after_pages:
-        orig = ctx.store_page
+        orig = ctx.writer.put
 
-        async def store_page(*a, **k):
+        async def put(*a, **k):
             r = await orig(*a, **k)
             if ctx.totals.pages >= stop_after_pages:
                 async with env.engine.begin() as conn:
                     await co.request_stop(conn, aid, stream)
             return r
-        ctx.store_page = store_page
-    status = await execute(ctx)
+        ctx.writer.put = put
+    status = await ctx.execute()
     if own:
         await clients.aclose()
     return status, ctx
@@ -116,7 +117,8 @@ async def test_malformed_records_are_quarantined_rest_stored(env):
 
 
 async def test_stop_between_pages_then_resume_without_duplicates(env):
-    env.settings = env.settings.with_values(initial_backfill_days=140)
+    # one window at a time: the page count at the stop is exact (concurrent windows: test_concurrent_windows.py)
+    env.settings = env.settings.with_values(initial_backfill_days=140, run_concurrency=1)
     await env.add_account("alice")
     status, ctx = await run_pair(env, "alice", "orders", stop_after_pages=2)
     # the request is seen by the next page's fenced transaction: that page commits, then the run ends
@@ -205,10 +207,9 @@ async def test_backfill_requested_during_a_run_is_not_lost(env):
     async with env.engine.begin() as conn:
         claim = await co.claim_pair(conn, owner, aid, "orders", 60)
         await co.request_backfill(conn, aid, "orders", since)
-    ctx = RunContext(env.settings, env.engine, None, STREAMS["orders"], claim, owner)
+    ctx = Run(env.settings, env.engine, claim, owner)
     clients = Clients(env.settings, env.engine, transport=env.transport)
-    ctx.client = await clients.client(aid, "alice", ctx.on_http_event)
-    assert await execute(ctx) == "succeeded"
+    assert await ctx.execute(clients) == "succeeded"
     # ... finishes its own plan and leaves the request for the next run
     assert await env.scalar("select backfill_since from sync_state where stream = 'orders'") == since
     status, ctx2 = await run_pair(env, "alice", "orders", clients=clients)
@@ -294,7 +295,7 @@ async def test_nul_characters_are_replaced_and_the_page_is_stored(env):
                 "lineItems": [{"lineItemId": f"L{i}", "sku": "S\x001", "title": "t\x00", "quantity": 1,
                                "total": {"value": "1.00", "currency": "USD"}}]}
 
-    await ctx.store_page([rec(1, "bad\x00name"), rec(2, "fine")], None)
+    await ctx.writer.put(StreamPage([rec(1, "bad\x00name"), rec(2, "fine")], None))
     assert await env.scalar("select count(*) from orders where order_id like 'NUL-%'") == 2
     assert await env.scalar("select buyer from orders where order_id = 'NUL-1'") == "bad\ufffdname"
     assert await env.scalar("select raw->'buyer'->>'username' from orders where order_id = 'NUL-1'") == "bad\ufffdname"
@@ -306,12 +307,13 @@ async def test_consecutive_pages_are_written_together(tmp_path, db_url, batch_ro
     """write_batch_rows: pages of 50 are written in one transaction per window (the page that ends a window
     writes what is held, with the window's cursor); with 1, one transaction per page. Same data either way."""
     sim = make_sim(seller("carol", orders=300, days=80), now=NOW)
-    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_WRITE_BATCH_ROWS=batch_rows)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_WRITE_BATCH_ROWS=batch_rows,
+                 BAYSYNC_RUN_CONCURRENCY="1")  # one window at a time, one request at a time
     try:
         await e.add_account("carol")
         clients = Clients(e.settings, e.engine, transport=e.transport)
         ctx = await _pair_ctx(e, "carol", "orders", clients)
-        assert await execute(ctx) == "succeeded"
+        assert await ctx.execute() == "succeeded"
         await clients.aclose()
         truth = {o["orderId"] for o in e.sim.truth("carol", "orders")}
         assert {r[0] for r in await e.rows("select order_id from orders")} == truth
@@ -330,20 +332,21 @@ async def test_held_pages_are_written_when_the_api_fails(tmp_path, db_url):
     """Pages held for a batched write are not lost when a later call fails: they are written with their
     checkpoint, the run fails with the API's error, and the next run resumes after them (no duplicates)."""
     sim = make_sim(seller("dave", orders=400, days=25), now=NOW)
-    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_API_RETRY_ATTEMPTS="1")
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50", BAYSYNC_API_RETRY_ATTEMPTS="1",
+                 BAYSYNC_RUN_CONCURRENCY="1")  # one request at a time: exactly three pages before the fault
     try:
         await e.add_account("dave")
         clients = Clients(e.settings, e.engine, transport=e.transport)
         ctx = await _pair_ctx(e, "dave", "orders", clients)
-        orig = ctx.store_page
+        orig = ctx.writer.put
 
-        async def store_page(*a, **k):
+        async def put(*a, **k):
             r = await orig(*a, **k)
-            if ctx._held.pages == 3:
+            if ctx.writer._held.pages == 3:
                 e.sim.set_faults(rate_5xx=1.0)  # every later call fails
             return r
-        ctx.store_page = store_page
-        assert await execute(ctx) == "failed"
+        ctx.writer.put = put
+        assert await ctx.execute() == "failed"
         assert await e.scalar("select count(*) from orders") == 150  # the three held pages
         # (the two earlier 30-day windows are empty: one page each, written with its window's cursor)
         assert [r[0] for r in await e.rows("select (data->>'pages')::int from run_events where kind = 'page' "
@@ -353,7 +356,7 @@ async def test_held_pages_are_written_when_the_api_fails(tmp_path, db_url):
 
         e.sim.set_faults(rate_5xx=0.0)
         ctx2 = await _pair_ctx(e, "dave", "orders", clients)
-        assert await execute(ctx2) == "succeeded"
+        assert await ctx2.execute() == "succeeded"
         await clients.aclose()
         assert ctx2.totals.inserted == 250 and ctx2.totals.updated == 0
         truth = {o["orderId"] for o in e.sim.truth("dave", "orders")}
@@ -366,7 +369,7 @@ async def test_held_pages_are_written_after_the_hold_time_while_the_api_is_slow(
     """A held page does not wait for the next page: when the API is slow (here every call takes 3 s), the
     run's flusher writes it with its checkpoint once it is WRITE_HOLD_S old, while the next call is still
     in flight."""
-    from sync_core.runner import WRITE_HOLD_S
+    from sync_core.writer import WRITE_HOLD_S
 
     sim = make_sim(seller("erin", orders=150, days=25), now=NOW)
     e = make_env(tmp_path, db_url, sim, BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50")
@@ -375,7 +378,7 @@ async def test_held_pages_are_written_after_the_hold_time_while_the_api_is_slow(
         clients = Clients(e.settings, e.engine, transport=e.transport)
         ctx = await _pair_ctx(e, "erin", "orders", clients)
         e.sim.set_faults(latency_ms=3000.0, only_paths=("/sell/fulfillment",))
-        run = asyncio.create_task(execute(ctx))
+        run = asyncio.create_task(ctx.execute())
         # the two empty 30-day windows are written at once (each page ends its window); then the third
         # window's first page (50 orders) is held while the second page takes 3 s to come
         deadline = asyncio.get_running_loop().time() + 30
@@ -405,9 +408,9 @@ async def test_held_pages_are_not_written_once_the_lease_is_gone(tmp_path, db_ur
         clients = Clients(e.settings, e.engine, transport=e.transport)
         ctx = await _pair_ctx(e, "fred", "orders", clients)
         e.sim.set_faults(latency_ms=1500.0, only_paths=("/sell/fulfillment",))
-        run = asyncio.create_task(execute(ctx))
+        run = asyncio.create_task(ctx.execute())
         deadline = asyncio.get_running_loop().time() + 30
-        while not ctx._held.pages:  # the third window's first page is held (the two before were empty)
+        while not ctx.writer._held.pages:  # the third window's first page is held (the two before were empty)
             assert asyncio.get_running_loop().time() < deadline and not run.done()
             await asyncio.sleep(0.02)
         async with e.engine.begin() as conn:
@@ -436,8 +439,8 @@ async def test_a_failed_background_write_fails_the_run_without_a_gap(tmp_path, d
             await conn.execute(sa.text("alter table orders add constraint no_rows_yet check (false) not valid"))
         e.sim.set_faults(latency_ms=1500.0, only_paths=("/sell/fulfillment",))
         ctx = await _pair_ctx(e, "gina", "orders", clients)
-        assert await execute(ctx) == "failed"
-        assert isinstance(ctx._write_error, Exception) and "no_rows_yet" in str(ctx._write_error)
+        assert await ctx.execute() == "failed"
+        assert isinstance(ctx.writer.error, Exception) and "no_rows_yet" in str(ctx.writer.error)
         assert await e.scalar("select count(*) from orders") == 0
         cp = await e.scalar("select checkpoint from sync_state where stream = 'orders'")
         assert "offset=" not in str(cp)  # nothing of the third window was recorded as done
@@ -447,7 +450,7 @@ async def test_a_failed_background_write_fails_the_run_without_a_gap(tmp_path, d
             await conn.execute(sa.text("alter table orders drop constraint no_rows_yet"))
         e.sim.set_faults(latency_ms=0.0)
         ctx2 = await _pair_ctx(e, "gina", "orders", clients)
-        assert await execute(ctx2) == "succeeded"
+        assert await ctx2.execute() == "succeeded"
         await clients.aclose()
         assert await e.scalar("select count(*) from orders") == 150
     finally:

@@ -90,16 +90,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Maximum page sizes per operation (docs/ebay-api.md, "Paging and page limits").
-ORDERS_MAX_LIMIT = 200
-DISPUTES_MAX_LIMIT = 200
-FINANCES_MAX_LIMIT = 200
-MESSAGES_MAX_LIMIT = 50
-INVENTORY_MAX_LIMIT = 200
-# getOffers `limit` (sell_inventory_v1_oas3.json GET /offer): "If this query parameter is not set, up to 100
-# records will be returned on each page"; no maximum is documented, so the client never asks for more than
-# the documented 100 (a SKU has one offer per format, at most two per marketplace: the same spec, `sku`).
-OFFERS_LIMIT = 100
+# Maximum page sizes per operation (docs/ebay-api.md, "Paging and page limits"), from the stream
+# declarations (Stream.max_page_size): the one place each is stated.
+from ..streams import STREAMS as _STREAMS  # noqa: E402
+
+ORDERS_MAX_LIMIT = _STREAMS["orders"].max_page_size
+DISPUTES_MAX_LIMIT = _STREAMS["disputes"].max_page_size
+FINANCES_MAX_LIMIT = _STREAMS["transactions"].max_page_size
+MESSAGES_MAX_LIMIT = _STREAMS["messages"].max_page_size
+INVENTORY_MAX_LIMIT = _STREAMS["inventory_items"].max_page_size
+OFFERS_LIMIT = _STREAMS["offers"].max_page_size  # getOffers: the documented default of 100 (streams/offers.py)
 FEED_TASKS_MAX_LIMIT = 500
 
 CONVERSATION_TYPES = ("FROM_EBAY", "FROM_MEMBERS")

@@ -45,17 +45,10 @@ if TYPE_CHECKING:
 SCOPE_PREFIX = "https://api.ebay.com/oauth/api_scope"
 BASE_SCOPE = SCOPE_PREFIX
 
-# Scopes per stream (docs/ebay-api.md, "Scopes per stream").  readonly where eBay offers one.
-STREAM_SCOPES: dict[str, tuple[str, ...]] = {
-    "orders": (f"{SCOPE_PREFIX}/sell.fulfillment.readonly",),
-    "disputes": (f"{SCOPE_PREFIX}/sell.payment.dispute",),
-    "transactions": (f"{SCOPE_PREFIX}/sell.finances",),
-    "payouts": (f"{SCOPE_PREFIX}/sell.finances",),
-    "inventory_items": (f"{SCOPE_PREFIX}/sell.inventory.readonly",),
-    "offers": (f"{SCOPE_PREFIX}/sell.inventory.readonly",),
-    "active_inventory": (f"{SCOPE_PREFIX}/sell.inventory",),  # Feed inventory_task has no readonly option
-    "messages": (f"{SCOPE_PREFIX}/commerce.message",),
-}
+# Scopes per stream (docs/ebay-api.md, "Scopes per stream"), from the stream declarations (Stream.scopes).
+from ..streams import STREAMS as _STREAMS  # noqa: E402
+
+STREAM_SCOPES: dict[str, tuple[str, ...]] = {n: s.scope_urls for n, s in _STREAMS.items()}
 
 TOKEN_PATH = "/identity/v1/oauth2/token"
 AUTHORIZE_PATH = "/oauth2/authorize"

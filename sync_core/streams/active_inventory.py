@@ -10,7 +10,7 @@ import asyncio
 
 import sqlalchemy as sa
 
-from .base import TS, Invalid, Stream, common_columns, metadata, text
+from .base import TS, Deferred, Invalid, StopRun, Stream, StreamPage, common_columns, metadata, text
 
 table = sa.Table(
     "active_inventory", metadata,
@@ -82,7 +82,7 @@ def expand_variations(records):
     return out
 
 
-async def run(ctx):
+async def fetch(ctx):
     from ..ebay.errors import EbayRequestError
 
     cp = ctx.claim.checkpoint or {}
@@ -92,7 +92,7 @@ async def run(ctx):
     for attempt in range(2):  # a dropped checkpointed task is replaced at once, once
         if not task_id:
             task_id = await _create_or_reuse_task(ctx)
-            await ctx.store_page([], {"task_id": task_id}, windows_done=0, windows_total=1)
+            yield StreamPage([], {"task_id": task_id}, windows_done=0, windows_total=1)
         try:
             await _wait_done(ctx, task_id)
             records = await ctx.client.download_active_inventory_report(task_id)
@@ -108,15 +108,13 @@ async def run(ctx):
                      f"(404 errorId {e.error_id})"
         ctx.event("feed_task", f"report task {task_id} dropped: {reason}"
                   + ("; creating a new one" if attempt == 0 else ""), "warning", task_id=task_id, reason=reason)
-        await ctx.store_page([], {}, windows_done=0, windows_total=1)
+        yield StreamPage([], {}, windows_done=0, windows_total=1)
         task_id = None
     else:
         raise RuntimeError(f"report task dropped twice in one run ({reason}); the next run starts a new one")
     records = await _trusted(ctx, task_id, records)
-    rows, _, _ = await asyncio.to_thread(ctx.map_records, records)
-    present = [r["listing_key"] for r in rows]
     # the whole snapshot and the "inactive" marking commit together
-    await ctx.store_page(records, {}, cursor=ctx.now, windows_done=1, windows_total=1, present_keys=present)
+    yield StreamPage(records, {}, cursor=ctx.now, windows_done=1, windows_total=1, snapshot=True, mark_absent=True)
 
 
 class _TaskGone(Exception):
@@ -143,11 +141,9 @@ async def _wait_done(ctx, task_id: str) -> None:
         end = asyncio.get_running_loop().time() + delay
         while (left := end - asyncio.get_running_loop().time()) > 0:  # STOP is seen within a second
             if ctx.stop_requested:
-                from ..runner import StopRun
                 raise StopRun()
             await asyncio.sleep(min(left, 1.0))
         if ctx.stop_requested:
-            from ..runner import StopRun
             raise StopRun()
         waited += delay
         delay = min(delay * 1.5, poll * 10)
@@ -157,8 +153,6 @@ async def _trusted(ctx, task_id: str, records):
     """The report's records, or Deferred when the snapshot cannot be trusted: ``Ack=Failure`` or no listing
     at all would otherwise mark every listing inactive.  The stream keeps its rows and tries again at its
     next interval (an empty report for a seller who really has no listings is therefore not applied)."""
-    from ..runner import Deferred
-
     ack = getattr(records, "ack", "")
     why = None
     if ack == "Failure":
@@ -189,7 +183,6 @@ async def _create_or_reuse_task(ctx) -> str:
     from datetime import datetime, timedelta, timezone
 
     from ..ebay.errors import EbayRequestError
-    from ..runner import Deferred
 
     try:
         task_id = await ctx.client.create_inventory_task()
@@ -231,5 +224,6 @@ def _parse_ts(v):
 
 STREAM = Stream(
     name="active_inventory", table=table, key=("account_id", "listing_key"), map=map_row,
-    scope="sell.inventory", max_page_size=0, mode="custom", run_custom=run, absent_col="inactive_since",
+    scopes=("sell.inventory",),  # Feed inventory_task has no readonly option
+    max_page_size=0, mode="custom", fetch=fetch, absent_col="inactive_since", interval_s=6 * 3600,
 )

@@ -1,9 +1,32 @@
-"""The declarative shape of a stream and the helpers stream modules use to describe their rows.
+"""The declarative shape of a stream, the interface its fetch uses, and the helpers stream modules use to
+describe their rows.
 
-A stream module declares: its table(s) (extracted, indexed columns + the raw payload as jsonb), its
-key, how to map one eBay record to a row (raising :class:`Invalid` for a malformed record, which then
-goes to quarantine), how its data is read (time windows, a full listing, or a custom plan), and the
-OAuth scope it needs. The runner (sync_core/runner.py) does everything else the same way for all.
+A stream is ONE declaration (:class:`Stream`): its name, table(s) (extracted, indexed columns + the raw
+payload as jsonb), key, mapper (one eBay record -> one row, raising :class:`Invalid` for a malformed
+record, which then goes to quarantine), OAuth scopes, page maximum, window limits (``max_window``,
+``max_history_days``, ``rescan_days``) and default interval.  The declaration is the only source of these
+facts: ``config.STREAM_NAMES``/``STREAM_DEFAULTS``, ``ebay.oauth.STREAM_SCOPES`` and the client's page
+limits (``ebay.client.*_MAX_LIMIT``) read it.
+
+How a stream reads (exactly one of):
+
+- ``fetch_window(client, window, resume_url, limit)``: the eBay pages of one time window (``mode
+  "windowed"``).  The runner plans the windows, fetches up to ``run_concurrency`` of them at once, keeps
+  the position (a contiguous prefix of finished windows + the resume URL of each window under way) and
+  writes every page.
+- ``fetch_all(client, resume_url, limit)``: the eBay pages of a full listing (``mode "full"``); stored
+  rows absent from a complete listing get ``absent_col`` set.
+- ``fetch(ctx)``: an async generator of :class:`StreamPage` (``mode "custom"``); the stream owns its
+  position (``StreamPage.position``, saved as the checkpoint and handed back as ``ctx.claim.checkpoint``).
+
+and optionally ``refetch(ctx)``: after the windows, an async generator of position-less
+:class:`StreamPage` (records re-read by id, e.g. open disputes).
+
+A stream never writes: it yields pages, and the page writer (sync_core/writer.py) stores each page's
+rows, children, quarantined records, position and (``mark_absent``) absent-marking in ONE fenced
+transaction.  A stream reads stored rows only through ``ctx.read(fn)`` with a query of
+sync_core/stored.py.  It sees the run only through :class:`StreamContext`; it raises :class:`StopRun`
+(a cooperative stop) and :class:`Deferred` (eBay says "not now") from here, never importing the runner.
 """
 
 from __future__ import annotations
@@ -11,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
@@ -19,7 +42,6 @@ from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 if TYPE_CHECKING:
     from ..ebay.client import EbayClient
     from ..ebay.paging import Page
-    from ..runner import RunContext
 
 metadata = sa.MetaData()
 TS = sa.DateTime(timezone=True)
@@ -27,6 +49,19 @@ TS = sa.DateTime(timezone=True)
 
 class Invalid(ValueError):
     """A record that cannot be stored as-is (reason goes to quarantine)."""
+
+
+class StopRun(Exception):
+    """Cooperative stop (cancel or pause) observed between pages."""
+
+
+class Deferred(Exception):
+    """eBay says "not now" for a long time (e.g. the Sell Feed task quota, 409 errorId 160025): the run ends
+    without failing, the stream stays idle with ``message`` in last_error and its next run after ``wait_s``."""
+
+    def __init__(self, wait_s: int, message: str):
+        super().__init__(message)
+        self.wait_s, self.message = int(wait_s), message
 
 
 def common_columns() -> list[sa.Column]:
@@ -147,8 +182,54 @@ class Window:
         return cls(datetime.fromisoformat(v[0]), datetime.fromisoformat(v[1]))
 
 
+@dataclass
+class StreamPage:
+    """One page a stream hands to the page writer.
+
+    ``records``: eBay's records as sent; ``position``: the checkpoint after this page (JSON; ``None`` for
+    records without a position, e.g. re-fetched open disputes: they are written without moving the
+    checkpoint); ``cursor``: set when the stream is complete up to that time; ``windows_done/total``:
+    progress; ``snapshot``: the records belong to a full listing, so the writer collects their
+    ``absent_by`` values (kept in the position as ``seen`` until the listing completes); ``mark_absent``:
+    the listing is complete, stored rows whose ``absent_by`` was not collected get ``absent_col`` set, in
+    the same transaction as this page; ``clear_backfill``: the plan of a requested backfill is done."""
+
+    records: Sequence[Any]
+    position: dict[str, Any] | None
+    cursor: datetime | None = None
+    windows_done: int | None = None
+    windows_total: int | None = None
+    snapshot: bool = False
+    mark_absent: bool = False
+    clear_backfill: bool = False
+
+
+class StreamContext(Protocol):
+    """What a stream's ``fetch``/``refetch`` may use of its run (sync_core.runner.Run implements it)."""
+
+    client: "EbayClient"
+    claim: Any  # coordination.Claim: checkpoint, cursor, kind, backfill_since, account
+    settings: Any  # config.Settings
+    stream: "Stream"
+    now: datetime
+    plan_start: datetime | None
+
+    @property
+    def stop_requested(self) -> bool: ...
+
+    def page_size(self) -> int: ...
+
+    def event(self, kind: str, message: str, level: str = "info", **data: Any) -> None: ...
+
+    async def read(self, query: Callable[..., Awaitable[Any]], **params: Any) -> Any: ...
+
+
 FetchWindow = Callable[["EbayClient", Window, "str | None", int], AsyncIterator["Page"]]
 FetchAll = Callable[["EbayClient", "str | None", int], AsyncIterator["Page"]]
+Fetch = Callable[[StreamContext], AsyncIterator[StreamPage]]
+
+SCOPE_PREFIX = "https://api.ebay.com/oauth/api_scope"
+DEFAULT_INTERVAL_S = 900
 
 
 @dataclass
@@ -157,20 +238,30 @@ class Stream:
     table: sa.Table
     key: tuple[str, ...]  # conflict key columns, account_id first
     map: Callable[[dict[str, Any]], dict[str, Any]]  # record -> extracted columns (no account_id/raw/hash)
-    scope: str
-    max_page_size: int
+    scopes: tuple[str, ...]  # OAuth scopes (short names under SCOPE_PREFIX; docs/ebay-api.md "Scopes per stream")
+    max_page_size: int  # the endpoint's page maximum (0: not paged); the client's limit reads it
     mode: str = "windowed"  # windowed | full | custom
     fetch_window: FetchWindow | None = None
     fetch_all: FetchAll | None = None
-    run_custom: Callable[["RunContext"], Awaitable[None]] | None = None
+    fetch: Fetch | None = None
+    refetch: Fetch | None = None  # after the windows: position-less pages (records re-read by id)
     max_window: timedelta = timedelta(days=30)
     max_history_days: int | None = None  # what eBay serves, e.g. disputes 18 months
     rescan_days: int = 0  # re-read this trailing slice on every run (finances: status changes later)
+    interval_s: int = DEFAULT_INTERVAL_S  # default seconds between incremental runs (config may override)
     children: tuple[Child, ...] = ()
-    after_complete: Callable[["RunContext"], Awaitable[None]] | None = None
     extra_tables: tuple[sa.Table, ...] = field(default=())
     raw_exclude: tuple[str, ...] = ()  # keys added by the reader (e.g. fetched children), not part of the payload
     absent_col: str | None = None  # snapshot streams: "gone since" column set for keys absent from a full listing
+    absent_by: str | None = None  # the column a listing is complete over (default: the key's second column)
+
+    @property
+    def absent_key(self) -> str:
+        return self.absent_by or self.key[1]
+
+    @property
+    def scope_urls(self) -> tuple[str, ...]:
+        return tuple(f"{SCOPE_PREFIX}/{s}" for s in self.scopes)
 
     def all_tables(self) -> list[sa.Table]:
         return [self.table, *(c.table for c in self.children), *self.extra_tables]

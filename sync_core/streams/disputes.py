@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from .base import TS, Stream, common_columns, metadata, money, text, ts
+from .. import stored
+from .base import TS, Stream, StreamPage, common_columns, metadata, money, text, ts
 
 table = sa.Table(
     "payment_disputes", metadata,
@@ -52,23 +53,18 @@ async def refetch_open(ctx):
     """Disputes opened before the current windows may still change: re-read the open ones by id, in
     chunks of 50 stored together. STOP is honoured between calls: what was fetched is stored, the run
     ends cancelled, and the next run re-reads the disputes still open."""
-    from ..runner import StopRun
-
-    ids = await ctx.query_column(
-        f"select payment_dispute_id from {table.name} where account_id = :a and closed_date is null "
-        f"and (status is null or status = any(:open)) and open_date < :since",
-        open=list(OPEN_STATES), since=ctx.plan_start)
+    ids = await ctx.read(stored.open_dispute_ids, open_states=list(OPEN_STATES), since=ctx.plan_start)
     for chunk_start in range(0, len(ids), 50):
         records = []
         for did in ids[chunk_start:chunk_start + 50]:
             if ctx.stop_requested:
                 break
             records.append(await ctx.client.get_payment_dispute(did))
-        if await ctx.store_records(records):
-            raise StopRun()
+        yield StreamPage(records, None)  # the runner stops after writing it if a STOP came
+
 
 STREAM = Stream(
     name="disputes", table=table, key=("account_id", "payment_dispute_id"), map=map_dispute,
-    scope="sell.payment.dispute", max_page_size=200, mode="windowed", fetch_window=fetch,
-    max_window=timedelta(days=90), max_history_days=540, after_complete=refetch_open,
+    scopes=("sell.payment.dispute",), max_page_size=200, mode="windowed", fetch_window=fetch,
+    max_window=timedelta(days=90), max_history_days=540, refetch=refetch_open,
 )

@@ -34,5 +34,5 @@ def fetch(client, resume_url, limit):
 
 STREAM = Stream(
     name="inventory_items", table=table, key=("account_id", "sku"), map=map_item,
-    scope="sell.inventory.readonly", max_page_size=200, mode="full", fetch_all=fetch, absent_col="removed_at",
+    scopes=("sell.inventory.readonly",), max_page_size=200, mode="full", fetch_all=fetch, absent_col="removed_at",
 )

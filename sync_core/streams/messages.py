@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from .base import TS, Child, Stream, common_columns, integer, metadata, text, ts
+from .. import stored
+from .base import TS, Child, Stream, StreamPage, common_columns, integer, metadata, text, ts
 
 TYPES = ("FROM_MEMBERS", "FROM_EBAY")
 
@@ -72,7 +73,7 @@ def map_messages(rec, parent):
     return rows
 
 
-async def run(ctx):
+async def fetch(ctx):
     """List each type, fetch the messages of every conversation whose summary changed (replaced atomically).
 
     Only what changed where the API allows it (commerce_message_v1_oas3.json getConversations): ``start_time``
@@ -87,7 +88,7 @@ async def run(ctx):
     start_type = int(cp.get("type_index", 0))
     next_url = cp.get("next")
     since = _since(ctx) if not cp else (datetime.fromisoformat(cp["since"]) if cp.get("since") else None)
-    known = await _known(ctx)
+    known = await ctx.read(stored.conversation_signatures)
     size = min(ctx.page_size(), 50)
     for ti in range(start_type, len(TYPES)):
         ctype = TYPES[ti]
@@ -108,11 +109,8 @@ async def run(ctx):
             last = page.next_url is None
             cpn = {"type_index": ti + 1 if last else ti, "next": page.next_url,
                    "since": since.isoformat() if since else None}
-            if await ctx.store_page(records, cpn, cursor=ctx.now if (last and last_type) else None,
-                                    windows_done=ti + (1 if last else 0), windows_total=len(TYPES)):
-                if not (last and last_type):
-                    from ..runner import StopRun
-                    raise StopRun()
+            yield StreamPage(records, cpn, cursor=ctx.now if (last and last_type) else None,
+                             windows_done=ti + (1 if last else 0), windows_total=len(TYPES))
         next_url = None
 
 
@@ -132,16 +130,8 @@ def _signature(conv) -> str:
     return f"{latest.get('messageId')}|{conv.get('conversationStatus')}|{conv.get('unreadCount')}"
 
 
-async def _known(ctx) -> dict[str, str]:
-    rows = await ctx.query_column(
-        "select conversation_id || chr(31) || coalesce(raw->'latestMessage'->>'messageId', 'None') || '|' || "
-        "coalesce(raw->>'conversationStatus', 'None') || '|' || coalesce(raw->>'unreadCount', 'None') "
-        "from conversations where account_id = :a")
-    return dict(r.split("\x1f", 1) for r in rows)
-
-
 STREAM = Stream(
     name="messages", table=table, key=("account_id", "conversation_id"), map=map_conversation,
-    scope="commerce.message", max_page_size=50, mode="custom", run_custom=run, rescan_days=7,
+    scopes=("commerce.message",), max_page_size=50, mode="custom", fetch=fetch, rescan_days=7,
     children=(Child(messages, "conversation_id", map_messages),), raw_exclude=("_messages",),
 )

@@ -1,9 +1,14 @@
-"""Offers: getInventoryItems, then getOffers per SKU. Offers of SKUs that disappeared are marked ended."""
+"""Offers: getInventoryItems, then getOffers per SKU. Offers of SKUs that no longer list an offer are
+marked ended, in the transaction of the listing's last page."""
 
 import sqlalchemy as sa
 
-from ..ebay.client import OFFERS_LIMIT
-from .base import TS, Stream, common_columns, integer, metadata, money, text
+from .base import TS, Stream, StreamPage, common_columns, integer, metadata, money, text
+
+# getOffers `limit` (sell_inventory_v1_oas3.json GET /offer): "If this query parameter is not set, up to 100
+# records will be returned on each page"; no maximum is documented, so the client never asks for more than
+# the documented 100 (a SKU has one offer per format, at most two per marketplace: the same spec, `sku`).
+OFFERS_LIMIT = 100
 
 table = sa.Table(
     "offers", metadata,
@@ -41,8 +46,10 @@ def map_offer(rec):
     }
 
 
-async def run(ctx):
+async def fetch(ctx):
     cp = ctx.claim.checkpoint or {}
+    if cp.get("i") and "seen" not in cp:
+        cp = {}  # a position from before offers were collected as a snapshot: list them again from the start
     skus = cp.get("skus")
     if skus is None:  # step 1: the current SKUs, from eBay (not from our table: it may be stale)
         skus = []
@@ -56,26 +63,15 @@ async def run(ctx):
             batch.extend(page.records)
         last = i == len(skus) - 1
         if len(batch) >= 200 or last:
-            stop = await ctx.store_page(batch, {"skus": skus, "i": i + 1}, windows_done=1 if last else 0,
-                                        windows_total=1, cursor=ctx.now if last else None)
+            yield StreamPage(batch, {"skus": skus, "i": i + 1}, windows_done=1 if last else 0, windows_total=1,
+                             cursor=ctx.now if last else None, snapshot=True, mark_absent=last)
             batch = []
-            if stop and not last:
-                from ..runner import StopRun
-                raise StopRun()
-    if not skus:  # nothing was stored in the loop: still complete the run's single window
-        await ctx.store_page([], {"skus": skus, "i": 0}, cursor=ctx.now, windows_done=1, windows_total=1)
-    from .. import coordination as co, db, upserts
-
-    async def mark_ended() -> int:
-        async with ctx.engine.begin() as conn:
-            await co.fence(conn, ctx.owner, ctx.run_id)
-            return await upserts.mark_absent(conn, table, ctx.account_id, "sku", skus, "ended_at")
-    n = await db.run_retrying(ctx.settings, "mark ended offers", mark_ended)
-    if n:
-        ctx.event("ended", f"{n} offer(s) of vanished SKUs marked ended")
+    if not skus:  # nothing was listed: still complete the run's single window (every stored offer ended)
+        yield StreamPage([], {"skus": skus, "i": 0}, cursor=ctx.now, windows_done=1, windows_total=1,
+                         snapshot=True, mark_absent=True)
 
 
 STREAM = Stream(
-    name="offers", table=table, key=("account_id", "offer_id"), map=map_offer, scope="sell.inventory.readonly",
-    max_page_size=OFFERS_LIMIT, mode="custom", run_custom=run, absent_col="ended_at",
+    name="offers", table=table, key=("account_id", "offer_id"), map=map_offer, scopes=("sell.inventory.readonly",),
+    max_page_size=OFFERS_LIMIT, mode="custom", fetch=fetch, absent_col="ended_at", absent_by="sku",
 )

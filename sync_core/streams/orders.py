@@ -5,7 +5,6 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ..ebay.paging import MAX_WINDOW_REREADS, reread_on_drift
 from .base import TS, Child, Invalid, Stream, common_columns, integer, metadata, money, text, ts
 
 table = sa.Table(
@@ -81,6 +80,8 @@ def fetch(client, window, resume_url, limit):
     An order modified during paging leaves the window (its lastModifiedDate is now later than the window's
     end), the orders after it move up one offset and one of them would be skipped (see
     :func:`~sync_core.ebay.paging.reread_on_drift`; docs/ebay-api.md "Orders paging")."""
+    from ..ebay.paging import MAX_WINDOW_REREADS, reread_on_drift  # here: importing a stream loads no client
+
     def on_drift(reason, n):
         client.emit({"type": "window_reread", "op": "getOrders", "attempt": n,
                      "reason": f"orders window {window.start.isoformat(timespec='seconds')}.."
@@ -93,7 +94,7 @@ def fetch(client, window, resume_url, limit):
 
 STREAM = Stream(
     name="orders", table=table, key=("account_id", "order_id"), map=map_order,
-    scope="sell.fulfillment.readonly", max_page_size=200, mode="windowed", fetch_window=fetch,
+    scopes=("sell.fulfillment.readonly",), max_page_size=200, mode="windowed", fetch_window=fetch,
     max_window=timedelta(days=30), max_history_days=730,
     children=(Child(line_items, "order_id", map_line_items),),
 )

@@ -37,7 +37,7 @@ def fetch(client, window, resume_url, limit):
 
 
 STREAM = Stream(
-    name="payouts", table=table, key=("account_id", "payout_id"), map=map_payout, scope="sell.finances",
+    name="payouts", table=table, key=("account_id", "payout_id"), map=map_payout, scopes=("sell.finances",),
     max_page_size=200, mode="windowed", fetch_window=fetch, max_window=timedelta(days=90),
     max_history_days=5 * 365, rescan_days=14,
 )

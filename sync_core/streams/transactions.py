@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from .base import TS, Stream, common_columns, metadata, money, text, ts
+from .. import stored
+from .base import TS, StopRun, Stream, StreamPage, common_columns, metadata, money, text, ts
 
 table = sa.Table(
     "transactions", metadata,
@@ -56,14 +57,7 @@ async def refetch_paid_out(ctx):
     """Transactions paid out after the trailing re-scan still read FUNDS_ON_HOLD/... without a payoutId here.
     Each payout of the last REPAIR_DAYS (stored by the payouts stream) whose transactionCount exceeds the
     transactions stored with its payoutId gets its transactions re-read (filter payoutId:{id})."""
-    from ..runner import StopRun
-
-    async with ctx.engine.connect() as conn:
-        payouts = (await conn.execute(sa.text(
-            "select p.payout_id, p.payout_date from payouts p where p.account_id = :a and p.payout_date >= :since "
-            "and p.transaction_count > (select count(*) from transactions t where t.account_id = p.account_id "
-            "and t.payout_id = p.payout_id) order by p.payout_date"),
-            dict(a=ctx.account_id, since=ctx.now - timedelta(days=REPAIR_DAYS)))).all()
+    payouts = await ctx.read(stored.payouts_not_accounted, since=ctx.now - timedelta(days=REPAIR_DAYS))
     for payout_id, payout_date in payouts:
         if ctx.stop_requested:
             raise StopRun()
@@ -71,12 +65,11 @@ async def refetch_paid_out(ctx):
         async for page in ctx.client.get_transactions(payout_date - timedelta(days=89), payout_date,
                                                       extra_filters=[f"payoutId:{{{payout_id}}}"]):
             records.extend(page.records)
-        if await ctx.store_records(records):
-            raise StopRun()
+        yield StreamPage(records, None)
 
 
 STREAM = Stream(
     name="transactions", table=table, key=("account_id", "transaction_id", "transaction_type"),
-    map=map_transaction, scope="sell.finances", max_page_size=200, mode="windowed", fetch_window=fetch,
-    max_window=timedelta(days=90), max_history_days=5 * 365, rescan_days=14, after_complete=refetch_paid_out,
+    map=map_transaction, scopes=("sell.finances",), max_page_size=200, mode="windowed", fetch_window=fetch,
+    max_window=timedelta(days=90), max_history_days=5 * 365, rescan_days=14, refetch=refetch_paid_out,
 )

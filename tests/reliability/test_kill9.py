@@ -119,3 +119,108 @@ def test_kill9_at_random_moments_then_resume(cli_env, db_url):
         orders = c.execute(sa.text("select count(*), sum(jsonb_array_length(raw->'lineItems')) from orders")).first()
     assert li == orders[1]
     eng.dispose()
+
+
+CARL = [dict(name="carl", orders=2400, transactions=0, payouts=0, disputes=0, conversations=0, inventory_items=0,
+             days=200, future_days=0)]
+
+
+def test_kill9_during_concurrent_windows_while_orders_change(cli_env, db_url):
+    """kill -9 while up to 3 windows of a 180-day orders backfill are fetched at once and orders are modified
+    on eBay during it (at eBay's "now", like real changes: after the plan of any run already going). After
+    every kill no cursor claims an order it has not stored in the version eBay has at or before it; in
+    the end the table is exactly eBay's orders of the period (keys and versions), line items included."""
+    from sync_core.sim import Simulator
+    from tests.support.simproc import sim_config
+
+    import httpx
+
+    rnd = random.Random(20261201)
+    now = (datetime.now(timezone.utc) - timedelta(minutes=2)).replace(microsecond=0)
+    replica = Simulator(sim_config(CARL, now))  # the same seller, touched the same way: eBay's truth here
+    env = baysync_env(cli_env, "")
+    env.update(BAYSYNC_LEASE_TTL_S="6", BAYSYNC_HEARTBEAT_S="2", BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50",
+               BAYSYNC_INITIAL_BACKFILL_DAYS="180", BAYSYNC_RUN_CONCURRENCY="3",
+               **{f"BAYSYNC_STREAMS_{s.upper()}_ENABLED": "false" for s in
+                  ("transactions", "payouts", "disputes", "messages", "inventory_items", "offers", "active_inventory")})
+    eng = sa.create_engine(db_url)
+    since = datetime.now(timezone.utc) - timedelta(days=180) + timedelta(hours=1)
+
+    def stored_versions():
+        with eng.connect() as c:
+            return dict(c.execute(sa.text("select order_id, last_modified_date from orders")).all())
+
+    with sim_process(CARL, now, faults={"latency_ms": 5}) as base:
+        env = baysync_env(env, base)
+        r = subprocess.run([sys.executable, "-m", "console.cli", "accounts", "add", "carl", "--refresh-token-stdin"],
+                           env=env, input=mint(base, "carl"), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+        def touch():  # eBay modifies 4 orders now; the replica the same ones, at the same instant
+            at = datetime.now(timezone.utc).replace(microsecond=0)
+            httpx.post(f"{base}/sim/clock", json={"now": at.isoformat().replace("+00:00", "Z")}, timeout=10)
+            ids = httpx.post(f"{base}/sim/sellers/carl/touch", params={"kind": "order", "n": 4}, timeout=10).json()["ids"]
+            replica.set_now(at)
+            assert replica.touch("carl", "order", 4) == ids
+            return at
+
+        last_touch = None
+        for i in range(3):
+            with eng.begin() as c:
+                c.execute(sa.text("update sync_state set run_now_requested = true"))
+                before = c.execute(sa.text("select coalesce(max(id), 0) from sync_runs")).scalar()
+            p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "2"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with eng.connect() as c:
+                    if c.execute(sa.text("select count(*) from sync_runs where id > :b"), dict(b=before)).scalar():
+                        break
+                time.sleep(0.05)
+            time.sleep(rnd.uniform(0.0, 0.6))
+            last_touch = touch()
+            time.sleep(rnd.uniform(0.0, 0.8))
+            p.send_signal(signal.SIGKILL)
+            p.wait(10)
+            with eng.connect() as c:
+                cursor = c.execute(sa.text("select cursor from sync_state where stream = 'orders'")).scalar()
+                cp = c.execute(sa.text("select checkpoint from sync_state where stream = 'orders'")).scalar()
+            if cursor is None:
+                continue
+            have = stored_versions()
+            for o in replica.truth("carl", "orders"):
+                mod = _ts(o["lastModifiedDate"])
+                if since <= mod <= cursor:
+                    assert have.get(o["orderId"]) == mod, \
+                        f"kill {i}: cursor {cursor} (checkpoint {cp}) claims {o['orderId']} at {mod}: stored {have.get(o['orderId'])}"
+        # a final run after the last change completes the period
+        with eng.begin() as c:
+            c.execute(sa.text("update sync_state set run_now_requested = true"))
+        p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "2"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                with eng.connect() as c:
+                    ok = c.execute(sa.text("select count(*) from sync_runs where stream = 'orders' and status = "
+                                           "'succeeded' and started_at > :t"), dict(t=last_touch)).scalar()
+                if ok:
+                    break
+            p.send_signal(signal.SIGTERM)
+            p.wait(40)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    with eng.connect() as c:
+        abandoned = c.execute(sa.text("select count(*) from sync_runs where status = 'abandoned'")).scalar()
+        li = c.execute(sa.text("select count(*) from order_line_items")).scalar()
+        want_li = c.execute(sa.text("select coalesce(sum(jsonb_array_length(raw->'lineItems')), 0) from orders")).scalar()
+    assert abandoned >= 1
+    truth_all = {o["orderId"]: _ts(o["lastModifiedDate"]) for o in replica.truth("carl", "orders")}
+    have = stored_versions()
+    want = {k: v for k, v in truth_all.items() if v >= since}
+    assert {k: have.get(k) for k in want} == want  # every order of the period, in eBay's current version
+    assert set(have) <= set(truth_all)  # nothing eBay does not have
+    assert li == want_li
+    eng.dispose()

@@ -1,0 +1,402 @@
+"""The page writer: the one place a run's pages, positions and events reach the database.
+
+Every page a stream yields (:class:`~sync_core.streams.base.StreamPage`) is mapped here, once, and stored
+with its position in ONE fenced transaction: the fence (the run still holds its lease; a STOP request is
+read), the rows (upsert), their children (replaced for changed parents), quarantined records, the
+absent-marking of a completed listing, the checkpoint (+ cursor, progress, run counts) and the pending
+events.  Data and position commit together or not at all, so a crash loses pages and their position
+together and the next run fetches them again.
+
+State machine (``PageWriter.state``)::
+
+    IDLE ──put(plain page, small)──▶ HOLDING ──put(plain page, small, young)──▶ HOLDING
+    IDLE|HOLDING ──put(anything else) / flush() / timer (first held page WRITE_HOLD_S old)──▶ WRITING
+    WRITING ──committed──▶ IDLE
+    WRITING ──fence says another owner holds the lease──▶ LOST   (held pages dropped, LeaseLost raised)
+    WRITING ──any other error (after the database retries)──▶ FAILED (error kept; every later call raises it)
+    IDLE ──flush_events() (timer, oldest event EVENT_FLUSH_S old)──▶ IDLE (events written alone, fenced)
+
+A "plain page" has a position and nothing else (no cursor, no absent-marking, no backfill end): it may be
+held and written with the following ones while they total fewer than ``write_batch_rows`` records and the
+first is younger than WRITE_HOLD_S; the last one's position is saved with all of them.  Anything else
+writes what is held at once, with it.  The timer (:meth:`PageWriter.run_timer`, one task per run) writes
+held pages once the first is WRITE_HOLD_S old even if no page follows (a slow API), and otherwise pending
+events once the oldest is EVENT_FLUSH_S old.  A failure of the timer's page write is handed to the run:
+its next :meth:`put` or :meth:`flush` raises it (no page is stored past a lost one).  A failed event-only
+write keeps the events pending (logged); a lost lease stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import coordination as co
+from . import db, upserts
+from .config import Settings
+from .events import Event, emit_many
+from .streams.base import Invalid, Stream, StreamPage
+
+log = logging.getLogger("baysync.writer")
+
+# Held pages are written at the latest when the next page arrives this long after the first (a slow API
+# still commits its progress every few seconds).
+WRITE_HOLD_S = 2.0
+# Events waiting for a page write (HTTP calls, retry and rate-limit waits) are written on their own once
+# the oldest is this old (checked every EVENT_TICK_S), so a run that waits (report polling, a slow eBay, a
+# long Retry-After) is visible in run_events, the console and `baysync logs --follow` within a second;
+# events that a page write takes sooner cost no transaction of their own.
+EVENT_FLUSH_S = 0.5
+EVENT_TICK_S = 0.25
+
+IDLE, HOLDING, WRITING, FAILED, LOST = "idle", "holding", "writing", "failed", "lost"
+
+
+@dataclass
+class Counts:
+    pages: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    api_calls: int = 0
+    retries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Mapped:
+    """A page's records mapped: rows, (row, children) pairs, and (key, reason, record) of the bad ones."""
+    rows: list = field(default_factory=list)
+    pairs: list = field(default_factory=list)
+    bad: list = field(default_factory=list)
+
+
+@dataclass
+class _Held:
+    """Pages mapped but not written yet (write batching): their rows and the last one's position."""
+    m: Mapped = field(default_factory=Mapped)
+    records: int = 0
+    pages: int = 0
+    since: float = 0.0
+    page: StreamPage | None = None  # the last held page (its position and progress are saved)
+
+    def hold(self, m: Mapped, page: StreamPage) -> None:
+        if not self.pages:
+            self.since = time.monotonic()
+        self.m.rows += m.rows
+        self.m.pairs += m.pairs
+        self.m.bad += m.bad
+        self.records += len(page.records)
+        self.pages += 1
+        self.page = page
+
+
+class PageWriter:
+    """See the module docstring.  ``stop_requested`` (set by the fence, the heartbeat, the pool or a signal)
+    and ``lease_lost`` are the run's flags; ``totals`` its counts; ``pending_events`` its unwritten events."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, stream: Stream, claim: co.Claim, owner: str):
+        self.settings, self.engine, self.stream, self.claim, self.owner = settings, engine, stream, claim, owner
+        self.totals = Counts()
+        self.pending_events: list[Event] = []
+        self.stopping = asyncio.Event()  # set with stop_requested: a run waiting for pages wakes up
+        self.lease_lost = False
+        self.error: BaseException | None = None  # a write failed: the run must not go on past it
+        self.expect_new = False  # the last write was all new: try the next one as a COPY (upserts.upsert)
+        # keys of a full listing collected so far (StreamPage.snapshot), resumed from the position
+        self.seen: list[str] = list((claim.checkpoint or {}).get("seen") or [])
+        self._held = _Held()
+        self._lock = asyncio.Lock()  # put/flush vs the timer
+        self._events_since = 0.0  # monotonic time by which the oldest pending event was added
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stopping.is_set()
+
+    @stop_requested.setter
+    def stop_requested(self, v: bool) -> None:
+        if v:
+            self.stopping.set()
+        else:
+            self.stopping.clear()
+
+    @property
+    def run_id(self) -> int:
+        return self.claim.run_id
+
+    @property
+    def account_id(self) -> int:
+        return self.claim.account_id
+
+    @property
+    def state(self) -> str:
+        if self.lease_lost:
+            return LOST
+        if self.error is not None:
+            return FAILED
+        if self._lock.locked():
+            return WRITING
+        return HOLDING if self._held.pages else IDLE
+
+    # -- events (collected; written with the next page's transaction, or by the timer)
+    def on_http_event(self, ev: dict) -> None:
+        kind = ev.get("type", "http")
+        if kind == "http":
+            self.totals.api_calls += 1
+            if (ev.get("attempt") or 1) > 1:
+                self.totals.retries += 1
+        level = "warning" if kind in ("rate_wait", "retry", "window_reread") or (ev.get("status") or 200) >= 400 else "debug"
+        msg = (f"{ev.get('method', '')} {ev.get('path', '')} -> {ev.get('status', '')} "
+               f"{ev.get('duration_ms', '')}ms {ev.get('records', '')} rec").strip() if kind == "http" else str(ev.get("reason", kind))
+        self._pend(Event(kind, msg, level, self.run_id, self.account_id, self.stream.name, ev))
+
+    def event(self, kind: str, message: str, level: str = "info", **data: Any) -> None:
+        self._pend(Event(kind, message, level, self.run_id, self.account_id, self.stream.name, data or None))
+
+    def _pend(self, event: Event) -> None:
+        if not self.pending_events:
+            self._events_since = time.monotonic()
+        self.pending_events.append(event)
+
+    def _written(self, n: int, taken_at: float) -> None:
+        """The first ``n`` pending events, taken at ``taken_at``, are committed: the rest came after."""
+        del self.pending_events[:n]
+        self._events_since = taken_at
+
+    def events_due(self) -> bool:
+        return bool(self.pending_events) and time.monotonic() - self._events_since >= EVENT_FLUSH_S
+
+    # -- mapping (once per record)
+    def _map_one(self, rec: dict) -> tuple[dict, bytes]:
+        """(the record's row, its payload as stored: canonical JSON bytes without the excluded keys)."""
+        excl = self.stream.raw_exclude
+        return self.stream.map(rec), upserts.payload_bytes({k: v for k, v in rec.items() if k not in excl} if excl else rec)
+
+    def map_records(self, records: Sequence[Any]) -> Mapped:
+        m = Mapped()
+        for rec in records:
+            try:
+                if not isinstance(rec, dict):
+                    raise Invalid(f"record is a {type(rec).__name__}, not an object")
+                row, data = self._map_one(rec)
+                if b"\\u0000" in data:  # PostgreSQL's text and jsonb cannot hold NUL: replace it, map again
+                    rec = upserts.without_nul(rec)
+                    row, data = self._map_one(rec)
+                row["account_id"] = self.account_id
+                row["raw"] = data.decode()
+                row["payload_hash"] = upserts.payload_hash(data)
+                row["run_id"] = self.run_id
+                children = {c.table.name: c.rows(rec, row) for c in self.stream.children}
+                m.rows.append(row)
+                m.pairs.append((row, children))
+            except Invalid as e:
+                m.bad.append((self.stream.record_key(rec), str(e), rec))
+        return m
+
+    # -- the one write path
+    async def put(self, page: StreamPage) -> bool:
+        """Store ``page`` (held or written, see the module docstring). Returns whether the run should stop."""
+        m = self.map_records(page.records)
+        if page.snapshot:
+            col = self.stream.absent_key
+            self.seen.extend(str(r[col]) for r in m.rows)
+        async with self._lock:
+            self._raise_error()
+            held = self._held
+            if (page.position is not None and page.cursor is None and not page.mark_absent and not page.clear_backfill
+                    and self.settings.write_batch_rows > 1
+                    and held.records + len(page.records) < self.settings.write_batch_rows
+                    and (not held.pages or time.monotonic() - held.since < WRITE_HOLD_S)):
+                held.hold(m, page)
+                return self.stop_requested
+            return await self._write(m, page)
+
+    async def flush(self, *, older_than: float = 0.0) -> bool:
+        """Write the held pages, if any (end of a run, STOP, an API error after some pages; with
+        ``older_than``, only if the first was held that many seconds ago: the timer)."""
+        async with self._lock:
+            self._raise_error()
+            if not self._held.pages or time.monotonic() - self._held.since < older_than:
+                return self.stop_requested
+            return await self._write(Mapped(), None)
+
+    async def flush_held(self) -> None:
+        """Keep what was fetched before a run ends early (STOP, an API error): write the held pages, if
+        any; a failure is logged (the next run fetches them again)."""
+        pages = self._held.pages
+        if self.lease_lost or not pages or self.error is not None:
+            return
+        try:
+            await self.flush()
+        except asyncio.CancelledError:
+            raise
+        except co.LeaseLost:
+            self.lease_lost = True
+        except Exception as e:
+            log.warning("run %s: %d held page(s) not written (%s: %s); the next run fetches them again",
+                        self.run_id, pages, type(e).__name__, e)
+
+    async def flush_events(self) -> int:
+        """Write the pending events on their own, in one short fenced transaction (the timer, when no page
+        write is under way; a page write in progress takes them itself). Returns how many were written.
+
+        Fenced like a page: a run that lost its lease writes no more events (they are dropped with it, as
+        its held pages are) and stops at its next page. A failed write (the database is away) keeps the
+        events pending for the next page or the next try: the run goes on, its pages decide its fate (if the
+        connection broke during COMMIT itself, those events may then be written twice; nothing is lost)."""
+        async with self._lock:
+            self._raise_error()
+            n, taken_at = len(self.pending_events), time.monotonic()
+            if not n:
+                return 0
+            try:
+                async with self.engine.begin() as conn:
+                    stop = await co.fence(conn, self.owner, self.run_id)
+                    await emit_many(conn, self.pending_events[:n])
+            except co.LeaseLost:
+                self.pending_events.clear()
+                self.lease_lost = True
+                raise
+            self._written(n, taken_at)
+            if stop:
+                self.stop_requested = True
+            return n
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    async def _write(self, m: Mapped, page: StreamPage | None) -> bool:
+        held, self._held = self._held, _Held()  # taken even if the write fails: a failed write is not retried twice
+        rows, pairs, bad = held.m.rows + m.rows, held.m.pairs + m.pairs, held.m.bad + m.bad
+        n_records = held.records + (len(page.records) if page is not None else 0)
+        n_pages = held.pages + (1 if page is not None else 0)
+        last = page if page is not None and (page.position is not None or held.page is None) else held.page
+        position = last.position if last is not None else None
+        windows_done = page.windows_done if page is not None and page.windows_done is not None else \
+            (held.page.windows_done if held.page is not None else None)
+        windows_total = page.windows_total if page is not None and page.windows_total is not None else \
+            (held.page.windows_total if held.page is not None else None)
+        cursor = page.cursor if page is not None else None
+        clear_backfill = page.clear_backfill if page is not None else False
+        mark_absent = page is not None and page.mark_absent
+        s = self.stream
+        snapshot = page.snapshot if page is not None else (held.page is not None and held.page.snapshot)
+        if position is not None and snapshot and not mark_absent:
+            position = dict(position, seen=list(self.seen))  # the listing's keys so far, to resume it
+        if held.pages and s.children:
+            # a record seen on two of the held pages (it moved while paging): its last version wins, children too
+            pairs = list({tuple(row[k] for k in s.key): (row, ch) for row, ch in pairs}.values())
+        counts = Counts(pages=n_pages, api_calls=self.totals.api_calls, retries=self.totals.retries)
+        self.totals.api_calls = self.totals.retries = 0
+        n_events, taken_at = len(self.pending_events), time.monotonic()  # later ones go with the next write
+        present = list(self.seen) if mark_absent else None
+
+        async def unit() -> tuple[bool, upserts.UpsertResult, int]:
+            async with self.engine.begin() as conn:
+                stop = await co.fence(conn, self.owner, self.run_id)
+                res = await upserts.upsert(conn, s.table, s.key, rows, reactivate=s.absent_col,
+                                           expect_new=self.expect_new)
+                if s.children and res.changed_keys:
+                    key_idx = s.key.index(s.children[0].parent_key)
+                    changed = {k[key_idx] for k in res.changed_keys}
+                    for child in s.children:
+                        child_rows = []
+                        for row, ch in pairs:
+                            if row[child.parent_key] in changed:
+                                for cr in ch[child.table.name]:
+                                    cr["account_id"] = self.account_id
+                                    child_rows.append(cr)
+                        await upserts.replace_children(conn, child.table, self.account_id, child.parent_key,
+                                                       sorted(changed), child_rows)
+                q = await upserts.quarantine(conn, self.run_id, self.account_id, s.name, bad)
+                absent = 0
+                if present is not None and s.absent_col:
+                    absent = await upserts.mark_absent(conn, s.table, self.account_id, s.absent_key, present,
+                                                       s.absent_col)
+                c = dict(counts.as_dict(), inserted=res.inserted, updated=res.updated, unchanged=res.unchanged,
+                         quarantined=q)
+                await co.save_checkpoint(conn, self.run_id, position, cursor=cursor, windows_done=windows_done,
+                                         windows_total=windows_total, records=res.inserted, counts=c,
+                                         clear_backfill=clear_backfill, backfill_started=self.claim.backfill_since)
+                evs = self.pending_events[:n_events]
+                pages = f" ({n_pages} pages)" if n_pages > 1 else ""
+                evs.append(Event("page", f"{n_records} records{pages}: +{res.inserted} ~{res.updated} ={res.unchanged}"
+                                 + (f" quarantined {q}" if q else ""), "info", self.run_id, self.account_id,
+                                 s.name, {"records": n_records, "pages": n_pages, "inserted": res.inserted,
+                                          "updated": res.updated, "unchanged": res.unchanged,
+                                          "quarantined": q, "cursor": cursor}))
+                if absent:
+                    evs.append(Event("absent", f"{absent} {s.table.name} row(s) no longer listed: {s.absent_col} set",
+                                     "info", self.run_id, self.account_id, s.name, {"absent": absent}))
+                await emit_many(conn, evs)
+                return stop, res, absent
+
+        try:
+            stop, res, _ = await db.run_retrying(self.settings, "store page", unit)
+        except co.LeaseLost:
+            self.lease_lost = True
+            raise
+        except Exception as e:  # FAILED: nothing after these pages may be stored by this run
+            self.error = e
+            raise
+        self._written(n_events, taken_at)
+        if mark_absent:
+            self.seen = []
+        # a write that was all new (a backfill) makes the next one try COPY without probing first
+        self.expect_new = res.inserted > 0 and not res.updated and not res.unchanged
+        self.totals.pages += n_pages
+        self.totals.inserted += res.inserted
+        self.totals.updated += res.updated
+        self.totals.unchanged += res.unchanged
+        self.totals.quarantined += len(bad)
+        if stop:
+            self.stop_requested = True
+        return self.stop_requested
+
+    async def run_timer(self) -> None:
+        """The run's timer task. Every EVENT_TICK_S: write held pages once the first is WRITE_HOLD_S old
+        even if no page follows (a slow API, a long rate-limit wait), so progress is committed every few
+        seconds whatever the API does; otherwise write pending events on their own once the oldest is
+        EVENT_FLUSH_S old, unless a page write is under way (it takes them). A pooled connection is taken
+        only for that short write, so at most one event transaction per EVENT_FLUSH_S.
+
+        A failed page write is handed to the run (state FAILED: its next put raises it). A failed event
+        write is only logged (the events stay pending); a lost lease stops the timer (state LOST)."""
+        while True:
+            await asyncio.sleep(EVENT_TICK_S)
+            if self._lock.locked():
+                continue  # a page is being written: its transaction carries the events
+            try:
+                if self._held.pages and time.monotonic() - self._held.since >= WRITE_HOLD_S:
+                    await self.flush(older_than=WRITE_HOLD_S)
+                elif self.events_due():
+                    try:
+                        await self.flush_events()
+                    except (asyncio.CancelledError, co.LeaseLost):
+                        raise
+                    except Exception as e:
+                        log.warning("run %s: events not written yet (%s); retrying", self.run_id, db.describe(e))
+                        await asyncio.sleep(WRITE_HOLD_S)
+            except asyncio.CancelledError:
+                raise
+            except co.LeaseLost as e:
+                self.lease_lost = True
+                self.error = e
+                return
+            except Exception as e:
+                self.error = e
+                return
+
+    async def stop_timer(self, task: asyncio.Task) -> None:
+        """Cancel the timer between writes (never in the middle of one: cancelling it then loses nothing)."""
+        async with self._lock:
+            task.cancel()
