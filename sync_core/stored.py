@@ -52,15 +52,19 @@ async def open_ids(conn: AsyncConnection, account_id: int, *, table: str, id_col
     return list((await conn.execute(q)).scalars())
 
 
-async def db_now(conn: AsyncConnection, account_id: int) -> datetime:
-    """The database's clock (rows' synced_at are in it)."""
-    return (await conn.execute(sa.text("select now()"))).scalar_one()
+async def synced_mark(conn: AsyncConnection, account_id: int) -> datetime:
+    """A point on the database's clock (rows' synced_at are ``now()`` of the transaction that wrote them)
+    before which every write is visible: now(), or the start of the oldest transaction still running in
+    this database, if earlier (its rows carry that start as synced_at and are not visible yet)."""
+    return (await conn.execute(sa.text(
+        "select least(now(), (select min(xact_start) from pg_stat_activity where datname = current_database() "
+        "and pid <> pg_backend_pid() and xact_start is not null))"))).scalar_one()
 
 
 async def shipped_orders_synced(conn: AsyncConnection, account_id: int, *, since: datetime | None,
                                 after: list[str] | None) -> list[Any]:
     """(order_id, synced_at) of stored orders with something shipped (fulfillment status FULFILLED or
-    IN_PROGRESS) whose row changed (synced_at) after ``since`` (None: all), past the position ``after``
+    IN_PROGRESS) whose row changed (synced_at) at or after ``since`` (None: all), past the position ``after``
     ([synced_at ISO, order_id]), in (synced_at, order_id) order."""
     t = sa.table("orders", sa.column("account_id"), sa.column("order_id"), sa.column("fulfillment_status"),
                  sa.column("synced_at"))
@@ -68,7 +72,7 @@ async def shipped_orders_synced(conn: AsyncConnection, account_id: int, *, since
     q = sa.select(c.order_id, c.synced_at).where(c.account_id == account_id,
                                                   c.fulfillment_status.in_(["FULFILLED", "IN_PROGRESS"]))
     if since is not None:
-        q = q.where(c.synced_at > since)
+        q = q.where(c.synced_at >= since)
     if after:
         q = q.where(sa.tuple_(c.synced_at, c.order_id) > sa.tuple_(sa.literal(datetime.fromisoformat(after[0]), TS),
                                                                      sa.literal(after[1], sa.Text)))

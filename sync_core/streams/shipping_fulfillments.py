@@ -5,11 +5,12 @@ A stream of its own, driven by the orders stream's table rather than a child ins
 failure here (a missing scope, a slow call per order) never holds back orders, and it runs at its own
 interval. Which orders: those stored with something shipped (orderFulfillmentStatus FULFILLED or
 IN_PROGRESS) whose row changed since this stream's last run (``orders.synced_at``, which moves only when
-the order's payload changed, e.g. when a tracking number is uploaded eBay moves its lastModifiedDate),
-minus ``lookback_s``; all of them on a first, full or backfill run. The position is the last order done
+the order's payload changed, e.g. when a tracking number is uploaded eBay moves its lastModifiedDate;
+the previous run's mark is on the database's clock and before every write still in flight:
+``stored.synced_mark``); all of them on a first, full or backfill run. The position is the last order done
 ((synced_at, order_id) order), so a stopped or crashed run resumes after it."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from .. import stored
 from .after_sale_tables import shipping_fulfillment_line_items as line_items
@@ -50,10 +51,10 @@ async def fetch(ctx):
         mark = datetime.fromisoformat(cp["mark"])
         since = datetime.fromisoformat(cp["since"]) if cp.get("since") else None
     else:
-        mark = await ctx.read(stored.db_now)
+        mark = await ctx.read(stored.synced_mark)
         since = None
         if claim.cursor is not None and claim.kind != "full" and claim.backfill_since is None:
-            since = claim.cursor - timedelta(seconds=ctx.settings.lookback_s)
+            since = claim.cursor  # the previous run's mark
     after = cp.get("after") if cp.get("mark") else None
     orders = await ctx.read(stored.shipped_orders_synced, since=since, after=after)
     ctx.event("plan", f"{len(orders)} order(s) changed" + (f" since {since.isoformat(timespec='seconds')}"
