@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.env import q
+from sync_core.config import STREAM_NAMES
 
 
 def start(env, *args):
@@ -77,7 +78,7 @@ def test_each_cli_action_writes_one_audit_event(cli, cli_env, db_url):
         if d["action"] not in ("keys_rotate", "migrate", "prune"):
             assert account_id == aid, d
     by = {d["action"]: (d, stream, message) for d, _, stream, message in rows}
-    assert by["pause"][1] == "orders" and by["stop"][1] is None and by["stop"][0]["streams"] == 8
+    assert by["pause"][1] == "orders" and by["stop"][1] is None and by["stop"][0]["streams"] == len(STREAM_NAMES)
     assert by["backfill"][0]["since"].startswith("2026-01-01") and by["backfill"][1] == "offers"
     assert by["migrate"][0]["revisions"] == [] and by["prune"][0]["run_events"] == 1
     assert by["account_remove"][0]["account"] == "acme" and by["account_remove"][0]["purge"] is False
