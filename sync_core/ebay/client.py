@@ -623,7 +623,7 @@ class EbayClient:
             records = data.get(list_key) or []
             if not isinstance(records, list):
                 records = []
-            po = data.get("paginationOutput") if isinstance(data.get("paginationOutput"), dict) else {}
+            po: dict[str, Any] = data["paginationOutput"] if isinstance(data.get("paginationOutput"), dict) else {}
             page_no = max(1, query_int(url, "offset") or 1)
             total_pages = po.get("totalPages")
             more = bool(records) and (not isinstance(total_pages, int) or page_no < total_pages)
