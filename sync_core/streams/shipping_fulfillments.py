@@ -45,6 +45,8 @@ def map_line_items(rec, parent):
 async def fetch(ctx):
     from ..ebay.errors import EbayRequestError
 
+    # bound first: an account without usable tokens fails this stream like the others, orders or not
+    get_fulfillments = ctx.client.get_shipping_fulfillments
     claim = ctx.claim
     cp = claim.checkpoint or {}
     if cp.get("mark"):  # resume the same plan
@@ -72,7 +74,7 @@ async def fetch(ctx):
             if ctx.stop_requested:
                 break
             try:
-                got = await ctx.client.get_shipping_fulfillments(order_id)
+                got = await get_fulfillments(order_id)
             except EbayRequestError as e:
                 if e.error_id != INVALID_ORDER:
                     raise scope_hint(ctx.stream.name, SCOPES, e)
