@@ -243,3 +243,18 @@ def test_the_demo_sellers_have_after_sale_data():
     sim = Simulator(demo_sim_config())
     for stream in (*PO, "shipping_fulfillments"):
         assert sim.truth("demo-small", stream), stream
+
+
+async def test_an_open_item_ebay_no_longer_serves_is_kept_and_the_run_goes_on(env):
+    assert (await run(env, "inquiries"))[0] == "succeeded"
+    aid = await env.scalar("select id from accounts where name = 'alice'")
+    async with env.engine.begin() as conn:  # an open inquiry eBay does not know (any more): 404 on its detail
+        await conn.exec_driver_sql(
+            "insert into inquiries (account_id, inquiry_id, state, creation_date, raw, payload_hash) values "
+            f"({aid}, '999', 'OPEN', now() - interval '100 days', '{{}}', '\\x00')")
+    env.sim.advance(DAY)
+    status, ctx = await run(env, "inquiries")
+    assert status == "succeeded" and ctx.totals.updated + ctx.totals.unchanged > 0
+    assert await env.scalar("select state from inquiries where inquiry_id = '999'") == "OPEN"
+    msg = await env.scalar("select message from run_events where kind = 'skip' and run_id = :r", r=ctx.run_id)
+    assert msg.startswith("inquiries 999: eBay answers 404")

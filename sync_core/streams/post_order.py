@@ -59,6 +59,8 @@ def refetch_open(table: sa.Table, id_col: str, state_col: str, closed: tuple[str
     ``cancelDetail``). STOP is honoured between calls: what was read is stored, the run ends cancelled and
     the next run re-reads the items still open."""
     async def refetch(ctx: Any) -> AsyncIterator[StreamPage]:
+        from ..ebay.errors import EbayRequestError
+
         name = ctx.stream.name
         ids = await ctx.read(stored.open_ids, table=table.name, id_col=id_col, state_col=state_col,
                              closed=list(closed), since=ctx.plan_start)
@@ -69,8 +71,12 @@ def refetch_open(table: sa.Table, id_col: str, state_col: str, closed: tuple[str
                     break
                 try:
                     body = await ctx.client.get_post_order(name, rid, fieldgroups)
-                except Exception as e:
-                    raise scope_hint(name, SCOPES, e)
+                except EbayRequestError as e:
+                    if e.status != 404:
+                        raise scope_hint(name, SCOPES, e)
+                    # eBay no longer serves it: keep the stored row, say so, go on (asked again next run)
+                    ctx.event("skip", f"{name} {rid}: eBay answers 404 ({e.message}); kept as stored", "warning")
+                    continue
                 records.append(body.get(unwrap, body) if unwrap and isinstance(body, dict) else body)
             yield StreamPage(records, None)  # the runner stops after writing it if a STOP came
             if ctx.stop_requested:
