@@ -162,7 +162,9 @@ async def _check_fulfillments(env):
 async def test_malformed_after_sale_records_are_quarantined_the_rest_stored(tmp_path, db_url):
     sim = make_sim(seller("alice", orders=700, transactions=10, payouts=2, disputes=2, conversations=1,
                           inventory_items=1), now=NOW)
-    env = make_env(tmp_path, db_url, sim, BAYSYNC_INITIAL_BACKFILL_DAYS="200")
+    # orders (and so shipping fulfillments, one call per order) of the last 40 days only: a short test
+    env = make_env(tmp_path, db_url, sim, BAYSYNC_INITIAL_BACKFILL_DAYS="200",
+                   BAYSYNC_STREAMS_ORDERS_INITIAL_BACKFILL_DAYS="40")
     await env.add_account("alice")
     try:
         assert (await run(env, "orders"))[0] == "succeeded"
