@@ -260,3 +260,35 @@ async def test_an_open_item_ebay_no_longer_serves_is_kept_and_the_run_goes_on(en
     assert await env.scalar("select state from inquiries where inquiry_id = '999'") == "OPEN"
     msg = await env.scalar("select message from run_events where kind = 'skip' and run_id = :r", r=ctx.run_id)
     assert msg.startswith("inquiries 999: eBay answers 404")
+
+
+async def test_stop_during_shipping_fulfillments_then_the_next_run_resumes_after_the_last_order_done(tmp_path, db_url):
+    sim = make_sim(seller("alice", orders=300, transactions=10, payouts=2, disputes=2, conversations=1,
+                          inventory_items=1), now=NOW)
+    env = make_env(tmp_path, db_url, sim, BAYSYNC_INITIAL_BACKFILL_DAYS="200", BAYSYNC_HEARTBEAT_S="1")
+    await env.add_account("alice")
+    try:
+        assert (await run(env, "orders"))[0] == "succeeded"
+        shipped = await env.scalar("select count(*) from orders where fulfillment_status in ('FULFILLED', 'IN_PROGRESS')")
+        env.sim.counters.reset()
+        env.sim.set_faults(latency_ms=100.0, only_paths=("/sell/fulfillment/v1/order/",))
+
+        async def stop_once_reading(ctx):
+            deadline = asyncio.get_running_loop().time() + 60
+            while _calls(env, "getShippingFulfillments") == 0:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            async with env.engine.begin() as conn:
+                await co.request_stop(conn, ctx.account_id, "shipping_fulfillments")
+
+        status, ctx = await run(env, "shipping_fulfillments", during=stop_once_reading)
+        first = _calls(env, "getShippingFulfillments")
+        assert status == "cancelled" and 0 < first < shipped
+        cp = await env.scalar("select checkpoint from sync_state where stream = 'shipping_fulfillments'")
+        assert cp["after"] is not None  # the last order done is the position
+        env.sim.set_faults(latency_ms=0.0)
+        assert (await run(env, "shipping_fulfillments"))[0] == "succeeded"
+        assert _calls(env, "getShippingFulfillments") == shipped  # each shipped order asked for once in all
+        await _assert_fulfillments(env)
+    finally:
+        await env.engine.dispose()
