@@ -185,6 +185,15 @@ async def probe_stream(client: Any, stream: str, now: datetime) -> str:
         page = await _first_page(client.get_offers(sku, 1))
     elif stream == "active_inventory":  # list report tasks: creating one would start a report
         page = await _first_page(client.get_inventory_tasks(look_back_days=1, limit=1))
+    elif stream in ("returns", "inquiries", "cases", "cancellations"):  # Post-Order (IAF auth): also checks the scope
+        page = await _first_page(client.search_post_order(stream, day, now, 1))
+    elif stream == "shipping_fulfillments":  # needs an order: the last one modified, if any in 90 days
+        orders = await _first_page(client.get_orders(now - timedelta(days=90), None, 1))
+        oid = next((r.get("orderId") for r in orders.records if isinstance(r, dict) and r.get("orderId")), None)
+        if oid is None:
+            return "getOrders answered (no order to read shipping fulfillments of)"
+        got = await client.get_shipping_fulfillments(oid)
+        return f"getShippingFulfillments answered, {len(got)} fulfillment(s) for order {oid}"
     else:
         raise ValueError(f"unknown stream {stream!r}")
     total = page.total if page.total is not None else len(page.records)

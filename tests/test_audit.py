@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.env import q
+from sync_core.config import STREAM_NAMES
 
 
 def start(env, *args):
@@ -77,7 +78,7 @@ def test_each_cli_action_writes_one_audit_event(cli, cli_env, db_url):
         if d["action"] not in ("keys_rotate", "migrate", "prune"):
             assert account_id == aid, d
     by = {d["action"]: (d, stream, message) for d, _, stream, message in rows}
-    assert by["pause"][1] == "orders" and by["stop"][1] is None and by["stop"][0]["streams"] == 8
+    assert by["pause"][1] == "orders" and by["stop"][1] is None and by["stop"][0]["streams"] == len(STREAM_NAMES)
     assert by["backfill"][0]["since"].startswith("2026-01-01") and by["backfill"][1] == "offers"
     assert by["migrate"][0]["revisions"] == [] and by["prune"][0]["run_events"] == 1
     assert by["account_remove"][0]["account"] == "acme" and by["account_remove"][0]["purge"] is False
@@ -89,7 +90,7 @@ def test_each_cli_action_writes_one_audit_event(cli, cli_env, db_url):
     lines = [line for line in log.splitlines() if " audit: " in line]
     assert len(lines) == len(rows)
     assert any("acme/orders run - audit: paused 1 stream by" in line and line.endswith("via cli") for line in lines)
-    assert any("audit: STOP requested for 8 streams by" in line for line in lines)
+    assert any(f"audit: STOP requested for {len(STREAM_NAMES)} streams by" in line for line in lines)
     assert any("audit: account acme removed by" in line for line in lines)
     assert [line.split(" audit: ")[1] for line in cli("logs", "--kind", "audit", "--limit", "2").splitlines()] == \
         [m.split(" audit: ")[-1] for *_, m in rows[-2:]]

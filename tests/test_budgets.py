@@ -148,7 +148,8 @@ def test_three_processes_share_one_quota(cli_env, db_url):
     answer 429, and the runs wait visibly (rate_wait events) instead of failing."""
     now = (datetime.now(timezone.utc) - timedelta(minutes=2)).replace(microsecond=0)
     env = baysync_env(cli_env, "")
-    for s in ("transactions", "payouts", "disputes", "messages", "inventory_items", "offers", "active_inventory"):
+    for s in ("transactions", "payouts", "disputes", "messages", "inventory_items", "offers", "active_inventory",
+              "returns", "inquiries", "cases", "cancellations", "shipping_fulfillments"):
         env[f"BAYSYNC_STREAMS_{s.upper()}_ENABLED"] = "false"
     env.update(BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="10", BAYSYNC_LEASE_TTL_S="30", BAYSYNC_HEARTBEAT_S="2")
     with sim_process(SELLERS, now, daily_limits={"sell.fulfillment": QUOTA}) as base:

@@ -43,7 +43,7 @@ def test_accounts_add_list_remove(cli_env, sim_base, db_url):
     assert token not in r.stdout + r.stderr
     r = bs(env, "accounts", "list", "--json")
     data = json.loads(r.stdout)
-    assert data[0]["name"] == "alice" and data[0]["token_state"] == "ok" and data[0]["streams"] == 8
+    assert data[0]["name"] == "alice" and data[0]["token_state"] == "ok" and data[0]["streams"] == len(STREAM_NAMES)
     assert token not in r.stdout
     ct = q(db_url, "select refresh_token_ct from credentials")[0][0]
     assert token.encode() not in bytes(ct)

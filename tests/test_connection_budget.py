@@ -21,7 +21,7 @@ from tests.support.simenv import make_env, make_sim
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
 STREAMS_ON = ("orders", "transactions", "payouts", "inventory_items")
-OFF = ("disputes", "messages", "offers", "active_inventory")
+OFF = ("disputes", "messages", "offers", "active_inventory", "returns", "inquiries", "cases", "cancellations", "shipping_fulfillments")
 
 
 class BackendSampler(threading.Thread):

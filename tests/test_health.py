@@ -99,7 +99,8 @@ async def test_healthz_db_503_while_the_database_is_unreachable(tmp_path, db_url
 
 
 OFF = {f"BAYSYNC_STREAMS_{n.upper()}_ENABLED": "false"
-       for n in ("transactions", "disputes", "messages", "inventory_items", "offers", "active_inventory")}
+       for n in ("transactions", "disputes", "messages", "inventory_items", "offers", "active_inventory",
+                 "returns", "inquiries", "cases", "cancellations", "shipping_fulfillments")}
 
 
 async def test_metrics_after_real_runs(tmp_path, db_url):

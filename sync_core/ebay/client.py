@@ -11,7 +11,7 @@ Usage::
 Every request attempt:
 
 * takes one call from the :class:`~sync_core.ebay.ratelimit.RateBudget` (if any; it may wait, visibly),
-* sends ``Authorization: Bearer <tokens.access_token()>`` and ``X-EBAY-C-MARKETPLACE-ID`` (the account's
+* sends ``Authorization: Bearer <tokens.access_token()>`` (``IAF <token>`` to the Post-Order API) and ``X-EBAY-C-MARKETPLACE-ID`` (the account's
   ``marketplace_id``, default ``settings.ebay_marketplace_id``) -- only to the
   configured api/apiz hosts (a ``next``/resume URL on another host is re-based onto the configured one),
 * emits ``{"type": "http", "method", "host", "path", "query", "status", "duration_ms", "bytes",
@@ -72,6 +72,7 @@ from .paging import (
     format_ts,
     query_int,
     range_filter,
+    with_query_param,
 )
 from .ratelimit import APP, RateBudget, RateBudgetExhausted
 from .redact import redact, strip_secret_params
@@ -85,7 +86,7 @@ __all__ = [
     "parse_active_inventory_report", "parse_active_inventory_report_async", "ReportFormatError",
     "TokenSource", "RefreshingTokenSource", "StaticTokenSource", "RateBudget",
     "ORDERS_MAX_LIMIT", "DISPUTES_MAX_LIMIT", "FINANCES_MAX_LIMIT", "MESSAGES_MAX_LIMIT",
-    "INVENTORY_MAX_LIMIT", "OFFERS_LIMIT",
+    "INVENTORY_MAX_LIMIT", "OFFERS_LIMIT", "POST_ORDER_MAX_LIMIT",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ FINANCES_MAX_LIMIT = _STREAMS["transactions"].max_page_size
 MESSAGES_MAX_LIMIT = _STREAMS["messages"].max_page_size
 INVENTORY_MAX_LIMIT = _STREAMS["inventory_items"].max_page_size
 OFFERS_LIMIT = _STREAMS["offers"].max_page_size  # getOffers: the documented default of 100 (streams/offers.py)
+POST_ORDER_MAX_LIMIT = _STREAMS["returns"].max_page_size  # unverified (docs/ebay-api.md): 200
 FEED_TASKS_MAX_LIMIT = 500
 
 CONVERSATION_TYPES = ("FROM_EBAY", "FROM_MEMBERS")
@@ -121,6 +123,17 @@ P_FEED_INV_TASK = "/sell/feed/v1/inventory_task"
 P_FEED_TASK = "/sell/feed/v1/task"
 P_RATE_LIMITS = "/developer/analytics/v1_beta/rate_limit/"
 P_USER_RATE_LIMITS = "/developer/analytics/v1_beta/user_rate_limit/"
+P_POST_ORDER = "/post-order/v2"
+# Post-Order searches (docs/ebay-api.md "Post-Order API and shipping fulfillments"; the PO Search pages):
+# stream -> (path segment, date filter prefix, list key, search op, get op)
+POST_ORDER = {
+    "returns": ("return", "creation_date_range", "members", "searchReturns", "getReturn"),
+    "inquiries": ("inquiry", "inquiry_creation_date_range", "members", "searchInquiries", "getInquiry"),
+    "cases": ("casemanagement", "case_creation_date_range", "members", "searchCases", "getCase"),
+    "cancellations": ("cancellation", "creation_date_range", "cancellations", "searchCancellations",
+                      "getCancellation"),
+}
+POST_ORDER_API = "post-order"  # the client's api label: IAF auth, the errorMessage envelope, its own budget
 
 
 # ---------------------------------------------------------------- module helpers
@@ -354,8 +367,11 @@ class EbayClient:
             await self._budget.acquire(self.account, api, on_event=self._on_event)
         token = await self._tokens.access_token()
         counter[1] = token
+        # Post-Order takes an OAuth user token as `IAF <token>` (docs/ebay-api.md "Post-Order: hosts, paths,
+        # headers": hendt SDK src/auth/index.ts; unverified by an eBay page), the other APIs `Bearer <token>`
+        scheme = "IAF" if api == POST_ORDER_API else "Bearer"
         headers = {
-            "Authorization": f"Bearer {token}",
+            "Authorization": f"{scheme} {token}",
             "X-EBAY-C-MARKETPLACE-ID": self.marketplace_id,
             "Accept": "*/*" if binary else "application/json",
         }
@@ -579,6 +595,57 @@ class EbayClient:
                                                   ("offset", 0)])
         return self._pages(api="inventory", op="getOffers", base=self.api_base, first_url=url, records_key="offers",
                            resume_url=resume_url, page_index=True, empty=(204, 404))
+
+    # ------------------------------------------------------------ Post-Order (api host) and shipping fulfillments
+
+    def search_post_order(self, stream: str, created_from: datetime, created_to: datetime,
+                          limit: int = POST_ORDER_MAX_LIMIT, *, resume_url: str | None = None) -> AsyncIterator[Page]:
+        """Returns / inquiries / cases / cancellations created in [created_from..created_to] (<= 90 days;
+        PO Search pages: `_from` at most 18 months back).  ``offset`` is a 1-based page number (conflicting
+        docs, see docs/ebay-api.md "Post-Order: search parameters"): the pages are followed up to
+        ``paginationOutput.totalPages`` and stop at an empty page; ``page.next_url`` resumes."""
+        seg, prefix, list_key, op, _ = POST_ORDER[stream]
+        check_window(created_from, created_to, max_days=MAX_WINDOW_DAYS, what=f"{stream} window")
+        url = build_url(self.api_base, f"{P_POST_ORDER}/{seg}/search", [
+            (f"{prefix}_from", format_ts(created_from)), (f"{prefix}_to", format_ts(created_to)),
+            ("limit", self._limit(limit, POST_ORDER_MAX_LIMIT)), ("offset", 1)])
+        if resume_url:
+            first = url
+            url = self.resolve_url(resume_url, self.api_base)
+            if httpx.URL(first).path != httpx.URL(url).path:
+                raise ValueError(f"resume_url is for {httpx.URL(url).path}, not {httpx.URL(first).path}")
+        return self._post_order_pages(op, url, list_key)
+
+    async def _post_order_pages(self, op: str, url: str | None, list_key: str) -> AsyncIterator[Page]:
+        while url:
+            res = await self._request("GET", url, api=POST_ORDER_API, op=op, records_key=list_key)
+            data: dict[str, Any] = res.data if isinstance(res.data, dict) else {}
+            records = data.get(list_key) or []
+            if not isinstance(records, list):
+                records = []
+            po: dict[str, Any] = data["paginationOutput"] if isinstance(data.get("paginationOutput"), dict) else {}
+            page_no = max(1, query_int(url, "offset") or 1)
+            total_pages = po.get("totalPages")
+            more = bool(records) and (not isinstance(total_pages, int) or page_no < total_pages)
+            next_url = with_query_param(url, "offset", page_no + 1) if more else None
+            total = po.get("totalEntries")
+            yield Page(records=records, total=total if isinstance(total, int) else None, url=url, next_url=next_url,
+                       offset=page_no, limit=query_int(url, "limit"), status=res.status,
+                       raw={k: v for k, v in data.items() if k != list_key})
+            url = next_url
+
+    async def get_post_order(self, stream: str, record_id: str, fieldgroups: str | None = None) -> dict[str, Any]:
+        """The detail of one return / inquiry / case / cancellation (``fieldgroups``: SUMMARY or FULL)."""
+        seg, _, _, _, op = POST_ORDER[stream]
+        return await self._get_json(self.api_base, f"{P_POST_ORDER}/{seg}/{self._seg(record_id)}", api=POST_ORDER_API,
+                                    op=op, params=[("fieldgroups", fieldgroups)])
+
+    async def get_shipping_fulfillments(self, order_id: str) -> list[dict[str, Any]]:
+        """getShippingFulfillments (fulfillment spec): the ``fulfillments`` of one order (not paged)."""
+        data = await self._get_json(self.api_base, f"{P_ORDERS}/{self._seg(order_id)}/shipping_fulfillment",
+                                    api="fulfillment", op="getShippingFulfillments")
+        got = data.get("fulfillments")
+        return got if isinstance(got, list) else []
 
     # ------------------------------------------------------------ Sell Feed: active inventory report
 

@@ -1,7 +1,8 @@
 """Typed eBay errors, parsed from eBay's error envelope.
 
 eBay answers errors with ``{"errors": [{"errorId", "domain", "subdomain", "category", "message",
-"longMessage", "inputRefIds", "outputRefIds", "parameters": [{"name", "value"}]}], "warnings": [...]}``.
+"longMessage", "inputRefIds", "outputRefIds", "parameters": [{"name", "value"}]}], "warnings": [...]}``;
+the Post-Order API with ``{"errorMessage": {"error": [{"errorId", "domain", "category", "message", ...}]}}``.
 :func:`error_from_response` turns a response into the matching exception class:
 
 =====================  ===========================================  =========
@@ -155,7 +156,9 @@ class ConsentError(ValueError):
 
 
 def parse_error_envelope(body: Any) -> list[dict[str, Any]]:
-    """The ``errors`` list of an eBay error body (bytes, str or parsed JSON); [] when there is none."""
+    """The ``errors`` list of an eBay error body (bytes, str or parsed JSON), or the ``errorMessage.error``
+    list of a Post-Order one (same member names: errorId, domain, category, message, longMessage); []
+    when there is none."""
     if isinstance(body, (bytes, bytearray, str)):
         if not body:
             return []
@@ -168,6 +171,11 @@ def parse_error_envelope(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, dict):
         return []
     errs = body.get("errors")
+    em = body.get("errorMessage")
+    if errs is None and isinstance(em, dict):  # Post-Order: {"errorMessage": {"error": [...]}} (PO Error Response)
+        errs = em.get("error")
+        if isinstance(errs, dict):
+            errs = [errs]
     if not isinstance(errs, list):
         return []
     return [e for e in errs if isinstance(e, dict)]

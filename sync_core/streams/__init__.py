@@ -4,9 +4,10 @@ Adding a stream = one module here (listed below) + one migration."""
 from .base import Stream, metadata
 
 from . import orders, transactions, payouts, disputes, messages, inventory_items, offers, active_inventory  # noqa: E402
-from . import after_sale_tables  # noqa: E402,F401  (tables of the after-sale streams, issue 11; streams to come)
+from . import returns, inquiries, cases, cancellations, shipping_fulfillments  # noqa: E402  (after-sale, issue 11)
 
 STREAMS: dict[str, Stream] = {m.STREAM.name: m.STREAM for m in (
-    orders, transactions, payouts, disputes, messages, inventory_items, offers, active_inventory)}
+    orders, transactions, payouts, disputes, messages, inventory_items, offers, active_inventory,
+    returns, inquiries, cases, cancellations, shipping_fulfillments)}
 
 __all__ = ["STREAMS", "Stream", "metadata"]

@@ -144,6 +144,42 @@ def money(rec: Any, path: str, *, required: bool = False) -> tuple[Decimal | Non
     return amount, (str(cur) if cur is not None else None)
 
 
+def po_ts(rec: Any, path: str, *, required: bool = False) -> datetime | None:
+    """A Post-Order DateTime: ``{"value": "2015-05-15T03:52:39.000Z", "formattedValue": ...}`` (PO types
+    DateTime); a plain ISO string is read too."""
+    v = get(rec, path, _MISSING if required else None)
+    if isinstance(v, dict):
+        return ts(v, "value", required=required)
+    if v is None or isinstance(v, str):
+        return ts(rec, path, required=required)
+    raise Invalid(f"{path} should be a DateTime object, got {type(v).__name__}")
+
+
+def po_money(rec: Any, path: str, *, required: bool = False) -> tuple[Decimal | None, str | None]:
+    """A Post-Order Amount: ``{"value": 12.34, "currency": "USD"}`` with ``value`` a JSON *number* (PO types
+    Amount), read exactly as written (``Decimal(str(v))``: 12.3 -> Decimal("12.3")); bools, NaN and
+    infinities are refused (a decimal string is accepted too)."""
+    v = get(rec, path, _MISSING if required else None)
+    if v is None:
+        if required:
+            raise Invalid(f"missing {path}")
+        return None, None
+    if not isinstance(v, dict):
+        raise Invalid(f"{path} should be an amount object, got {type(v).__name__}")
+    raw, cur = v.get("value"), v.get("currency")
+    if raw is None:
+        return None, (str(cur) if cur is not None else None)
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise Invalid(f"{path}.value should be a number, got {type(raw).__name__}")
+    try:
+        amount = Decimal(str(raw))
+    except InvalidOperation:
+        raise Invalid(f"{path}.value is not a number: {str(raw)[:20]!r}") from None
+    if not amount.is_finite():
+        raise Invalid(f"{path}.value is not finite")
+    return amount, (str(cur) if cur is not None else None)
+
+
 def integer(rec: Any, path: str, *, required: bool = False) -> int | None:
     v = get(rec, path, _MISSING if required else None)
     if v is None:

@@ -33,8 +33,11 @@ def test_scopes_for_streams():
         BASE_SCOPE, P + "sell.fulfillment.readonly", P + "sell.finances", P + "sell.inventory.readonly"]
     assert scopes_for(["disputes", "active_inventory", "messages"]) == [
         BASE_SCOPE, P + "sell.payment.dispute", P + "sell.inventory", P + "commerce.message"]
+    # the after-sale streams (issue 11): Post-Order's scope is unverified, baysync asks for the orders one
+    assert scopes_for(["returns", "inquiries", "cases", "cancellations", "shipping_fulfillments"]) == [
+        BASE_SCOPE, P + "sell.fulfillment.readonly"]
     with pytest.raises(ValueError, match="unknown stream"):
-        scopes_for(["returns"])
+        scopes_for(["refunds"])
 
 
 def test_consent_url(settings):

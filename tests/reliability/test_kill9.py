@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from sync_core.config import STREAM_NAMES
 from tests.support.simproc import baysync_env, mint, sim_process, truth
 
 NOW = (datetime.now(timezone.utc) - timedelta(minutes=2)).replace(microsecond=0)
@@ -19,6 +20,7 @@ SELLERS = [dict(name="alice", orders=1500, transactions=2500, payouts=20, disput
                 inventory_items=40, days=100),
            dict(name="bob", orders=800, transactions=1200, payouts=10, disputes=5, conversations=6,
                 inventory_items=20, days=100)]
+AFTER_SALE = ("returns", "inquiries", "cases", "cancellations", "shipping_fulfillments")
 KILLS = 20 if os.environ.get("BAYSYNC_SLOW") else 5
 DATE_FIELDS = {"orders": ("orders", "order_id", "orderId", "lastModifiedDate", "last_modified_date"),
                "transactions": ("transactions", "transaction_id || '/' || transaction_type", None, "transactionDate",
@@ -47,7 +49,8 @@ def test_kill9_at_random_moments_then_resume(cli_env, db_url):
     rnd = random.Random(20261125)
     env = baysync_env(cli_env, "")
     env.update(BAYSYNC_LEASE_TTL_S="6", BAYSYNC_HEARTBEAT_S="2", BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="100",
-               BAYSYNC_STREAMS_TRANSACTIONS_PAGE_SIZE="100")
+               BAYSYNC_STREAMS_TRANSACTIONS_PAGE_SIZE="100",
+               **{f"BAYSYNC_STREAMS_{s.upper()}_ENABLED": "false" for s in AFTER_SALE})  # their own test below
     eng = sa.create_engine(db_url)
     truths = {(s["name"], st): truth(SELLERS, NOW, s["name"], st) for s in SELLERS for st in DATE_FIELDS}
     with sim_process(SELLERS, NOW, faults={"latency_ms": 5, "report_delay_s": 0}) as base:
@@ -141,8 +144,7 @@ def test_kill9_during_concurrent_windows_while_orders_change(cli_env, db_url):
     env = baysync_env(cli_env, "")
     env.update(BAYSYNC_LEASE_TTL_S="6", BAYSYNC_HEARTBEAT_S="2", BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50",
                BAYSYNC_INITIAL_BACKFILL_DAYS="180", BAYSYNC_RUN_CONCURRENCY="3",
-               **{f"BAYSYNC_STREAMS_{s.upper()}_ENABLED": "false" for s in
-                  ("transactions", "payouts", "disputes", "messages", "inventory_items", "offers", "active_inventory")})
+               **{f"BAYSYNC_STREAMS_{s.upper()}_ENABLED": "false" for s in STREAM_NAMES if s != "orders"})
     eng = sa.create_engine(db_url)
     since = datetime.now(timezone.utc) - timedelta(days=180) + timedelta(hours=1)
 
@@ -232,4 +234,83 @@ def test_kill9_during_concurrent_windows_while_orders_change(cli_env, db_url):
     assert {k: have.get(k) for k in want} == want  # every order of the period, in eBay's current version
     assert set(have) <= set(truth_all)  # nothing eBay does not have
     assert li == want_li
+    eng.dispose()
+
+
+DORA = [dict(name="dora", orders=3000, transactions=0, payouts=0, disputes=0, conversations=0, inventory_items=0,
+             days=150, future_days=0)]
+
+
+def test_kill9_during_a_returns_backfill_leaves_exactly_the_served_data(cli_env, db_url):
+    """kill -9 during a Post-Order returns backfill (creation-date windows paged 5 at a time, then the open
+    returns re-read by id): after every kill each stored return is exactly as eBay serves it and no cursor
+    claims a return it has not stored; in the end the table is exactly eBay's returns of the period."""
+    rnd = random.Random(20261202)
+    now = (datetime.now(timezone.utc) - timedelta(minutes=2)).replace(microsecond=0)
+    want_all = {r["returnId"]: (r["state"], r["status"], _ts(r["creationInfo"]["creationDate"]["value"]))
+                for r in truth(DORA, now, "dora", "returns")}
+    assert len(want_all) > 60
+    env = baysync_env(cli_env, "")
+    env.update(BAYSYNC_LEASE_TTL_S="6", BAYSYNC_HEARTBEAT_S="2", BAYSYNC_STREAMS_RETURNS_PAGE_SIZE="5",
+               BAYSYNC_INITIAL_BACKFILL_DAYS="200",
+               **{f"BAYSYNC_STREAMS_{s.upper()}_ENABLED": "false" for s in STREAM_NAMES if s != "returns"})
+    eng = sa.create_engine(db_url)
+    since = datetime.now(timezone.utc) - timedelta(days=200) + timedelta(hours=1)
+
+    def stored():
+        with eng.connect() as c:
+            return {r[0]: tuple(r[1:]) for r in c.execute(sa.text(
+                "select return_id, state, status, creation_date from returns")).all()}
+
+    def run_until_done(timeout):
+        p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "2"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                time.sleep(0.3)
+                with eng.connect() as c:
+                    if c.execute(sa.text("select count(*) from sync_state where stream = 'returns' and status = "
+                                         "'idle' and last_success_at is not null and not run_now_requested")).scalar():
+                        break
+            p.send_signal(signal.SIGTERM)
+            p.wait(40)
+        finally:
+            if p.poll() is None:
+                p.kill()
+
+    with sim_process(DORA, now, faults={"latency_ms": 20}) as base:
+        env = baysync_env(env, base)
+        r = subprocess.run([sys.executable, "-m", "console.cli", "accounts", "add", "dora", "--refresh-token-stdin"],
+                           env=env, input=mint(base, "dora"), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        for i in range(3):
+            with eng.begin() as c:
+                c.execute(sa.text("update sync_state set run_now_requested = true"))
+                before = c.execute(sa.text("select coalesce(max(id), 0) from sync_runs")).scalar()
+            p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "2"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with eng.connect() as c:
+                    if c.execute(sa.text("select count(*) from sync_runs where id > :b"), dict(b=before)).scalar():
+                        break
+                time.sleep(0.05)
+            time.sleep(rnd.uniform(0.1, 1.0))
+            p.send_signal(signal.SIGKILL)
+            p.wait(10)
+            have = stored()
+            assert {k: v for k, v in have.items()} == {k: want_all[k] for k in have}, f"kill {i}: not as served"
+            with eng.connect() as c:
+                cursor = c.execute(sa.text("select cursor from sync_state where stream = 'returns'")).scalar()
+            if cursor is not None:
+                must = {k for k, v in want_all.items() if since <= v[2] <= cursor}
+                assert not must - set(have), f"kill {i}: cursor {cursor} ahead of data"
+        with eng.begin() as c:
+            c.execute(sa.text("update sync_state set run_now_requested = true"))
+        run_until_done(90)
+    with eng.connect() as c:
+        abandoned = c.execute(sa.text("select count(*) from sync_runs where status = 'abandoned'")).scalar()
+    assert abandoned >= 1
+    assert stored() == {k: v for k, v in want_all.items() if v[2] >= since}
     eng.dispose()
