@@ -277,6 +277,7 @@ class SettingsValues:
     lookback_s: int
     safety_lag_s: int
     write_batch_rows: int
+    run_concurrency: int
     lease_ttl_s: int
     heartbeat_s: int
     workers: int

@@ -26,7 +26,7 @@ import logging
 import time
 from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncGenerator, Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -156,12 +156,18 @@ class Run:
     # -- the pages of the run
     async def _drive(self) -> None:
         s = self.stream
-        pages = self._windowed() if s.mode == "windowed" else self._full() if s.mode == "full" else s.fetch(self)
+        if s.mode == "windowed":
+            pages = self._windowed()
+        elif s.mode == "full":
+            pages = self._full()
+        else:
+            assert s.fetch is not None, f"custom stream {s.name} declares no fetch"
+            pages = s.fetch(self)
         await self._consume(pages)
         if s.refetch is not None:
             await self._consume(s.refetch(self))
 
-    async def _consume(self, pages: AsyncIterator[StreamPage]) -> None:
+    async def _consume(self, pages: AsyncGenerator[StreamPage, None]) -> None:
         """Hand each page to the writer; stop after a page once a STOP is seen, unless that page completed
         the run (its plan is done and nothing follows)."""
         async with aclosing(pages) as it:
@@ -179,7 +185,7 @@ class Run:
                 await co.set_run_window(conn, self.run_id, start, end, total)
         await db.run_retrying(self.settings, "record run plan", unit)
 
-    async def _windowed(self) -> AsyncIterator[StreamPage]:
+    async def _windowed(self) -> AsyncGenerator[StreamPage, None]:
         s, claim = self.stream, self.claim
         cp = claim.checkpoint or {}
         since = claim.backfill_since.isoformat() if claim.backfill_since else None
@@ -218,12 +224,14 @@ class Run:
         pipelined = self.settings.run_concurrency > 1
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * conc)  # pages fetched ahead: bounded memory
         windows_left = iter(todo)  # shared: each window is taken by one fetcher, oldest first
+        fetch_window = s.fetch_window
+        assert fetch_window is not None, f"windowed stream {s.name} declares no fetch_window"
 
         async def fetcher() -> None:
             try:
                 for k in windows_left:
                     got = False
-                    async with aclosing(s.fetch_window(self.client, windows[k], nexts.get(k), size)) as it:
+                    async with aclosing(fetch_window(self.client, windows[k], nexts.get(k), size)) as it:
                         async for page in it:
                             got = True
                             await queue.put((k, page, None))
@@ -279,13 +287,14 @@ class Run:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _full(self) -> AsyncIterator[StreamPage]:
+    async def _full(self) -> AsyncGenerator[StreamPage, None]:
         """A full listing (no date filter): page through everything; then mark what vanished."""
         s = self.stream
         next_url = (self.claim.checkpoint or {}).get("next")
         if not next_url:
             self.writer.seen = []
         await self._set_window(None, None, 1)
+        assert s.fetch_all is not None, f"full stream {s.name} declares no fetch_all"
         async with aclosing(s.fetch_all(self.client, next_url, self.page_size())) as it:
             async for page in it:
                 last = page.next_url is None

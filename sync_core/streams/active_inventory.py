@@ -7,6 +7,7 @@ file) drop the checkpointed task and create a new one; 409 160024 reuses a recen
 defers the stream (quota); a report with Ack=Failure or no listings is not applied (see :func:`_trusted`)."""
 
 import asyncio
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -199,7 +200,7 @@ async def _create_or_reuse_task(ctx) -> str:
             raise Deferred(QUOTA_WAIT_S, msg) from None
         conflict = e
     cutoff = datetime.now(timezone.utc) - timedelta(seconds=REUSE_MAX_AGE_S)
-    tasks = []
+    tasks: list[dict[str, Any]] = []
     async for page in ctx.client.get_inventory_tasks(look_back_days=1):
         tasks.extend(t for t in page.records if isinstance(t, dict) and t.get("taskId"))
     open_ = [t for t in tasks if t.get("status") in IN_FLIGHT

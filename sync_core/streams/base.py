@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable, Protocol, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
@@ -260,9 +260,9 @@ class StreamContext(Protocol):
     async def read(self, query: Callable[..., Awaitable[Any]], **params: Any) -> Any: ...
 
 
-FetchWindow = Callable[["EbayClient", Window, "str | None", int], AsyncIterator["Page"]]
-FetchAll = Callable[["EbayClient", "str | None", int], AsyncIterator["Page"]]
-Fetch = Callable[[StreamContext], AsyncIterator[StreamPage]]
+FetchWindow = Callable[["EbayClient", Window, "str | None", int], AsyncGenerator["Page", None]]
+FetchAll = Callable[["EbayClient", "str | None", int], AsyncGenerator["Page", None]]
+Fetch = Callable[[StreamContext], AsyncGenerator[StreamPage, None]]
 
 SCOPE_PREFIX = "https://api.ebay.com/oauth/api_scope"
 DEFAULT_INTERVAL_S = 900

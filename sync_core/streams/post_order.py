@@ -8,7 +8,7 @@ shipping fulfillments" for every eBay fact used."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, Callable
 
 import sqlalchemy as sa
 
@@ -32,8 +32,8 @@ def scope_hint(name: str, scopes: tuple[str, ...], err: Exception) -> Exception:
     return err
 
 
-def with_scope_hint(name: str, scopes: tuple[str, ...], pages: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    async def gen() -> AsyncIterator[Any]:
+def with_scope_hint(name: str, scopes: tuple[str, ...], pages: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    async def gen() -> AsyncGenerator[Any, None]:
         from ..ebay.errors import EbayRequestError
 
         try:
@@ -44,21 +44,21 @@ def with_scope_hint(name: str, scopes: tuple[str, ...], pages: AsyncIterator[Any
     return gen()
 
 
-def windowed(name: str) -> Callable[..., AsyncIterator[Any]]:
-    def fetch_window(client: Any, window: Any, resume_url: str | None, limit: int) -> AsyncIterator[Any]:
+def windowed(name: str) -> Callable[..., AsyncGenerator[Any, None]]:
+    def fetch_window(client: Any, window: Any, resume_url: str | None, limit: int) -> AsyncGenerator[Any, None]:
         return with_scope_hint(name, SCOPES, client.search_post_order(name, window.start, window.end, limit,
                                                                       resume_url=resume_url))
     return fetch_window
 
 
 def refetch_open(table: sa.Table, id_col: str, state_col: str, closed: tuple[str, ...], *,
-                 fieldgroups: str | None = None, unwrap: str | None = None) -> Callable[[Any], AsyncIterator[StreamPage]]:
+                 fieldgroups: str | None = None, unwrap: str | None = None) -> Callable[[Any], AsyncGenerator[StreamPage, None]]:
     """After the windows: re-read by id every item stored with ``state_col`` not in ``closed`` and created
     before the plan's start (those after it were just searched), ``REFETCH_CHUNK`` per page. ``unwrap``:
     the detail's container holding the record (a return read with SUMMARY: ``summary``; a cancellation:
     ``cancelDetail``). STOP is honoured between calls: what was read is stored, the run ends cancelled and
     the next run re-reads the items still open."""
-    async def refetch(ctx: Any) -> AsyncIterator[StreamPage]:
+    async def refetch(ctx: Any) -> AsyncGenerator[StreamPage, None]:
         from ..ebay.errors import EbayRequestError
 
         name = ctx.stream.name
@@ -85,7 +85,7 @@ def refetch_open(table: sa.Table, id_col: str, state_col: str, closed: tuple[str
 
 
 def declare(name: str, table: sa.Table, id_col: str, mapper: Callable[[dict[str, Any]], dict[str, Any]],
-            refetch: Callable[[Any], AsyncIterator[StreamPage]]) -> Stream:
+            refetch: Callable[[Any], AsyncGenerator[StreamPage, None]]) -> Stream:
     return Stream(name=name, table=table, key=("account_id", id_col), map=mapper, scopes=SCOPES,
                   max_page_size=MAX_PAGE_SIZE, mode="windowed", fetch_window=windowed(name),
                   max_window=MAX_WINDOW, max_history_days=MAX_HISTORY_DAYS, refetch=refetch)

@@ -11,6 +11,7 @@ the previous run's mark is on the database's clock and before every write still 
 ((synced_at, order_id) order), so a stopped or crashed run resumes after it."""
 
 from datetime import datetime
+from typing import Any
 
 from .. import stored
 from .after_sale_tables import shipping_fulfillment_line_items as line_items
@@ -69,7 +70,8 @@ async def fetch(ctx):
         yield StreamPage([], dict(base, after=None), cursor=mark, windows_done=1, windows_total=1, clear_backfill=True)
         return
     for start in range(0, total, CHUNK):
-        records, last = [], after
+        records: list[Any] = []
+        last = after
         for order_id, synced_at in orders[start:start + CHUNK]:
             if ctx.stop_requested:
                 break
