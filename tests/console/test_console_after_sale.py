@@ -4,7 +4,7 @@ the filter finds them by name, and a per-stream scope error is shown on its row 
 from __future__ import annotations
 
 from console.app import make_app
-from textual.widgets import DataTable
+from console.widgets.live_table import LiveTable
 from tests.console.conftest import app_kwargs, sql, wait_until
 
 SCOPE_ERROR = ("eBay 403 [errorId 1100 REQUEST]: Access denied: the returns stream needs the OAuth scope "
@@ -19,7 +19,7 @@ async def test_after_sale_rows_filter_and_scope_error(console_settings, seeded_u
     async with app.run_test(size=(80, 24)) as pilot:
         dash = app.screen
         await wait_until(pilot, lambda: dash.loaded, what="dashboard")
-        table = dash.query_one(DataTable)
+        table = dash.query_one(LiveTable)
         assert table.row_count == 8 + 3
         assert "failed" in str(table.get_cell("3:returns", "state"))
         assert "idle" in str(table.get_cell("3:shipping_fulfillments", "state"))
