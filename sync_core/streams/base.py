@@ -121,8 +121,7 @@ def ts(rec: Any, path: str, *, required: bool = False) -> datetime | None:
     return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
 
 
-def money(rec: Any, path: str, *, required: bool = False) -> tuple[Decimal | None, str | None]:
-    """eBay amounts are {"value": "12.34", "currency": "USD"}: numeric + currency, never float."""
+def _amount(rec: Any, path: str, required: bool, types: tuple[type, ...], want: str) -> tuple[Decimal | None, str | None]:
     v = get(rec, path, _MISSING if required else None)
     if v is None:
         if required:
@@ -132,9 +131,9 @@ def money(rec: Any, path: str, *, required: bool = False) -> tuple[Decimal | Non
         raise Invalid(f"{path} should be an amount object, got {type(v).__name__}")
     raw, cur = v.get("value"), v.get("currency")
     if raw is None:
-        return None, cur
-    if not isinstance(raw, (str, int)) or isinstance(raw, bool):
-        raise Invalid(f"{path}.value should be a decimal string, got {type(raw).__name__}")
+        return None, (str(cur) if cur is not None else None)
+    if isinstance(raw, bool) or not isinstance(raw, types):
+        raise Invalid(f"{path}.value should be {want}, got {type(raw).__name__}")
     try:
         amount = Decimal(str(raw))
     except InvalidOperation:
@@ -142,6 +141,11 @@ def money(rec: Any, path: str, *, required: bool = False) -> tuple[Decimal | Non
     if not amount.is_finite():
         raise Invalid(f"{path}.value is not finite")
     return amount, (str(cur) if cur is not None else None)
+
+
+def money(rec: Any, path: str, *, required: bool = False) -> tuple[Decimal | None, str | None]:
+    """eBay amounts are {"value": "12.34", "currency": "USD"}: numeric + currency, never float."""
+    return _amount(rec, path, required, (str, int), "a decimal string")
 
 
 def po_ts(rec: Any, path: str, *, required: bool = False) -> datetime | None:
@@ -159,25 +163,7 @@ def po_money(rec: Any, path: str, *, required: bool = False) -> tuple[Decimal | 
     """A Post-Order Amount: ``{"value": 12.34, "currency": "USD"}`` with ``value`` a JSON *number* (PO types
     Amount), read exactly as written (``Decimal(str(v))``: 12.3 -> Decimal("12.3")); bools, NaN and
     infinities are refused (a decimal string is accepted too)."""
-    v = get(rec, path, _MISSING if required else None)
-    if v is None:
-        if required:
-            raise Invalid(f"missing {path}")
-        return None, None
-    if not isinstance(v, dict):
-        raise Invalid(f"{path} should be an amount object, got {type(v).__name__}")
-    raw, cur = v.get("value"), v.get("currency")
-    if raw is None:
-        return None, (str(cur) if cur is not None else None)
-    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-        raise Invalid(f"{path}.value should be a number, got {type(raw).__name__}")
-    try:
-        amount = Decimal(str(raw))
-    except InvalidOperation:
-        raise Invalid(f"{path}.value is not a number: {str(raw)[:20]!r}") from None
-    if not amount.is_finite():
-        raise Invalid(f"{path}.value is not finite")
-    return amount, (str(cur) if cur is not None else None)
+    return _amount(rec, path, required, (int, float, str), "a number")
 
 
 def integer(rec: Any, path: str, *, required: bool = False) -> int | None:
