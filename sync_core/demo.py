@@ -217,6 +217,3 @@ class DemoRuntime:
             await engine.dispose()
             await stop_sim()
 
-
-def progress_lines(conn_rows: list[Any]) -> list[str]:
-    return [f"{r.account:<12} {r.stream:<17} {r.status:<13} {r.records_total:>8} records" for r in conn_rows]
