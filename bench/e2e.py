@@ -58,7 +58,6 @@ async def run_stream(s, engine, clients, aid: int, stream: str, samples: list, b
     async with engine.begin() as conn:
         claim = await co.claim_pair(conn, owner, aid, stream, s.lease_ttl_s)
     ctx = Run(s, engine, claim, owner)
-    await clients.for_run(ctx)
     orig = ctx.writer.put
     spent = {"store": 0.0}
 
@@ -71,7 +70,7 @@ async def run_stream(s, engine, clients, aid: int, stream: str, samples: list, b
         return r
     ctx.writer.put = put
     t0 = time.perf_counter()
-    status = await ctx.execute()
+    status = await ctx.execute(clients)
     secs = time.perf_counter() - t0
     assert status == "succeeded", status
     t = ctx.totals

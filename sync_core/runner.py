@@ -40,7 +40,7 @@ from .streams import STREAMS
 from .streams.base import Deferred, StopRun, Stream, StreamPage, Window
 from .writer import EVENT_FLUSH_S, EVENT_TICK_S, WRITE_HOLD_S, Counts, PageWriter
 
-__all__ = ["Run", "run_claimed", "StopRun", "Deferred", "Counts", "plan_windows", "plan_start",
+__all__ = ["Run", "StopRun", "Deferred", "Counts", "plan_windows", "plan_start",
            "WRITE_HOLD_S", "EVENT_FLUSH_S", "EVENT_TICK_S"]
 
 log = logging.getLogger("baysync.runner")
@@ -301,14 +301,6 @@ class Run:
                 yield StreamPage(page.records, {"next": page.next_url}, cursor=self.now if last else None,
                                  windows_done=1 if last else 0, windows_total=1, snapshot=True, mark_absent=last,
                                  clear_backfill=last)
-
-
-async def run_claimed(settings: Settings, engine: AsyncEngine, claim: co.Claim, owner: str, clients: Any) -> Run:
-    """Run a claimed pair to its end with a client from ``clients``; the finished :class:`Run` (its status in
-    ``run.status``)."""
-    run = Run(settings, engine, claim, owner)
-    await run.execute(clients)
-    return run
 
 
 async def _execute(ctx: Run) -> str:

@@ -197,8 +197,9 @@ def test_kill9_during_concurrent_windows_while_orders_change(cli_env, db_url):
             for j in range(3):  # while the run goes on ...
                 time.sleep(rnd.uniform(0.1, 0.4))
                 check(f"round {i}, while running ({j})")
-            last_touch = touch()
+            touch()
             time.sleep(rnd.uniform(0.0, 0.8))
+            last_touch = touch()  # right before the kill: the resumed run meets a moved window
             p.send_signal(signal.SIGKILL)
             p.wait(10)
             check(f"after kill {i}")  # ... and after kill -9
