@@ -504,8 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"state change->visible  p50 {res['state_visible_p50_ms']:.0f} ms   "
           f"p95 {res['state_visible_p95_ms']:.0f} ms   "
           f"({res['state_changes']} changes, NOTIFY-driven)")
-    print(f"goals                  p95 < 50 ms: {'met' if res['key_p95_ms'] < 50 else 'NOT met'}; "
-          f"first paint < 1 s: {'met' if res['first_paint_ms'] < 1000 else 'NOT met'}; "
+    # the console step's goals (issue 14): keypress->render p95 < 33 ms, first paint < 500 ms, state change < 1 s
+    print(f"goals                  p95 < 33 ms: {'met' if res['key_p95_ms'] < 33 else 'NOT met'}; "
+          f"first paint < 500 ms: {'met' if res['first_paint_ms'] < 500 else 'NOT met'}; "
           f"state change visible p95 < 1 s: {'met' if res['state_visible_p95_ms'] < 1000 else 'NOT met'}")
     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items()}))
     return 0
