@@ -46,6 +46,7 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from ..gcpause import paused
 from .errors import (
     EbayAuthError,
     EbayRateLimited,
@@ -409,7 +410,8 @@ class EbayClient:
         status = resp.status_code
         if status in ok and not binary and body:
             try:
-                data = orjson.loads(body)
+                with paused():  # a page is tens of thousands of objects, none in a cycle (sync_core/gcpause.py)
+                    data = orjson.loads(body)
             except orjson.JSONDecodeError:
                 event["error"] = "InvalidJSON"
                 emit_event(self._on_event, event)
