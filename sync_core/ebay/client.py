@@ -405,6 +405,10 @@ class EbayClient:
         event["duration_ms"] = round((time.monotonic() - t0) * 1000, 1)
         event["status"] = resp.status_code
         body = resp.content
+        # httpx's response and its (read, closed) stream refer to each other: only the cyclic GC would free the
+        # body (600 KB for 200 orders), so bodies piled up between full collections. The body as the stream
+        # breaks the cycle: a response is freed as soon as it is dropped (docs/performance.md, issue 10).
+        resp.stream = httpx.ByteStream(body)
         event["bytes"] = len(body)
         data: Any = None
         status = resp.status_code
