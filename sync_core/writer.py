@@ -37,7 +37,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import coordination as co
-from . import db, upserts
+from . import db, gcpause, upserts
 from .config import Settings
 from .events import Event, emit_many
 from .streams.base import Invalid, Stream, StreamPage
@@ -185,6 +185,10 @@ class PageWriter:
         return self.stream.map(rec), upserts.payload_bytes({k: v for k, v in rec.items() if k not in excl} if excl else rec)
 
     def map_records(self, records: Sequence[Any]) -> Mapped:
+        with gcpause.paused():  # rows and children of JSON records: no cycles (sync_core/gcpause.py)
+            return self._map_records(records)
+
+    def _map_records(self, records: Sequence[Any]) -> Mapped:
         m = Mapped()
         for rec in records:
             try:

@@ -81,19 +81,27 @@ _MISSING = object()
 
 def get(rec: Any, path: str, default: Any = _MISSING) -> Any:
     """``get(rec, "pricingSummary.total.value")``; missing -> default, or Invalid if no default."""
+    parts = _PATHS.get(path)
+    if parts is None:
+        parts = _PATHS[path] = tuple(path.split("."))
     cur = rec
-    for part in path.split("."):
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        else:
-            if default is _MISSING:
-                raise Invalid(f"missing {path}")
-            return default
+    try:
+        for part in parts:
+            cur = cur[part]  # a JSON value: only a dict has str keys (a list, str or number raises TypeError)
+    except (KeyError, TypeError):
+        if default is _MISSING:
+            raise Invalid(f"missing {path}") from None
+        return default
     return cur
+
+
+_PATHS: dict[str, tuple[str, ...]] = {}  # a mapper's paths, split once
 
 
 def text(rec: Any, path: str, *, required: bool = False) -> str | None:
     v = get(rec, path, _MISSING if required else None)
+    if type(v) is str and (v or not required):
+        return v
     if v is None:
         if required:
             raise Invalid(f"missing {path}")

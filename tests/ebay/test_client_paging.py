@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -260,3 +261,23 @@ async def test_rate_limits_refresh_budget(settings, http, mock, events):
 async def test_resume_url_for_other_endpoint_rejected(client):
     with pytest.raises(ValueError, match="resume_url is for /sell/finances/v1/transaction"):
         client.get_orders(T0, T1, resume_url=f"{APIZ}/sell/finances/v1/transaction?offset=200")
+
+
+
+async def test_page_body_freed_without_the_cycle_collector(settings):
+    """A page's response is freed by reference counting as soon as it is dropped. httpx's response and its
+    (read) stream refer to each other, so each page body (600 KB for 200 orders) used to wait for a full
+    collection of the cyclic GC, and a sync held dozens of them (docs/performance.md, issue 10)."""
+    handler = offset_pager(f"{API}/sell/fulfillment/v1/order", "orders", 450, id_field="orderId")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        client = EbayClient(settings, http=http, tokens=StaticTokenSource(ACCESS1), account="seller1")
+        gc.collect()
+        gc.disable()
+        try:
+            pages = await collect(client.get_orders(T0, T1))
+            assert [len(p.records) for p in pages] == [200, 200, 50]
+            del pages
+            alive = sum(isinstance(o, httpx.Response) for o in gc.get_objects())
+        finally:
+            gc.enable()
+    assert alive == 0
