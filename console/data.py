@@ -159,11 +159,17 @@ class DataService:
 
     # ------------------------------------------------------------ the parts
     async def _check_status(self) -> None:
-        if self.head is None:
-            self.head = await asyncio.to_thread(migrate.head)
-        async with self.engine.connect() as conn:
-            current = await conn.run_sync(migrate.current_revision)
-            workers = await coordination.live_workers(conn) if current == self.head else []
+        # the first time, alembic's head is read in a thread while the first connection is made (first paint)
+        head_task = asyncio.ensure_future(asyncio.to_thread(migrate.head)) if self.head is None else None
+        try:
+            async with self.engine.connect() as conn:
+                current = await conn.run_sync(migrate.current_revision)
+                if head_task is not None:
+                    self.head = await head_task
+                workers = await coordination.live_workers(conn) if current == self.head else []
+        finally:
+            if head_task is not None and not head_task.done():
+                head_task.add_done_callback(lambda t: t.cancelled() or t.exception())  # result dropped, no warning
         unknown = not migrate.is_known(current)
         if current not in self._pending:
             self._pending[current] = await asyncio.to_thread(

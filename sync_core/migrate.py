@@ -11,6 +11,7 @@ behind (or unknown to) this code raises :class:`SchemaMismatch`; nothing ever "c
 
 from __future__ import annotations
 
+import functools
 import getpass
 import importlib.resources
 import os
@@ -59,7 +60,9 @@ def alembic_config() -> Config:
     return cfg
 
 
+@functools.lru_cache(maxsize=1)
 def script() -> ScriptDirectory:
+    """The revisions this code has (read once per process: they are part of the installed package)."""
     return ScriptDirectory.from_config(alembic_config())
 
 
