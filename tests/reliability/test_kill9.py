@@ -45,6 +45,23 @@ def _stored(eng, stream, seller):
                                      f"where a.name = :s"), dict(s=seller)).scalars())
 
 
+def _start_claiming_worker(eng, env, workers: int) -> subprocess.Popen:
+    """Ask every pair to run now (keeps work available in every round: runs of done pairs re-read their
+    lookback), start a real `baysync run`, and return once it has claimed a run (or after 60 s)."""
+    with eng.begin() as c:
+        c.execute(sa.text("update sync_state set run_now_requested = true"))
+        before = c.execute(sa.text("select coalesce(max(id), 0) from sync_runs")).scalar()
+    p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", str(workers)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with eng.connect() as c:
+            if c.execute(sa.text("select count(*) from sync_runs where id > :b"), dict(b=before)).scalar():
+                break
+        time.sleep(0.05)
+    return p
+
+
 def test_kill9_at_random_moments_then_resume(cli_env, db_url):
     rnd = random.Random(20261125)
     env = baysync_env(cli_env, "")
@@ -61,17 +78,7 @@ def test_kill9_at_random_moments_then_resume(cli_env, db_url):
             assert r.returncode == 0, r.stderr
         since = datetime.now(timezone.utc) - timedelta(days=90) + timedelta(hours=1)
         for i in range(KILLS):
-            with eng.begin() as c:  # keep work available for every round (runs of done pairs re-read their lookback)
-                c.execute(sa.text("update sync_state set run_now_requested = true"))
-                before = c.execute(sa.text("select coalesce(max(id), 0) from sync_runs")).scalar()
-            p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "6"], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # the worker is claiming and running
-                with eng.connect() as c:
-                    if c.execute(sa.text("select count(*) from sync_runs where id > :b"), dict(b=before)).scalar():
-                        break
-                time.sleep(0.05)
+            p = _start_claiming_worker(eng, env, 6)
             time.sleep(rnd.uniform(0.0, 1.5))
             p.send_signal(signal.SIGKILL)
             p.wait(10)
@@ -183,17 +190,7 @@ def test_kill9_during_concurrent_windows_while_orders_change(cli_env, db_url):
 
         last_touch = None
         for i in range(3):
-            with eng.begin() as c:
-                c.execute(sa.text("update sync_state set run_now_requested = true"))
-                before = c.execute(sa.text("select coalesce(max(id), 0) from sync_runs")).scalar()
-            p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "2"], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with eng.connect() as c:
-                    if c.execute(sa.text("select count(*) from sync_runs where id > :b"), dict(b=before)).scalar():
-                        break
-                time.sleep(0.05)
+            p = _start_claiming_worker(eng, env, 2)
             for j in range(3):  # while the run goes on ...
                 time.sleep(rnd.uniform(0.1, 0.4))
                 check(f"round {i}, while running ({j})")
@@ -286,17 +283,7 @@ def test_kill9_during_a_returns_backfill_leaves_exactly_the_served_data(cli_env,
                            env=env, input=mint(base, "dora"), capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         for i in range(3):
-            with eng.begin() as c:
-                c.execute(sa.text("update sync_state set run_now_requested = true"))
-                before = c.execute(sa.text("select coalesce(max(id), 0) from sync_runs")).scalar()
-            p = subprocess.Popen([sys.executable, "-m", "console.cli", "run", "--workers", "2"], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with eng.connect() as c:
-                    if c.execute(sa.text("select count(*) from sync_runs where id > :b"), dict(b=before)).scalar():
-                        break
-                time.sleep(0.05)
+            p = _start_claiming_worker(eng, env, 2)
             time.sleep(rnd.uniform(0.1, 1.0))
             p.send_signal(signal.SIGKILL)
             p.wait(10)
