@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import coordination as co
 from . import db
 from .config import Settings
-from .ebay.errors import EbayError, ReauthNeeded, SignatureRequired
+from .ebay.errors import EbayError, EbayRequestError, ReauthNeeded, SignatureRequired
 from .ebay.ratelimit import BudgetWaitInterrupted
 from .events import emit_many
 from .streams import STREAMS
@@ -336,6 +336,9 @@ async def _execute(ctx: Run) -> str:
         await w.flush_held()
     except EbayError as e:
         status, error = "failed", str(e)
+        if isinstance(e, EbayRequestError) and e.status == 403 and stream.scopes:  # a missing scope: say which
+            error += (f": the {stream.name} stream needs the OAuth scope {' or '.join(stream.scopes)}; "
+                      "reconnect the account to grant it (baysync accounts connect)")
         await w.flush_held()
     except asyncio.CancelledError:
         hb.cancel()

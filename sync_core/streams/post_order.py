@@ -2,7 +2,7 @@
 windows of at most 90 days, at most 18 months back (the PO Search pages), paged to the end; then the
 detail of every item stored as still open and created before the current windows is re-read by id
 (like payment disputes), so an item is updated, and marked closed, as it changes; a missing scope fails
-the stream with a line naming the scope (the other streams go on). docs/ebay-api.md "Post-Order API and
+the stream (the runner's error line names the declared scope; the other streams go on). docs/ebay-api.md "Post-Order API and
 shipping fulfillments" for every eBay fact used."""
 
 from __future__ import annotations
@@ -22,32 +22,9 @@ SCOPES = ("sell.fulfillment.readonly",)  # unverified: no Post-Order page names 
 REFETCH_CHUNK = 50
 
 
-def scope_hint(name: str, scopes: tuple[str, ...], err: Exception) -> Exception:
-    """A 401/403 that is not a token problem, reworded so the stream's last error says what to do."""
-    from ..ebay.errors import EbayRequestError
-
-    if isinstance(err, EbayRequestError) and err.status == 403:
-        err.message = (f"{err.message}: the {name} stream needs the OAuth scope {' or '.join(scopes)}; "
-                       "reconnect the account to grant it (baysync accounts connect)")
-    return err
-
-
-def with_scope_hint(name: str, scopes: tuple[str, ...], pages: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
-    async def gen() -> AsyncGenerator[Any, None]:
-        from ..ebay.errors import EbayRequestError
-
-        try:
-            async for p in pages:
-                yield p
-        except EbayRequestError as e:
-            raise scope_hint(name, scopes, e)
-    return gen()
-
-
 def windowed(name: str) -> Callable[..., AsyncGenerator[Any, None]]:
     def fetch_window(client: Any, window: Any, resume_url: str | None, limit: int) -> AsyncGenerator[Any, None]:
-        return with_scope_hint(name, SCOPES, client.search_post_order(name, window.start, window.end, limit,
-                                                                      resume_url=resume_url))
+        return client.search_post_order(name, window.start, window.end, limit, resume_url=resume_url)
     return fetch_window
 
 
@@ -73,7 +50,7 @@ def refetch_open(table: sa.Table, id_col: str, state_col: str, closed: tuple[str
                     body = await ctx.client.get_post_order(name, rid, fieldgroups)
                 except EbayRequestError as e:
                     if e.status != 404:
-                        raise scope_hint(name, SCOPES, e)
+                        raise
                     # eBay no longer serves it: keep the stored row, say so, go on (asked again next run)
                     ctx.event("skip", f"{name} {rid}: eBay answers 404 ({e.message}); kept as stored", "warning")
                     continue

@@ -17,7 +17,6 @@ from .. import stored
 from .after_sale_tables import shipping_fulfillment_line_items as line_items
 from .after_sale_tables import shipping_fulfillments as table
 from .base import Child, Invalid, Stream, StreamPage, integer, text, ts
-from .post_order import scope_hint
 
 SCOPES = ("sell.fulfillment.readonly",)  # fulfillment spec, getShippingFulfillments security
 CHUNK = 50  # orders per page written
@@ -79,7 +78,7 @@ async def fetch(ctx):
                 got = await get_fulfillments(order_id)
             except EbayRequestError as e:
                 if e.error_id != INVALID_ORDER:
-                    raise scope_hint(ctx.stream.name, SCOPES, e)
+                    raise
                 ctx.event("skip", f"order {order_id}: eBay no longer knows it ({e.message}); skipped", "warning")
                 got = []
             records.extend(dict(f, orderId=order_id) if isinstance(f, dict) else f for f in got)
