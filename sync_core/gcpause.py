@@ -1,27 +1,64 @@
-"""``paused()``: the cyclic garbage collector held off during a burst of allocations that create no cycles.
+"""``paused()``: a burst of allocations that create no cycles, kept out of the cyclic garbage collector.
 
-Decoding an eBay page (orjson) and mapping its records allocate tens of thousands of dicts, lists and
-strings in a few milliseconds. Each 700 allocations start a young collection and, while a run holds
-thousands of fetched and mapped records, older collections walk all of them again: measured on a 200-order
-page (600 KB), ``orjson.loads`` took 6.9 ms with 3,000 orders alive and 2.9 ms with the collector paused
-(docs/performance.md, issue 10). JSON values and the rows mapped from them hold no reference cycles, so
-nothing is left for the collector to find that reference counting does not free; the pause ends with
-the burst and the collector then runs as usual.
+Decoding an eBay page (orjson) and mapping its records allocate tens of thousands of dicts and lists in
+a few milliseconds, and they stay alive for a while: a decoded page waits in its window's queue, mapped
+rows wait for the next write (up to ``write_batch_rows``). CPython's generational collector walks every
+tracked object that is alive when a collection starts, so each page was walked again and again: by the
+young collection right after it was decoded (all 50k objects were young), by middle collections while it
+waited, by full ones. Measured in a 30,000-order first sync: 1.1-1.2 s of 6 s of the process's CPU in
+the collector (gc.callbacks), ~20% (docs/performance.md, issue 10). Pausing the collector during the burst
+alone did not help: the collection it had deferred ran right after it and walked the whole page.
+
+JSON values and the rows mapped from them hold no reference cycles, so reference counting frees them as
+soon as they are dropped; the collector would never find anything among them. So when a burst ends,
+everything the collector tracks is moved to its permanent generation (``gc.freeze()``, which only splices
+lists: constant time) and the collector goes on with an empty young generation. Frozen objects are still
+freed by reference counting; only *cyclic* garbage that happened to be alive at a freeze (an exception and
+its traceback, say) is missed, so at most every ``RELEASE_S`` seconds a burst's end also **releases**:
+``gc.unfreeze()``, one full collection (the cyclic garbage of the last interval is freed), then
+``gc.freeze()`` again of what survived. That full collection walks everything alive (modules included,
+~50-100 ms), once per interval: cyclic garbage lives at most ``RELEASE_S`` seconds longer than without this.
+
+Process-wide, as the collector is: the console's own tuning (console/tuning.py) also freezes what is
+alive after its first load and runs full collections when idle; a release keeps that shape (the survivors
+are frozen again). An application that runs with the collector disabled keeps it disabled and nothing is
+frozen.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 from contextlib import contextmanager
 from typing import Iterator
+
+RELEASE_S = 30.0  # the longest cyclic garbage frozen at a burst's end waits for a collection
+
+_last_release = time.monotonic()
+
+
+def release() -> int:
+    """Unfreeze, collect everything (what the collector found unreachable is freed: returned), freeze the
+    survivors again."""
+    global _last_release
+    _last_release = time.monotonic()
+    gc.unfreeze()
+    found = gc.collect()
+    gc.freeze()
+    return found
 
 
 @contextmanager
 def paused() -> Iterator[None]:
+    """Run a burst of cycle-free allocations with the collector off; at its end, freeze what is alive (and
+    release every ``RELEASE_S`` seconds). See the module docstring."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
+            gc.freeze()
+            if time.monotonic() - _last_release >= RELEASE_S:
+                release()
             gc.enable()

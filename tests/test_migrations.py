@@ -139,3 +139,19 @@ def test_failed_revision_names_it_and_the_database_error(tmp_path, empty_db_url)
         assert migrate.current_revision(c) == "0001_core"
         assert c.execute(sa.text("select to_regclass('orders')")).scalar() is None
     eng.dispose()
+
+
+def test_raw_payloads_are_stored_inline(db_url):
+    """Every table with a ``raw`` column keeps rows up to a page uncompressed (0015_raw_inline: pglz on each
+    ~3 KB order was a third of PostgreSQL's CPU in a first sync). A new stream's revision must set it too."""
+    from sync_core import streams
+
+    raw_tables = {t.name for t in streams.metadata.tables.values() if "raw" in t.c}
+    eng = sa.create_engine(db_url)
+    with eng.connect() as c:
+        opts = dict(c.execute(sa.text("select relname, reloptions from pg_class where relkind = 'r' "
+                                      "and relname = any(:n)"), dict(n=sorted(raw_tables))).all())
+    eng.dispose()
+    assert set(opts) == raw_tables
+    missing = sorted(t for t, o in opts.items() if "toast_tuple_target=8160" not in (o or []))
+    assert not missing, f"set (toast_tuple_target = 8160) on {missing} in their revision (see 0015_raw_inline)"
