@@ -199,7 +199,7 @@ class PageWriter:
                     rec = upserts.without_nul(rec)
                     row, data = self._map_one(rec)
                 row["account_id"] = self.account_id
-                row["raw"] = data.decode()
+                row["raw"] = data  # UTF-8 JSON bytes, written as they are (upserts._copy_data)
                 row["payload_hash"] = upserts.payload_hash(data)
                 row["run_id"] = self.run_id
                 children = {c.table.name: c.rows(rec, row) for c in self.stream.children}

@@ -1,6 +1,7 @@
 """Batched upserts: set-based, change detection, children, quarantine; statement counts prove batching."""
 
 import asyncio
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -187,6 +188,12 @@ async def test_copy_path_stores_values_exactly(engine):
         recs.append(rec)
     rows = rows_for(s, 4, recs)
     rows[1]["payment_status"] = None
+    # raw as the writer hands it (UTF-8 bytes), as text, and as JSON text with whitespace between tokens
+    for i, r in enumerate(rows):
+        if i % 3 == 1:
+            r["raw"] = r["raw"].encode() if isinstance(r["raw"], str) else r["raw"]
+        elif i % 3 == 2:
+            r["raw"] = json.dumps(recs[i], indent="\t") + "\r\n"
     async with engine.begin() as conn:
         res = await upserts.upsert(conn, s.table, s.key, rows)
     assert res.inserted == 40
