@@ -290,32 +290,41 @@ def _copy_data(names: Sequence[str], json_idx: Sequence[int], rows: Sequence[dic
     return b"\n".join([b"\t".join(t) for t in zip(*segments)]) + b"\n"
 
 
-async def _copy_rows(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    """``COPY table FROM STDIN`` of ``rows`` in ``conn``'s transaction. Columns left out get their
-    defaults, as with the INSERT statements."""
+def copy_data(table: sa.Table, rows: Sequence[dict[str, Any]]) -> bytes:
+    """``rows`` of ``table`` as the data of :func:`_copy_rows`'s COPY (the writer formats a backfill's pages
+    with it right after mapping them and hands the chunks to :func:`upsert`)."""
     cols = _writable(table)
-    names = [c.name for c in cols]
-    data = _copy_data(names, [i for i, c in enumerate(cols) if _is_json(c)], rows)
+    return _copy_data([c.name for c in cols], [i for i, c in enumerate(cols) if _is_json(c)], rows)
+
+
+async def _copy_rows(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]],
+                     formatted: Sequence[bytes] | None = None) -> None:
+    """``COPY table FROM STDIN`` of ``rows`` in ``conn``'s transaction (``formatted``: those rows already
+    formatted by :func:`copy_data`, in chunks). Columns left out get their defaults, as with the INSERT
+    statements."""
+    names = [c.name for c in _writable(table)]
     raw = (await conn.get_raw_connection()).driver_connection  # same session and transaction as conn
     assert raw is not None
     async with raw.cursor() as cur:
         async with cur.copy(f"copy {table.name} ({', '.join(names)}) from stdin") as cp:
-            await cp.write(data)
+            await cp.write(b"".join(formatted) if formatted is not None else copy_data(table, rows))
 
 
-async def _copy_new(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> bool:
+async def _copy_new(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]],
+                    formatted: Sequence[bytes] | None = None) -> bool:
     """COPY rows believed new straight into the table, under a savepoint: False (and nothing written) if one
     of them is stored after all (a unique violation: another writer, or a wrong guess)."""
     try:
         async with conn.begin_nested():
-            await _copy_rows(conn, table, rows)
+            await _copy_rows(conn, table, rows, formatted)
     except UniqueViolation:
         return False
     return True
 
 
 async def upsert(conn: AsyncConnection, table: sa.Table, key: Sequence[str], rows: Sequence[dict[str, Any]], *,
-                 reactivate: str | None = None, expect_new: bool = False) -> UpsertResult:
+                 reactivate: str | None = None, expect_new: bool = False,
+                 formatted: Sequence[bytes] | None = None) -> UpsertResult:
     """Insert or update ``rows`` (dicts of column values incl. ``raw`` and ``payload_hash``), a page at a time.
 
     Pages of at least COPY_MIN_ROWS rows: one probe of keys and hashes; if no key is stored, one COPY (under a
@@ -326,22 +335,25 @@ async def upsert(conn: AsyncConnection, table: sa.Table, key: Sequence[str], row
 
     Rows with the same key within the batch are collapsed (last wins): ON CONFLICT cannot touch a row twice.
     ``reactivate``: a nullable "gone since" column to clear when a row shows up again.
-    A json column's value may be JSON text (str), UTF-8 JSON bytes (passed through) or a dict/list."""
+    A json column's value may be JSON text (str), UTF-8 JSON bytes (passed through) or a dict/list.
+    ``formatted``: ``rows`` already formatted for COPY (:func:`copy_data`, in chunks), used if the page is
+    written by COPY and no key repeats."""
     if not rows:
         return UpsertResult()
     dedup: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         dedup[tuple(r[k] for k in key)] = r
     batch = list(dedup.values())
+    chunks = formatted if len(batch) == len(rows) else None
     if reactivate:
         for r in batch:
             r.setdefault(reactivate, None)
     unchanged = 0
     if len(batch) >= COPY_MIN_ROWS:
-        if expect_new and await _copy_new(conn, table, batch):
+        if expect_new and await _copy_new(conn, table, batch, chunks):
             return UpsertResult(inserted=len(batch), changed_keys=[tuple(r[k] for k in key) for r in batch])
         stored = await _stored(conn, table, key, batch, reactivate)
-        if not stored and await _copy_new(conn, table, batch):
+        if not stored and await _copy_new(conn, table, batch, chunks):
             return UpsertResult(inserted=len(batch), changed_keys=[tuple(r[k] for k in key) for r in batch])
         # Rows stored with the same hash need nothing: only the others travel (a re-sync sends keys and hashes
         # only). The statement's own guards still cover rows changed by someone else meanwhile.
@@ -363,14 +375,16 @@ async def upsert(conn: AsyncConnection, table: sa.Table, key: Sequence[str], row
 
 
 async def replace_children(conn: AsyncConnection, table: sa.Table, account_id: int, parent_col: str,
-                           parent_ids: Sequence[Any], rows: Sequence[dict[str, Any]]) -> int:
-    """Delete the children of ``parent_ids`` and insert ``rows`` (two statements for the whole page)."""
+                           parent_ids: Sequence[Any], rows: Sequence[dict[str, Any]], *,
+                           formatted: Sequence[bytes] | None = None) -> int:
+    """Delete the children of ``parent_ids`` and insert ``rows`` (two statements for the whole page;
+    ``formatted``: ``rows`` already formatted, see :func:`upsert`)."""
     if not parent_ids:
         return 0
     await conn.execute(sa.text(f"delete from {table.name} where account_id = :a and {parent_col} = any(:ids)"),
                        dict(a=account_id, ids=list(parent_ids)))
     if rows:
-        await _copy_rows(conn, table, rows)
+        await _copy_rows(conn, table, rows, formatted)
     return len(rows)
 
 
