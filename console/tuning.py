@@ -20,6 +20,8 @@ import time
 from functools import cache
 from typing import Callable, Mapping, NamedTuple
 
+from sync_core import gcpause
+
 ENV = "BAYSYNC_CONSOLE_TUNING"
 OFF_VALUES = {"off", "0", "false", "no"}
 
@@ -28,6 +30,9 @@ OFF_VALUES = {"off", "0", "false", "no"}
 GC_IDLE_S = 1.0  # no key or mouse press for this long: a full collection may run
 GC_DUE = 10  # as CPython: one full collection per 10 middle-generation collections...
 GC_FORCE = 100  # ...and never more than 100 apart, typing or not (cyclic garbage stays bounded)
+# Workers in this process (demo, the console's pool) freeze what they decode (sync_core/gcpause.py); the
+# release that collects what was frozen runs here when idle, and at the latest this long after the last.
+GC_RELEASE_FORCE_S = 3 * gcpause.RELEASE_S
 SWITCH_INTERVAL_S = 0.001
 
 
@@ -120,21 +125,29 @@ class Tuning:
         self._thresholds = gc.get_threshold()
         t0, t1, _ = self._thresholds
         gc.set_threshold(t0, t1, 1_000_000)  # young generations as before; the oldest: below
+        gcpause.defer_release()  # workers in this process: their releases run when idle, below
         return True
 
     def collect_when_idle(self, last_input: float) -> bool:
         """A full collection when one is due and nobody has pressed a key for GC_IDLE_S (``last_input``:
         time.monotonic() of the last key or mouse press; a keypress then never waits behind one), or
-        when GC_FORCE middle collections went by without one."""
-        pending = gc.get_count()[2]
-        if pending >= GC_FORCE or (pending >= GC_DUE and time.monotonic() - last_input >= GC_IDLE_S):
+        when GC_FORCE middle collections went by without one. The same for the release of what workers
+        in this process froze (sync_core/gcpause.py): idle and due, or GC_RELEASE_FORCE_S overdue."""
+        pending, idle = gc.get_count()[2], time.monotonic() - last_input >= GC_IDLE_S
+        if gcpause.release_due(GC_RELEASE_FORCE_S) or (idle and gcpause.release_due()):
+            gcpause.release()  # a full collection that also sees what workers froze, then frozen again
+            self.full_collections += 1
+            return True
+        if pending >= GC_FORCE or (pending >= GC_DUE and idle):
             gc.collect()
             self.full_collections += 1
             return True
         return False
 
     def stop(self) -> None:
-        """Restore the switch interval and the collector's thresholds."""
+        """Restore the switch interval and the collector's thresholds; bursts release again."""
+        if self.frozen:
+            gcpause.defer_release(False)
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None

@@ -19,10 +19,12 @@ its traceback, say) is missed, so at most every ``RELEASE_S`` seconds a burst's 
 ``gc.freeze()`` again of what survived. That full collection walks everything alive (modules included,
 ~50-100 ms), once per interval: cyclic garbage lives at most ``RELEASE_S`` seconds longer than without this.
 
-Process-wide, as the collector is: the console's own tuning (console/tuning.py) also freezes what is
-alive after its first load and runs full collections when idle; a release keeps that shape (the survivors
-are frozen again). An application that runs with the collector disabled keeps it disabled and nothing is
-frozen.
+Process-wide, as the collector is. The console (with workers in its process: ``baysync demo``, the
+console's own pool) runs full collections when nobody is typing (console/tuning.py); it calls
+:func:`defer_release` and releases at those idle moments itself (:func:`release_due`, :func:`release`),
+so a burst's end never makes a keypress wait behind a full collection. A release keeps the console's
+shape (what survives is frozen again, as its tuning froze what was alive after its first load). An
+application that runs with the collector disabled keeps it disabled and nothing is frozen.
 """
 
 from __future__ import annotations
@@ -35,13 +37,27 @@ from typing import Iterator
 RELEASE_S = 30.0  # the longest cyclic garbage frozen at a burst's end waits for a collection
 
 _last_release = time.monotonic()
+_deferred = False  # the application releases at its own quiet moments (the console)
+_frozen_since_release = False  # a burst froze something since the last release
+
+
+def defer_release(on: bool = True) -> None:
+    """Bursts stop releasing (``on``): the caller runs :func:`release` itself when :func:`release_due`
+    says one is due. ``on=False`` hands it back to the bursts."""
+    global _deferred
+    _deferred = on
+
+
+def release_due(after: float = RELEASE_S) -> bool:
+    """A burst froze something since the last release, which is at least ``after`` seconds old."""
+    return _frozen_since_release and time.monotonic() - _last_release >= after
 
 
 def release() -> int:
     """Unfreeze, collect everything (what the collector found unreachable is freed: returned), freeze the
     survivors again."""
-    global _last_release
-    _last_release = time.monotonic()
+    global _last_release, _frozen_since_release
+    _last_release, _frozen_since_release = time.monotonic(), False
     gc.unfreeze()
     found = gc.collect()
     gc.freeze()
@@ -52,6 +68,7 @@ def release() -> int:
 def paused() -> Iterator[None]:
     """Run a burst of cycle-free allocations with the collector off; at its end, freeze what is alive (and
     release every ``RELEASE_S`` seconds). See the module docstring."""
+    global _frozen_since_release
     was = gc.isenabled()
     gc.disable()
     try:
@@ -59,6 +76,7 @@ def paused() -> Iterator[None]:
     finally:
         if was:
             gc.freeze()
-            if time.monotonic() - _last_release >= RELEASE_S:
+            _frozen_since_release = True
+            if not _deferred and time.monotonic() - _last_release >= RELEASE_S:
                 release()
             gc.enable()

@@ -171,7 +171,8 @@ class PageWriter:
             self.totals.api_calls += 1
             if (ev.get("attempt") or 1) > 1:
                 self.totals.retries += 1
-        level = "warning" if kind in ("rate_wait", "retry", "window_reread") or (ev.get("status") or 200) >= 400 else "debug"
+        level = "warning" if kind in ("rate_wait", "retry", "window_reread") or (ev.get("status") or 200) >= 400 else \
+            "info" if kind == "window_sliced" else "debug"
         msg = (f"{ev.get('method', '')} {ev.get('path', '')} -> {ev.get('status', '')} "
                f"{ev.get('duration_ms', '')}ms {ev.get('records', '')} rec").strip() if kind == "http" else str(ev.get("reason", kind))
         self._pend(Event(kind, msg, level, self.run_id, self.account_id, self.stream.name, ev))

@@ -73,3 +73,25 @@ def test_cyclic_garbage_frozen_at_a_burst_end_is_freed_by_the_next_release(monke
         survivor = [{"still": "alive"}]
     assert gone() is None
     assert not _in_generations(survivor)  # what survived the release is frozen again
+
+
+def test_a_deferred_release_is_left_to_the_application(monkeypatch):
+    """The console releases at its idle moments: with release deferred, a burst's end never collects, and
+    release_due says when the application should."""
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    gone = weakref.ref(a)
+    monkeypatch.setattr(gcpause, "_last_release", gcpause.time.monotonic() - gcpause.RELEASE_S)
+    gcpause.defer_release()
+    try:
+        with paused():
+            pass
+        del a, b
+        with paused():
+            pass
+        assert gone() is not None  # overdue, but deferred: not collected by the burst
+        assert gcpause.release_due() and not gcpause.release_due(after=10 * gcpause.RELEASE_S)
+        assert gcpause.release() >= 2 and gone() is None
+        assert not gcpause.release_due(after=0)  # nothing frozen since
+    finally:
+        gcpause.defer_release(False)

@@ -501,12 +501,16 @@ class EbayClient:
     def get_orders(self, modified_from: datetime, modified_to: datetime | None, limit: int = ORDERS_MAX_LIMIT, *,
                    resume_url: str | None = None) -> AsyncIterator[Page]:
         """Orders with ``lastmodifieddate`` in [modified_from..modified_to] (inclusive; to=None: open end)."""
+        return self._pages(api="fulfillment", op="getOrders", base=self.api_base,
+                           first_url=self.orders_url(modified_from, modified_to, limit),
+                           records_key="orders", resume_url=resume_url)
+
+    def orders_url(self, modified_from: datetime, modified_to: datetime | None, limit: int = ORDERS_MAX_LIMIT) -> str:
+        """The first page's URL of :meth:`get_orders` (a position to resume from)."""
         check_window(modified_from, modified_to, max_days=None, what="orders window")
-        url = build_url(self.api_base, P_ORDERS, [
+        return build_url(self.api_base, P_ORDERS, [
             ("filter", range_filter("lastmodifieddate", modified_from, modified_to)),
             ("limit", self._limit(limit, ORDERS_MAX_LIMIT)), ("offset", 0)])
-        return self._pages(api="fulfillment", op="getOrders", base=self.api_base, first_url=url,
-                           records_key="orders", resume_url=resume_url)
 
     async def get_order(self, order_id: str) -> dict[str, Any]:
         return await self._get_json(self.api_base, f"{P_ORDERS}/{self._seg(order_id)}", api="fulfillment", op="getOrder")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncGenerator, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncGenerator, Callable, Iterable
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 # payment disputes (spec), finances (unverified): docs/ebay-api.md, "Filters, windows and date formats"
@@ -132,7 +132,7 @@ def computed_next_url(url: str, body: dict[str, Any], n_records: int, *, page_in
 
 async def reread_on_drift(open_pages: Callable[[str | None], AsyncGenerator[Page, None]], resume_url: str | None,
                           key_field: str, *, on_drift: Callable[[str, int], None],
-                          max_rereads: int = MAX_WINDOW_REREADS) -> AsyncIterator[Page]:
+                          max_rereads: int = MAX_WINDOW_REREADS) -> AsyncGenerator[Page, None]:
     """Pages of an offset-paged, filtered query, re-read from offset 0 when the result set moved meanwhile.
 
     eBay pages by record offset over a live result set (getOrders: ``offset`` "the number of orders to skip

@@ -1,5 +1,6 @@
 """Orders (Fulfillment getOrders by lastmodifieddate) and their line items."""
 
+from contextlib import aclosing
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -74,22 +75,90 @@ def map_line_items(rec, parent):
     return rows
 
 
+# A window holding more orders than this is read in time slices of about this many (each paged in seconds).
+# getOrders pages by offset over a live result set: a modified order leaves a window whose end is past, and
+# the window is re-read from offset 0 (:func:`~sync_core.ebay.paging.reread_on_drift`). A seller with
+# 10k+ orders a day (390,000 in a 30-day window: 1,950 pages, minutes) has orders modified all the time, so
+# such a window was re-read until it failed; a slice of 10,000 orders (50 pages) rarely moves while read,
+# and when it does, only that slice is read again.
+SLICE_ORDERS = 10_000
+MIN_SLICE = timedelta(minutes=1)  # never narrower (more orders modified in one minute: read as it is)
+
+
+def _range_of(url: str):
+    """The (from, to) of a getOrders URL's ``lastmodifieddate`` filter, or None."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    f = dict(parse_qsl(urlsplit(url).query)).get("filter", "")
+    head, _, rest = f.partition("lastmodifieddate:[")
+    a, sep, b = rest.partition("..")
+    if not sep or not b.endswith("]"):
+        return None
+    try:
+        return ts({"t": a}, "t", required=True), ts({"t": b[:-1]}, "t", required=True)
+    except Invalid:
+        return None
+
+
 def fetch(client, window, resume_url, limit):
-    """getOrders over one lastmodifieddate window, re-read from offset 0 when orders move while it is paged.
+    """getOrders over one lastmodifieddate window, re-read from offset 0 when orders move while it is paged,
+    and read in time slices of about SLICE_ORDERS orders when it holds more (its first page's ``total``
+    says so; that page is not used: the slices are read from their own first pages).
 
     An order modified during paging leaves the window (its lastModifiedDate is now later than the window's
     end), the orders after it move up one offset and one of them would be skipped (see
-    :func:`~sync_core.ebay.paging.reread_on_drift`; docs/ebay-api.md "Orders paging")."""
-    from ..ebay.paging import MAX_WINDOW_REREADS, reread_on_drift  # here: importing a stream loads no client
+    :func:`~sync_core.ebay.paging.reread_on_drift`; docs/ebay-api.md "Orders paging"). A slice's last page
+    points at the next slice's first page, so a checkpoint inside a window resumes in its slice and goes on
+    with the rest of the window; only the window's last slice ends it. Slices share their boundary instant
+    (the filter is inclusive), as windows do: an order modified exactly then is read twice (upserted once)."""
+    from collections import deque
+    from dataclasses import replace
+    from math import ceil
 
-    def on_drift(reason, n):
-        client.emit({"type": "window_reread", "op": "getOrders", "attempt": n,
-                     "reason": f"orders window {window.start.isoformat(timespec='seconds')}.."
-                               f"{window.end.isoformat(timespec='seconds')} changed while paged ({reason}): "
-                               f"re-reading it from the first page (re-read {n}/{MAX_WINDOW_REREADS})"})
+    from ..ebay.paging import MAX_WINDOW_REREADS, format_ts, query_int, reread_on_drift  # importing a stream loads no client
 
-    return reread_on_drift(lambda url: client.get_orders(window.start, window.end, limit, resume_url=url),
-                           resume_url, "orderId", on_drift=on_drift)
+    async def pages():
+        todo: deque = deque()
+        url = resume_url
+        rng = _range_of(url) if url else None
+        if rng is None:
+            todo.append((window.start, window.end))
+        else:  # resumed inside a slice: that slice, then the rest of the window
+            todo.append(rng)
+            if format_ts(rng[1]) < format_ts(window.end):
+                todo.append((rng[1], window.end))
+        while todo:
+            start, end = todo.popleft()
+            fresh = url is None or ((query_int(url, "offset") or 0) == 0 and "#" not in url)
+
+            def on_drift(reason, n, start=start, end=end):
+                client.emit({"type": "window_reread", "op": "getOrders", "attempt": n,
+                             "reason": f"orders window {start.isoformat(timespec='seconds')}.."
+                                       f"{end.isoformat(timespec='seconds')} changed while paged ({reason}): "
+                                       f"re-reading it from the first page (re-read {n}/{MAX_WINDOW_REREADS})"})
+
+            def open_pages(u, start=start, end=end):
+                return client.get_orders(start, end, limit, resume_url=u)
+
+            async with aclosing(reread_on_drift(open_pages, url, "orderId", on_drift=on_drift)) as it:
+                async for page in it:
+                    if fresh and page.total is not None and page.total > SLICE_ORDERS and end - start >= 2 * MIN_SLICE:
+                        k = min(ceil(page.total / SLICE_ORDERS), int((end - start) / MIN_SLICE))
+                        step = (end - start) / k
+                        todo.extendleft(reversed([(start + step * i, end if i == k - 1 else start + step * (i + 1))
+                                                  for i in range(k)]))
+                        client.emit({"type": "window_sliced", "op": "getOrders",
+                                     "reason": f"orders window {start.isoformat(timespec='seconds')}.."
+                                               f"{end.isoformat(timespec='seconds')} holds {page.total} orders: "
+                                               f"read in {k} time slices of about {SLICE_ORDERS}"})
+                        break
+                    fresh = False
+                    if page.next_url is None and todo:  # this slice is done, the window is not
+                        page = replace(page, next_url=client.orders_url(todo[0][0], todo[0][1], limit))
+                    yield page
+            url = None
+
+    return pages()
 
 
 STREAM = Stream(

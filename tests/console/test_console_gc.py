@@ -71,3 +71,29 @@ async def test_tuning_off_changes_nothing(console_settings, monkeypatch):
         monkeypatch.delenv(tuning.ENV)
         tuning.configure()  # back to the default (on) for the tests that follow
     assert tuning.enabled_in_env({tuning.ENV: "on"}) and not tuning.enabled_in_env({tuning.ENV: " OFF "})
+
+
+def test_workers_frozen_pages_are_released_when_nobody_types(tmp_path, monkeypatch):
+    """Workers in the console's process (demo, the console's pool) freeze what they decode
+    (sync_core/gcpause.py); the console releases it at its idle moments, or once GC_RELEASE_FORCE_S
+    overdue while someone types, never at a burst's end."""
+    from sync_core import gcpause
+
+    app = BaysyncApp(SimpleNamespace(home=tmp_path), feed=False)
+    app.tuning.on, app.tuning.frozen = True, True
+    gcpause.defer_release()
+    try:
+        gc.collect()
+        released = []
+        monkeypatch.setattr(gcpause, "release", lambda: released.append(1) or 0)
+        monkeypatch.setattr(gcpause, "_last_release", time.monotonic() - gcpause.RELEASE_S)
+        monkeypatch.setattr(gcpause, "_frozen_since_release", True)
+        app.last_input = time.monotonic()  # typing
+        assert not app.collect_when_idle() and not released
+        app.last_input = time.monotonic() - app.GC_IDLE_S
+        assert app.collect_when_idle() and released == [1]
+        monkeypatch.setattr(gcpause, "_last_release", time.monotonic() - tuning.GC_RELEASE_FORCE_S)
+        app.last_input = time.monotonic()  # typing, but overdue
+        assert app.collect_when_idle() and released == [1, 1]
+    finally:
+        gcpause.defer_release(False)
