@@ -313,7 +313,8 @@ async def _copy_rows(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict
     assert raw is not None
     async with raw.cursor() as cur:
         async with cur.copy(f"copy {table.name} ({', '.join(names)}) from stdin") as cp:
-            await cp.write(b"".join(formatted) if formatted is not None else copy_data(table, rows))
+            for chunk in formatted if formatted is not None else (copy_data(table, rows),):
+                await cp.write(chunk)  # chunk by chunk: no second copy of a write's data in memory
 
 
 async def _copy_new(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]],
