@@ -95,3 +95,18 @@ def test_a_deferred_release_is_left_to_the_application(monkeypatch):
         assert not gcpause.release_due(after=0)  # nothing frozen since
     finally:
         gcpause.defer_release(False)
+
+
+def test_garbage_made_between_bursts_is_not_frozen():
+    """Cycles that became garbage before a burst are collected when it starts, not frozen with it (the
+    machinery between two pages makes some: without this, worker processes held them until a release)."""
+    with paused():
+        pass
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    gone = weakref.ref(a)
+    del a, b  # unreachable, not collected yet
+    with paused():
+        page = [{"orderId": str(i), "lineItems": []} for i in range(100)]
+    assert gone() is None
+    assert not _in_generations(page)
