@@ -11,7 +11,8 @@ throwaway embedded PostgreSQL. Reported:
 
 * records/s per stream and overall (wall time of the runs, simulator rendering included: it runs on
   the other core, concurrently);
-* API calls vs the minimum: sum over the run's windows of max(1, ceil(records in window / max page size));
+* API calls vs the minimum: sum over the run's windows of max(1, ceil(records in window / max page size)),
+  plus, for an orders window read in k time slices, its first page and one partly filled page per slice;
 * RSS after every page -> RSS at 10k records, at the end, peak (VmHWM), and the growth slope over
   10k..N records fitted by least squares, extrapolated to 1M records (stated as such unless N >= 1M).
 """
@@ -86,11 +87,17 @@ async def run_stream(s, engine, clients, aid: int, stream: str, samples: list, b
             n = (await conn.execute(sa.text(f"select count(*) from {stream} where account_id = :a and {col} "
                                             f"between :f and :t"), dict(a=aid, f=w.start, t=w.end))).scalar()
             minimum += max(1, math.ceil(n / STREAMS[stream].max_page_size))
+        # an orders window of more than SLICE_ORDERS is read in k time slices (docs/ebay-api.md "Orders
+        # paging"): its first page (not used) and at most one partly filled last page per slice come on top
+        sliced = [m for (m,) in (await conn.execute(sa.text(
+            "select message from run_events where run_id = :r and kind = 'window_sliced'"), dict(r=ctx.run_id))).all()]
+        slicing = sum(1 + int(m.split(" read in ")[1].split()[0]) for m in sliced)
         stored = (await conn.execute(sa.text(f"select count(*) from {stream}"))).scalar()
     records = t.inserted + t.updated + t.unchanged
     return {"records": records, "stored": stored, "seconds": round(secs, 2), "records_per_s": round(records / secs),
             "store_seconds": round(spent["store"], 2), "fetch_seconds": round(secs - spent["store"], 2),
-            "pages": t.pages, "api_calls": api_calls, "min_api_calls": minimum, "windows": len(windows)}
+            "pages": t.pages, "api_calls": api_calls, "min_api_calls": minimum, "windows": len(windows),
+            "sliced_windows": len(sliced), "slicing_calls_allowed": slicing}
 
 
 async def run(args) -> dict:
@@ -119,8 +126,9 @@ async def run(args) -> dict:
                 base += out[stream]["records"]
                 r = out[stream]
                 say(f"  {stream:<13} {r['records']:>8} records in {r['seconds']:7.2f}s = {r['records_per_s']:>6} rec/s; "
-                    f"{r['api_calls']} API calls (minimum {r['min_api_calls']} over {r['windows']} windows); "
-                    f"RSS {rss_mb():.0f} MB")
+                    f"{r['api_calls']} API calls (minimum {r['min_api_calls']} over {r['windows']} windows"
+                    + (f", +{r['slicing_calls_allowed']} allowed for {r['sliced_windows']} sliced" if r['sliced_windows']
+                       else "") + f"); RSS {rss_mb():.0f} MB")
                 say(f"  {'':<13} time split: {r['store_seconds']}s mapping+writing pages (writer.put), "
                     f"{r['fetch_seconds']}s waiting for/decoding API pages (simulator rendering included)")
             wall = time.perf_counter() - t0
@@ -145,7 +153,7 @@ async def run(args) -> dict:
     say(f"RSS growth 10k..{total}: {growth_obs:+.1f} MB observed; least-squares slope {slope * 1e5:+.2f} MB per 100k "
         f"records over {len(tail)} samples -> {growth_1m:+.1f} MB for 10k..1M "
         + ("(measured)" if measured_1m else "(EXTRAPOLATED linearly from the slope, not measured)"))
-    calls_ok = all(r["api_calls"] <= r["min_api_calls"] for r in out.values())
+    calls_ok = all(r["api_calls"] <= r["min_api_calls"] + r["slicing_calls_allowed"] for r in out.values())
     goals = {"rss_growth_10k_to_1M<50MB": growth_1m < GOAL_GROWTH_MB, "api_calls==minimum": calls_ok}
     say("goals: " + ", ".join(f"{k} {'MET' if v else 'MISSED'}" for k, v in goals.items()))
     # RSS curve, thinned for the JSON line
