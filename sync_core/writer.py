@@ -367,8 +367,9 @@ class PageWriter:
         snapshot = page.snapshot if page is not None else (held.page is not None and held.page.snapshot)
         if position is not None and snapshot and not mark_absent:
             position = dict(position, seen=list(self.seen))  # the listing's keys so far, to resume it
-        if held.pages and s.children:
-            # a record seen on two of the held pages (it moved while paging): its last version wins, children too
+        if s.children:
+            # a record seen twice in this write (it moved while paging: on two held pages, or twice on one):
+            # its last version wins, children too (upsert collapses the rows the same way)
             pairs = list({tuple(row[k] for k in s.key): (row, ch) for row, ch in pairs}.values())
             if len(pairs) < len(rows):
                 copy = None  # the pages' COPY data holds both versions

@@ -220,3 +220,20 @@ async def test_write_behind_commits_after_put_returns_and_hands_its_error_on(env
         await w.put(StreamPage([order(4)], {"p": 4}, cursor=datetime(2026, 10, 4, tzinfo=timezone.utc)))
     assert w.state == FAILED and await checkpoint(env) == {"p": 2}
     assert await env.scalar("select count(*) from orders") == 2
+
+
+async def test_an_order_twice_on_one_page_is_stored_once_with_its_line_items(env):
+    """eBay pages over a live result set: an order may come back twice in one write, on one page or two
+    (it moved while paged). Its last version wins, its line items too; before, only a write of several held
+    pages collapsed them and a single page with a repeated order failed its write on the line items'
+    primary key, every run again."""
+    w = await writer(env)
+    again = order(1)
+    again["pricingSummary"]["total"]["value"] = "7.00"
+    again["lineItems"][0]["total"]["value"] = "7.00"
+    await w.put(StreamPage([order(1), order(2), again], {"p": 1}, cursor=datetime.now(timezone.utc)))
+    await w.drain()
+    rows = dict((await env.rows("select order_id, total_value from orders")))
+    items = await env.rows("select order_id, total_value from order_line_items order by order_id")
+    assert {k: str(v) for k, v in rows.items()} == {"W-1": "7.00", "W-2": "2.00"}
+    assert [(r[0], str(r[1])) for r in items] == [("W-1", "7.00"), ("W-2", "2.00")]
