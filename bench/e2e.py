@@ -89,9 +89,9 @@ async def run_stream(s, engine, clients, aid: int, stream: str, samples: list, b
             minimum += max(1, math.ceil(n / STREAMS[stream].max_page_size))
         # an orders window of more than SLICE_ORDERS is read in k time slices (docs/ebay-api.md "Orders
         # paging"): its first page (not used) and at most one partly filled last page per slice come on top
-        sliced = [m for (m,) in (await conn.execute(sa.text(
-            "select message from run_events where run_id = :r and kind = 'window_sliced'"), dict(r=ctx.run_id))).all()]
-        slicing = sum(1 + int(m.split(" read in ")[1].split()[0]) for m in sliced)
+        sliced = (await conn.execute(sa.text("select (data->>'slices')::int from run_events "
+                                             "where run_id = :r and kind = 'window_sliced'"), dict(r=ctx.run_id))).scalars().all()
+        slicing = sum(1 + k for k in sliced)
         stored = (await conn.execute(sa.text(f"select count(*) from {stream}"))).scalar()
     records = t.inserted + t.updated + t.unchanged
     return {"records": records, "stored": stored, "seconds": round(secs, 2), "records_per_s": round(records / secs),

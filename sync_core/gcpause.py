@@ -88,6 +88,6 @@ def paused() -> Iterator[None]:
         if was:
             gc.freeze()
             _frozen_since_release = True
-            if not _deferred and time.monotonic() - _last_release >= RELEASE_S:
+            if not _deferred and release_due():
                 release()
             gc.enable()

@@ -373,6 +373,7 @@ class PageWriter:
             pairs = list({tuple(row[k] for k in s.key): (row, ch) for row, ch in pairs}.values())
             if len(pairs) < len(rows):
                 copy = None  # the pages' COPY data holds both versions
+        chunks = copy or {}  # pre-formatted COPY data per table, if any
         counts = Counts(pages=n_pages, api_calls=self.totals.api_calls, retries=self.totals.retries)
         self.totals.api_calls = self.totals.retries = 0
         n_events, taken_at = len(self.pending_events), time.monotonic()  # later ones go with the next write
@@ -382,8 +383,7 @@ class PageWriter:
             async with self.engine.begin() as conn:
                 stop = await co.fence(conn, self.owner, self.run_id)
                 res = await upserts.upsert(conn, s.table, s.key, rows, reactivate=s.absent_col,
-                                           expect_new=self.expect_new,
-                                           formatted=copy.get(s.table.name) if copy is not None else None)
+                                           expect_new=self.expect_new, formatted=chunks.get(s.table.name))
                 if s.children and res.changed_keys:
                     key_idx = s.key.index(s.children[0].parent_key)
                     changed = {k[key_idx] for k in res.changed_keys}
@@ -393,7 +393,7 @@ class PageWriter:
                                       for cr in ch[child.table.name]]
                         await upserts.replace_children(conn, child.table, self.account_id, child.parent_key,
                                                        sorted(changed), child_rows,
-                                                       formatted=copy.get(child.table.name) if copy and all_new else None)
+                                                       formatted=chunks.get(child.table.name) if all_new else None)
                 q = await upserts.quarantine(conn, self.run_id, self.account_id, s.name, bad)
                 absent = 0
                 if present is not None and s.absent_col:

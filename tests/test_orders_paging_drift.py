@@ -79,9 +79,9 @@ async def test_without_moving_orders_each_window_is_read_once(env):
 
 
 def _span(url: str) -> timedelta:
-    from sync_core.streams.orders import _range_of
+    from sync_core.ebay.paging import parse_range_filter
 
-    start, end = _range_of(url)
+    start, end = parse_range_filter(url, "lastmodifieddate")
     return end - start
 
 

@@ -80,6 +80,21 @@ def range_filter(field_name: str, start: datetime | None, end: datetime | None) 
     return f"{field_name}:[{a}..{b}]"
 
 
+def parse_range_filter(url: str, field_name: str) -> tuple[datetime, datetime] | None:
+    """The (start, end) of the ``field:[start..end]`` filter in ``url``, as :func:`range_filter` writes it;
+    None if ``url`` has none, or an open or malformed one."""
+    f = dict(parse_qsl(urlsplit(url).query)).get("filter", "")
+    _, found, rest = f.partition(f"{field_name}:[")
+    a, dots, rest = rest.partition("..")
+    b, closed, _ = rest.partition("]")
+    if not (found and dots and closed and a and b):
+        return None
+    try:
+        return (datetime.fromisoformat(a.replace("Z", "+00:00")), datetime.fromisoformat(b.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
 def build_query(params: Iterable[tuple[str, Any]] | dict[str, Any]) -> str:
     """A query string; ``[ ] { | }`` and spaces percent-encoded, ``:`` and ``,`` kept (eBay's examples)."""
     items = params.items() if isinstance(params, dict) else params

@@ -85,21 +85,6 @@ SLICE_ORDERS = 10_000
 MIN_SLICE = timedelta(minutes=1)  # never narrower (more orders modified in one minute: read as it is)
 
 
-def _range_of(url: str):
-    """The (from, to) of a getOrders URL's ``lastmodifieddate`` filter, or None."""
-    from urllib.parse import parse_qsl, urlsplit
-
-    f = dict(parse_qsl(urlsplit(url).query)).get("filter", "")
-    head, _, rest = f.partition("lastmodifieddate:[")
-    a, sep, b = rest.partition("..")
-    if not sep or not b.endswith("]"):
-        return None
-    try:
-        return ts({"t": a}, "t", required=True), ts({"t": b[:-1]}, "t", required=True)
-    except Invalid:
-        return None
-
-
 def fetch(client, window, resume_url, limit):
     """getOrders over one lastmodifieddate window, re-read from offset 0 when orders move while it is paged,
     and read in time slices of about SLICE_ORDERS orders when it holds more (its first page's ``total``
@@ -115,12 +100,13 @@ def fetch(client, window, resume_url, limit):
     from dataclasses import replace
     from math import ceil
 
-    from ..ebay.paging import MAX_WINDOW_REREADS, format_ts, query_int, reread_on_drift  # importing a stream loads no client
+    from ..ebay.paging import (MAX_WINDOW_REREADS, format_ts, parse_range_filter, query_int,  # importing a stream
+                               reread_on_drift)  # loads no client
 
     async def pages():
         todo: deque = deque()
         url = resume_url
-        rng = _range_of(url) if url else None
+        rng = parse_range_filter(url, "lastmodifieddate") if url else None
         if rng is None:
             todo.append((window.start, window.end))
         else:  # resumed inside a slice: that slice, then the rest of the window
@@ -130,11 +116,11 @@ def fetch(client, window, resume_url, limit):
         while todo:
             start, end = todo.popleft()
             fresh = url is None or ((query_int(url, "offset") or 0) == 0 and "#" not in url)
+            label = f"orders window {start.isoformat(timespec='seconds')}..{end.isoformat(timespec='seconds')}"
 
-            def on_drift(reason, n, start=start, end=end):
+            def on_drift(reason, n, label=label):
                 client.emit({"type": "window_reread", "op": "getOrders", "attempt": n,
-                             "reason": f"orders window {start.isoformat(timespec='seconds')}.."
-                                       f"{end.isoformat(timespec='seconds')} changed while paged ({reason}): "
+                             "reason": f"{label} changed while paged ({reason}): "
                                        f"re-reading it from the first page (re-read {n}/{MAX_WINDOW_REREADS})"})
 
             def open_pages(u, start=start, end=end):
@@ -147,9 +133,8 @@ def fetch(client, window, resume_url, limit):
                         step = (end - start) / k
                         todo.extendleft(reversed([(start + step * i, end if i == k - 1 else start + step * (i + 1))
                                                   for i in range(k)]))
-                        client.emit({"type": "window_sliced", "op": "getOrders",
-                                     "reason": f"orders window {start.isoformat(timespec='seconds')}.."
-                                               f"{end.isoformat(timespec='seconds')} holds {page.total} orders: "
+                        client.emit({"type": "window_sliced", "op": "getOrders", "total": page.total, "slices": k,
+                                     "reason": f"{label} holds {page.total} orders: "
                                                f"read in {k} time slices of about {SLICE_ORDERS}"})
                         break
                     fresh = False

@@ -281,3 +281,21 @@ async def test_page_body_freed_without_the_cycle_collector(settings):
         finally:
             gc.enable()
     assert alive == 0
+
+
+def test_parse_range_filter_reads_back_what_range_filter_wrote():
+    """A checkpointed getOrders URL names its window (the orders stream resumes a time slice from it)."""
+    from datetime import datetime, timezone
+
+    from sync_core.ebay.paging import build_url, parse_range_filter, range_filter
+
+    a = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    b = datetime(2026, 1, 31, tzinfo=timezone.utc)
+    url = build_url("https://api.ebay.com", "/sell/fulfillment/v1/order",
+                    [("filter", range_filter("lastmodifieddate", a, b) + ",orderfulfillmentstatus:{NOT_STARTED}"),
+                     ("limit", 200), ("offset", 400)])
+    assert parse_range_filter(url, "lastmodifieddate") == (a, b)
+    assert parse_range_filter(url, "creationdate") is None
+    open_end = build_url("https://api.ebay.com", "/x", [("filter", range_filter("lastmodifieddate", a, None))])
+    assert parse_range_filter(open_end, "lastmodifieddate") is None
+    assert parse_range_filter("https://api.ebay.com/x?filter=lastmodifieddate:[nonsense..2026]", "lastmodifieddate") is None
