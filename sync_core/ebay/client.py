@@ -34,6 +34,8 @@ ReauthNeeded (re-consent).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import random
@@ -305,9 +307,11 @@ class EbayClient:
 
     async def _request(self, method: str, url: str, *, api: str, op: str, records_key: str | None = None,
                        json_body: Any = None, ok: Sequence[int] = (200,), empty: Sequence[int] = (),
-                       binary: bool = False) -> _Result:
-        """Send with retries + the 401 refresh dance.  Statuses in ``empty`` are returned, not raised."""
-        counter: list[Any] = [0, None]  # attempts so far, last token sent
+                       binary: bool = False, prepaid: "asyncio.Task[None] | None" = None) -> _Result:
+        """Send with retries + the 401 refresh dance.  Statuses in ``empty`` are returned, not raised.
+        ``prepaid``: this call's budget, taken ahead (:meth:`_take_ahead`); its first attempt awaits it
+        instead of taking the budget itself."""
+        counter: list[Any] = [0, None, prepaid]  # attempts so far, last token sent, budget taken ahead
         refreshes = 0
         while True:
             try:
@@ -360,11 +364,14 @@ class EbayClient:
                        ok: Sequence[int], empty: Sequence[int], binary: bool, counter: list[Any]) -> _Result:
         counter[0] += 1
         attempt = counter[0]
+        prepaid, counter[2] = counter[2], None  # a budget taken ahead serves the first attempt only
         signed = needs_signature(api)
         if signed and self._signer is None and self._signing_required:  # eBay would refuse it: do not ask
             raise SignatureRequired(None, None, None, "no signing key configured for an EU/UK seller",
                                     method=method, path=httpx.URL(url).path, api=api, account=self.account)
-        if self._budget is not None:  # before the token: a long wait here must not send a stale token
+        if prepaid is not None:
+            await prepaid
+        elif self._budget is not None:  # before the token: a long wait here must not send a stale token
             await self._budget.acquire(self.account, api, on_event=self._on_event)
         token = await self._tokens.access_token()
         counter[1] = token
@@ -447,38 +454,75 @@ class EbayClient:
         return self._iter_pages(api=api, op=op, base=base, url=url, records_key=records_key, page_index=page_index,
                                 empty=empty)
 
+    def _take_ahead(self, api: str) -> "asyncio.Task[None] | None":
+        """Start taking the budget of a call that is sure to follow (:meth:`_iter_pages`), while the current
+        one is in flight: the shared budget's round trip to PostgreSQL then costs the paging chain nothing."""
+        if self._budget is None:
+            return None
+        return asyncio.ensure_future(self._budget.acquire(self.account, api, on_event=self._on_event))
+
     async def _iter_pages(self, *, api: str, op: str, base: str, url: str | None, records_key: str,
                           page_index: bool, empty: Sequence[int]) -> AsyncIterator[Page]:
+        """The pages from ``url`` on, following ``next`` (or the computed next offset).
+
+        Budget taken ahead: once a page reported ``total``, the page after the one being requested is known
+        to exist when its offset is below that total; its budget is taken while the current request is in
+        flight (:meth:`_take_ahead`). Only a listing that shrinks while it is paged, or a run that stops,
+        leaves such a take unused: one call counted that was not made (the safe side, as with a take whose
+        commit was lost)."""
         seen: set[str] = set()
-        while url:
-            seen.add(url)
-            res = await self._request("GET", url, api=api, op=op, records_key=records_key, empty=empty)
-            if res.status in empty or not isinstance(res.data, dict):
-                yield Page(records=[], total=0, url=url, next_url=None, offset=query_int(url, "offset"),
-                           limit=query_int(url, "limit"), status=res.status)
-                return
-            data: dict[str, Any] = res.data
-            records = data.get(records_key) or []
-            if not isinstance(records, list):
-                records = []
-            nxt = data.get("next")
-            next_url = self.resolve_url(nxt, base) if isinstance(nxt, str) and nxt else \
-                computed_next_url(url, data, len(records), page_index=page_index)
-            if next_url is not None and (next_url in seen or not records):
-                next_url = None  # a loop or an empty page: stop rather than spin
-            total = data.get("total")
-            yield Page(
-                records=records,
-                total=total if isinstance(total, int) else None,
-                url=url,
-                next_url=next_url,
-                offset=data.get("offset") if isinstance(data.get("offset"), int) else query_int(url, "offset"),
-                limit=data.get("limit") if isinstance(data.get("limit"), int) else query_int(url, "limit"),
-                status=res.status,
-                warnings=parse_error_envelope({"errors": data.get("warnings")}) if data.get("warnings") else [],
-                raw={k: v for k, v in data.items() if k != records_key},
-            )
-            url = next_url
+        ahead: asyncio.Task[None] | None = None  # the budget of the page after the one requested, taken ahead
+        prepaid: asyncio.Task[None] | None = None  # the budget of the page requested, taken ahead
+        total: int | None = None
+        try:
+            while url:
+                seen.add(url)
+                prepaid, ahead = ahead, None
+                if total is not None and not page_index:
+                    off, lim = query_int(url, "offset"), query_int(url, "limit")
+                    if off is not None and lim and off + lim < total:
+                        ahead = self._take_ahead(api)  # for the page after this one
+                res = await self._request("GET", url, api=api, op=op, records_key=records_key, empty=empty,
+                                          prepaid=prepaid)
+                page = self._page_from(res, url, base=base, records_key=records_key, page_index=page_index,
+                                       empty=empty, seen=seen)
+                total, url = page.total, page.next_url
+                yield page
+        finally:  # a take not used: the listing ended sooner than its total said, or the run stops
+            for t in (prepaid, ahead):
+                if t is not None and not t.done():
+                    t.cancel()
+                    with contextlib.suppress(BaseException):
+                        await t
+                elif t is not None and not t.cancelled():
+                    t.exception()  # retrieved: an error of a take not used is not raised (nor logged as lost)
+
+    def _page_from(self, res: _Result, url: str, *, base: str, records_key: str, page_index: bool,
+                   empty: Sequence[int], seen: set[str]) -> Page:
+        if res.status in empty or not isinstance(res.data, dict):
+            return Page(records=[], total=0, url=url, next_url=None, offset=query_int(url, "offset"),
+                        limit=query_int(url, "limit"), status=res.status)
+        data: dict[str, Any] = res.data
+        records = data.get(records_key) or []
+        if not isinstance(records, list):
+            records = []
+        nxt = data.get("next")
+        next_url = self.resolve_url(nxt, base) if isinstance(nxt, str) and nxt else \
+            computed_next_url(url, data, len(records), page_index=page_index)
+        if next_url is not None and (next_url in seen or not records):
+            next_url = None  # a loop or an empty page: stop rather than spin
+        total = data.get("total")
+        return Page(
+            records=records,
+            total=total if isinstance(total, int) else None,
+            url=url,
+            next_url=next_url,
+            offset=data.get("offset") if isinstance(data.get("offset"), int) else query_int(url, "offset"),
+            limit=data.get("limit") if isinstance(data.get("limit"), int) else query_int(url, "limit"),
+            status=res.status,
+            warnings=parse_error_envelope({"errors": data.get("warnings")}) if data.get("warnings") else [],
+            raw={k: v for k, v in data.items() if k != records_key},
+        )
 
     async def _get_json(self, base: str, path: str, *, api: str, op: str, params: Any = None) -> dict[str, Any]:
         res = await self._request("GET", build_url(base, path, params), api=api, op=op, records_key="")

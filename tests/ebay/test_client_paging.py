@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
@@ -231,6 +233,67 @@ async def test_loop_guard_and_empty_page_stop(client, mock):
         "inventoryItems": [{"sku": "x"}], "total": 999, "limit": 200, "next": f"{url}?limit=200&offset=0"}))
     pages = await collect(client.get_inventory_items())
     assert len(pages) == 1 and route.call_count == 1
+
+
+async def test_the_next_pages_budget_is_taken_while_a_page_is_in_flight(settings, http, mock):
+    """Once a page's total says the page after the one being requested exists, that page's call budget is taken
+    while the request is in flight (the shared budget's round trip to PostgreSQL is then off the paging
+    chain); a listing that ends as its total said leaves no take unused: takes == calls."""
+    budget = RateBudget()
+    client = EbayClient(settings, http=http, tokens=StaticTokenSource(ACCESS1), account="s1", budget=budget)
+    url = f"{API}/sell/fulfillment/v1/order"
+    pager = offset_pager(url, "orders", 1000, id_field="orderId")  # 5 pages of 200
+    limit = budget.bucket("s1", "fulfillment").limit
+    taken_when_answered: list[int] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)  # the request in flight
+        taken_when_answered.append(limit - budget.bucket("s1", "fulfillment").remaining)
+        return pager(request)
+
+    route = mock.get(url).mock(side_effect=handler)
+    pages = await collect(client.get_orders(T0, T1))
+    assert [len(p.records) for p in pages] == [200] * 5 and route.call_count == 5
+    # page 1: its own take (no total known yet); page 2: its own and page 3's; pages 3, 4: the next one's;
+    # page 5 is the last by the total: nothing taken ahead
+    assert taken_when_answered == [1, 3, 4, 5, 5]
+    assert limit - budget.bucket("s1", "fulfillment").remaining == 5
+
+
+async def test_a_take_ahead_is_left_unused_only_when_the_listing_shrinks(settings, http, mock):
+    """The total fell while the listing was paged (records left it): the take made for the page that no longer
+    exists is the one call counted and not made (the safe side); stopping early leaves at most one too."""
+    budget = RateBudget()
+    client = EbayClient(settings, http=http, tokens=StaticTokenSource(ACCESS1), account="s1", budget=budget)
+    url = f"{API}/sell/fulfillment/v1/order"
+    big, small = offset_pager(url, "orders", 1000, id_field="orderId"), offset_pager(url, "orders", 500,
+                                                                                     id_field="orderId")
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return big(request) if len(calls) <= 2 else small(request)
+
+    mock.get(url).mock(side_effect=handler)
+    limit = budget.bucket("s1", "fulfillment").limit
+    pages = await collect(client.get_orders(T0, T1))
+    assert [p.total for p in pages] == [1000, 1000, 500] and len(calls) == 3
+    assert limit - budget.bucket("s1", "fulfillment").remaining == 4  # 3 calls + page 4's take, unused
+
+    budget2 = RateBudget()
+    client2 = EbayClient(settings, http=http, tokens=StaticTokenSource(ACCESS1), account="s2", budget=budget2)
+    calls.clear()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)  # the request in flight: the take ahead is made meanwhile
+        return handler(request)
+
+    mock.get(url).mock(side_effect=slow)
+    async with contextlib.aclosing(client2.get_orders(T0, T1)) as it:
+        async for page in it:
+            if page.offset == 200:
+                break  # the run stops after page 2 (page 3's budget was taken ahead)
+    assert len(calls) == 2 and limit - budget2.bucket("s2", "fulfillment").remaining == 3
 
 
 async def test_rate_limits_refresh_budget(settings, http, mock, events):
