@@ -6,7 +6,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from conftest import API
+from tests.ebay.conftest import API
 from sync_core.ebay.client import OFFERS_LIMIT
 
 

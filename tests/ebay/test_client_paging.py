@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from conftest import ACCESS1, API, APIZ, assert_no_secrets
+from tests.ebay.conftest import ACCESS1, API, APIZ, assert_no_secrets
 from sync_core.ebay.client import EbayClient
 from sync_core.ebay.oauth import StaticTokenSource
 from sync_core.ebay.ratelimit import RateBudget

@@ -9,7 +9,7 @@ import zipfile
 import httpx
 import pytest
 
-from conftest import API
+from tests.ebay.conftest import API
 from sync_core.ebay.client import parse_active_inventory_report, parse_active_inventory_report_async
 from sync_core.ebay.feed_report import ReportFormatError
 

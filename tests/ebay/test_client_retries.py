@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from conftest import ACCESS1, ACCESS2, API, APIZ, CLIENT_SECRET, REFRESH, TOKEN_URL, assert_no_secrets, token_response
+from tests.ebay.conftest import ACCESS1, ACCESS2, API, APIZ, CLIENT_SECRET, REFRESH, TOKEN_URL, assert_no_secrets, token_response
 from sync_core.ebay.client import MAX_REFRESHES_PER_CALL, EbayClient
 from sync_core.ebay.errors import (
     EbayAuthError,

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from conftest import ACCESS1, CLIENT_ID, CLIENT_SECRET, REFRESH, TOKEN_URL, assert_no_secrets
+from tests.ebay.conftest import ACCESS1, CLIENT_ID, CLIENT_SECRET, REFRESH, TOKEN_URL, assert_no_secrets
 from sync_core.ebay.errors import ConsentError, EbayAuthError, EbayServerError, ReauthNeeded
 from sync_core.ebay.oauth import (
     BASE_SCOPE,
