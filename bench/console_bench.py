@@ -313,7 +313,7 @@ async def measure(settings, url: str, seconds: float, presses: int, start_load, 
 
     app._display = spy  # type: ignore[method-assign]
     out: dict = {}
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=(160, 48)):
         dash = app.screen
         while not (getattr(dash, "loaded", False) and dash.query_one(LiveTable).row_count):
             await asyncio.sleep(0.005)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import httpx
 import pytest

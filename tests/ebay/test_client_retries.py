@@ -215,7 +215,6 @@ async def test_a_rejected_caller_does_not_wait_for_the_new_token_to_be_persisted
 
 
 async def test_concurrent_401s_refresh_once(client, mock, token_route):
-    state = {"n": 0}
 
     def handler(request):
         if request.headers["Authorization"] == f"Bearer {ACCESS1}":
