@@ -11,7 +11,8 @@ The API screens and widgets use (nothing else of the App):
 * data: ``status`` (AppStatus) and ``status_signal``; ``watch_state(screen, callback)`` (the state
   overview, while the screen is shown) with ``refresh_state()`` and ``state_applied(seconds)``;
   ``events_signal`` and ``store`` (log entries); ``data_signal`` (pairs or accounts changed: refresh);
-  ``engine`` for the screen's own reads (console/queries.py); ``report_db_error(e)``, ``poke_status()``.
+  ``engine`` (None until the data service has opened the database) and ``require_engine()`` (the engine, or
+  ``NoDatabase``) for the screen's own reads (console/queries.py); ``report_db_error(e)``, ``poke_status()``.
 * actions: ``do_action(done, action, account_id, stream, **kw)`` (one sync_core.control request),
   ``read_only``, ``settings``, ``url`` (migrate), ``export_dir``.
 * navigation and context: ``now()``, ``selection``, ``log_scope``, ``open_logs()``, ``open_run()``,
@@ -50,7 +51,7 @@ from .screens.logs import LogsScreen
 from .screens.migrations import MigrationsScreen
 from .screens.modals import ConfirmScreen, ErrorScreen
 from .screens.run_detail import RunDetailScreen
-from .widgets.log_view import LogStore, make_entry
+from .widgets.log_view import Entry, LogStore, make_entry
 
 if TYPE_CHECKING:
     from sync_core.config import Settings
@@ -61,12 +62,12 @@ NAV_ACTIONS = {"show", "help", "toggle_workers", "command_palette"}
 # and docs/console.md; tests/console/test_console_data.py checks the screens keep to it).
 SCREEN_API = frozenset({
     "status", "status_signal", "watch_state", "refresh_state", "state_applied", "events_signal", "store",
-    "data_signal", "engine", "report_db_error", "poke_status", "do_action", "read_only", "settings", "url",
-    "export_dir", "now", "selection", "log_scope", "open_logs", "open_run", "handle_worker_state",
+    "data_signal", "engine", "require_engine", "report_db_error", "poke_status", "do_action", "read_only",
+    "settings", "url", "export_dir", "now", "selection", "log_scope", "open_logs", "open_run", "handle_worker_state",
 })
 
 
-def _entries(rows: list[dict]) -> list:
+def _entries(rows: list[dict]) -> list[Entry]:
     return [make_entry(r) for r in rows]
 
 
@@ -78,6 +79,12 @@ def _db_label(url: str, embedded: bool) -> str:
     if embedded:
         return f"embedded/{u.database}"
     return f"{u.host or 'local'}{':' + str(u.port) if u.port else ''}/{u.database}"
+
+
+class NoDatabase(ConnectionError):
+    """The console has no database engine (yet): the URL could not be resolved, or the data service has
+    not opened it. A ConnectionError, so ``db.is_retryable`` treats it as the database being unreachable:
+    screens report it like an outage (``report_db_error``) instead of failing on None."""
 
 
 class BaysyncApp(App):
@@ -171,6 +178,13 @@ class BaysyncApp(App):
         if self._own_engine and self.engine is not None:
             await self.engine.dispose()
 
+    def require_engine(self) -> AsyncEngine:
+        """The engine for a read or an action; ``NoDatabase`` (with the database error shown, if any) while
+        there is none, e.g. the database URL could not be resolved at start."""
+        if self.engine is None:
+            raise NoDatabase(self.status.db_error or "the console has not opened the database yet")
+        return self.engine
+
     def publish_status(self) -> None:
         self.status_signal.publish(self.status)
 
@@ -245,7 +259,7 @@ class BaysyncApp(App):
         self.state_signal.publish(message)
 
     @on(EventsArrived)
-    def _events_arrived(self, message: EventsArrived) -> None:
+    def _events_arrived(self, message: EventsArrived[Entry]) -> None:  # the data service's transform: _entries
         new = self.store.extend_entries(message.events)
         if new:
             self.events_signal.publish(new)
@@ -272,7 +286,7 @@ class BaysyncApp(App):
     @work(group="actions", exit_on_error=False, name="action")
     async def _run_action(self, done: str, action: str, account_id: int, stream: Any, kw: dict) -> None:
         try:
-            n = await control.perform(self.engine, action, account_id, stream, origin="console", **kw)
+            n = await control.perform(self.require_engine(), action, account_id, stream, origin="console", **kw)
         except Exception as e:
             if db.is_retryable(e):
                 self.report_db_error(e)
@@ -336,15 +350,23 @@ class BaysyncApp(App):
             self.push_screen(ConfirmScreen("Stop the workers running in this console?",
                                            "Their runs checkpoint and end; headless workers (if any) take over.",
                                            yes="Stop workers"),
-                             lambda yes: self._stop_pool() if yes else None)
+                             self._stop_pool_if)
             return
         n = len(self.status.headless)
         if n:
             self.push_screen(ConfirmScreen(f"{n} headless worker(s) are alive. Run workers in this console too?",
                                            "Normally the console only sends requests through the database.",
-                                           yes="Start"), lambda yes: self._start_pool() if yes else None)
+                                           yes="Start"), self._start_pool_if)
         else:
             self._start_pool()
+
+    def _start_pool_if(self, yes: bool | None) -> None:
+        if yes:
+            self._start_pool()
+
+    def _stop_pool_if(self, yes: bool | None) -> None:
+        if yes:
+            self._stop_pool()
 
     @work(exclusive=True, group="pool", exit_on_error=False, name="worker pool")
     async def _start_pool(self) -> None:

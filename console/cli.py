@@ -355,7 +355,9 @@ def demo(headless: bool = typer.Option(False, "--headless", help="No TUI: sync a
         say(f"demo log: {log_file}")
     rt = DemoRuntime(s, workers=workers, speed=speed)
     run_settings = rt.start()
-    say(f"eBay simulator on {rt.sim.base_url} at {speed:g}x; demo accounts: demo-small, demo-medium, demo-large")
+    sim = rt.sim
+    assert sim is not None  # start() returns once the simulator is up (DemoRuntime sets sim before ready)
+    say(f"eBay simulator on {sim.base_url} at {speed:g}x; demo accounts: demo-small, demo-medium, demo-large")
     try:
         if not headless:
             from console.app import run_console
@@ -880,14 +882,15 @@ def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional
         engine = await _gated_engine()
         try:
             aid = await _account_id(engine, account) if account else None
-            filt = dict(run_id=run, account_id=aid, stream=stream, min_level=level, kind=kind)
+            read = functools.partial(ev.read_since, run_id=run, account_id=aid, stream=stream, min_level=level,
+                                     kind=kind)  # the filters of every read below
             async with engine.connect() as conn:
                 top = await ev.last_id(conn)  # read before the history: nothing committed after it is skipped
                 if kind and limit:  # a rare kind (audit) may be far back: the newest `limit` of that kind
-                    rows = await ev.read_since(conn, 0, limit=limit, newest=True, **filt)
+                    rows = await read(conn, 0, limit=limit, newest=True)
                 else:
                     last = max(0, top - limit * 20) if limit else top
-                    rows = await ev.read_since(conn, last, limit=100000, **filt)
+                    rows = await read(conn, last, limit=100000)
             for e in rows[-limit:] if limit else []:
                 show(e)
             last = max([top] + [e["id"] for e in rows])
@@ -896,7 +899,7 @@ def logs(follow: bool = typer.Option(False, "--follow", "-f"), account: Optional
             async for _ in ev.listen(db.psycopg_conninfo(engine.url.render_as_string(hide_password=False)), timeout=30):
                 async with engine.connect() as conn:
                     while True:
-                        rows = await ev.read_since(conn, last, limit=1000, **filt)
+                        rows = await read(conn, last, limit=1000)
                         for e in rows:
                             show(e)
                         if rows:
@@ -947,13 +950,12 @@ def run_workers(workers: Optional[int] = typer.Option(None, "--workers", "-w", h
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop_ev.set)
-        health_task = await h.serve(pool, bind) if bind else None
+        health = await h.serve(pool, bind) if bind else None
         try:
             await pool.run_until(stop_ev)
         finally:
-            if health_task is not None:
-                health_task.server.should_exit = True
-                await asyncio.gather(health_task, return_exceptions=True)
+            if health is not None:
+                await health.stop()  # a graceful stop
             await engine.dispose()
     _run_async(go())
 

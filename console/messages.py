@@ -4,15 +4,18 @@ stays queued (toolong's pattern); the feed's batches are never replaced (each ca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from textual.message import Message
 
+T = TypeVar("T")
 
-class EventsArrived(Message, bubble=False):
-    """A batch of new run_events (log Entries, oldest first), read by id after a notify or a poll."""
 
-    def __init__(self, events: list[dict[str, Any]]) -> None:
+class EventsArrived(Message, Generic[T], bubble=False):
+    """A batch of new run_events (oldest first), read by id after a notify or a poll. ``T``: what the data
+    service's ``transform`` makes of the rows (the App's: log Entries; without a transform: the row dicts)."""
+
+    def __init__(self, events: list[T]) -> None:
         super().__init__()
         self.events = events
 

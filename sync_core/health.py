@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import sqlalchemy as sa
 
@@ -147,7 +147,18 @@ def make_app(pool: "WorkerPool") -> "Starlette":
     return Starlette(routes=[Route("/healthz", healthz), Route("/healthz/db", healthz_db), Route("/metrics", metrics)])
 
 
-async def serve(pool: "WorkerPool", bind: str) -> asyncio.Task:
+class HealthServer:
+    """The running health server: ``task`` serves until :meth:`stop` (a graceful shutdown)."""
+
+    def __init__(self, task: "asyncio.Task[None]", server: Any):
+        self.task, self.server = task, server
+
+    async def stop(self, timeout: float | None = None) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(asyncio.gather(self.task, return_exceptions=True), timeout)
+
+
+async def serve(pool: "WorkerPool", bind: str) -> HealthServer:
     import uvicorn
 
     class QuietServer(uvicorn.Server):
@@ -160,6 +171,4 @@ async def serve(pool: "WorkerPool", bind: str) -> asyncio.Task:
     host, _, port = bind.rpartition(":")
     server = QuietServer(uvicorn.Config(make_app(pool), host=host, port=int(port), log_level="warning",
                                         lifespan="off"))
-    task = asyncio.create_task(server.serve(), name="baysync-health")
-    task.server = server  # type: ignore[attr-defined]
-    return task
+    return HealthServer(asyncio.create_task(server.serve(), name="baysync-health"), server)

@@ -1,8 +1,8 @@
 """Borders of the code base (issue 10 item 5): import contracts, typed settings, a clean type check.
 
 The import contracts live in pyproject.toml ([tool.importlinter]) and are checked by ``lint-imports``;
-the type check is ``mypy`` with the [tool.mypy] section of pyproject.toml. CI runs only pytest, so both
-run from here.
+the type check is ``mypy`` with the [tool.mypy] section of pyproject.toml (files: sync_core and console).
+CI runs only pytest, so both run from here.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def test_settings_attributes_match_keys():
         "StreamSettings' fields must match STREAM_KEYS (names and the types of their defaults)"
 
 
-def test_mypy_is_clean_on_sync_core():
-    """`mypy` (files and options from pyproject.toml [tool.mypy]) reports no error on sync_core."""
+def test_mypy_is_clean_on_sync_core_and_console():
+    """`mypy` (files and options from pyproject.toml [tool.mypy]) reports no error on sync_core and console."""
     r = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"mypy found errors (exit {r.returncode}):\n{r.stdout}\n{r.stderr}"
 

@@ -75,7 +75,7 @@ async def test_healthz_db_503_while_the_database_is_unreachable(tmp_path, db_url
         engine = db.make_async_engine(s, "worker")
         pool = WorkerPool(s, engine)
         base = f"http://127.0.0.1:{free_port()}"
-        task = await serve(pool, base.removeprefix("http://"))
+        health = await serve(pool, base.removeprefix("http://"))
         try:
             await wait_http(base)
             async with httpx.AsyncClient(base_url=base, timeout=30) as c:
@@ -92,8 +92,7 @@ async def test_healthz_db_503_while_the_database_is_unreachable(tmp_path, db_url
                 r = await c.get("/healthz/db")
                 assert r.status_code == 200 and r.json() == {"ok": True}
         finally:
-            task.server.should_exit = True
-            await task
+            await health.stop()
             await pool.clients.aclose()
             await engine.dispose()
 
@@ -113,7 +112,7 @@ async def test_metrics_after_real_runs(tmp_path, db_url):
     sim.set_faults(revoke_refresh_tokens=["bob"], rate_5xx=1.0, only_paths=["/sell/fulfillment"])
     pool = WorkerPool(env.settings, env.engine, concurrency=4, transport=env.transport)
     base = f"http://127.0.0.1:{free_port()}"
-    task = await serve(pool, base.removeprefix("http://"))
+    health = await serve(pool, base.removeprefix("http://"))
     await pool.start()
     c = httpx.AsyncClient(base_url=base, timeout=30)
 
@@ -174,8 +173,7 @@ async def test_metrics_after_real_runs(tmp_path, db_url):
     finally:
         await c.aclose()
         await pool.stop()
-        task.server.should_exit = True
-        await task
+        await health.stop()
         await env.engine.dispose()
 
 
@@ -200,7 +198,7 @@ async def test_health_server_leaves_the_signal_handlers_to_the_pool():
 
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     port = free_port()
-    task = await serve(None, f"127.0.0.1:{port}")  # no request reaches the pool
+    health = await serve(None, f"127.0.0.1:{port}")  # no request reaches the pool
     try:
         async with httpx.AsyncClient() as http:
             deadline = time.monotonic() + 30
@@ -213,5 +211,4 @@ async def test_health_server_leaves_the_signal_handlers_to_the_pool():
                     await asyncio.sleep(0.05)
         assert {sig: signal.getsignal(sig) for sig in before} == before
     finally:
-        task.server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        await health.stop(30)

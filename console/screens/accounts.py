@@ -104,7 +104,7 @@ class AccountsScreen(BaseScreen):
                 self.query_one("#acc-info", Static).update("Blocked until the schema is migrated (see the banner).")
             await asyncio.sleep(0.2)
         try:
-            rows = await queries.accounts(self.app.engine)
+            rows = await queries.accounts(self.app.require_engine())
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -162,12 +162,16 @@ class AccountsScreen(BaseScreen):
         self.app.push_screen(PromptScreen(
             "Add an account", [("name", "Name (how baysync calls this seller account)", "e.g. acme-us", False),
                                ("refresh_token", "Refresh token (optional; hidden; else connect with c)", "", True)],
-            validate=validate_name), lambda v: self._add(v) if v else None)
+            validate=validate_name), self._add_if)
+
+    def _add_if(self, v: dict | None) -> None:
+        if v:
+            self._add(v)
 
     @work(group="account-actions", exit_on_error=False, name="add account")
     async def _add(self, v: dict) -> None:
         try:
-            async with self.app.engine.begin() as conn:
+            async with self.app.require_engine().begin() as conn:
                 await control.add_account(conn, self.app.settings, v["name"], v.get("refresh_token") or None,
                                           origin=queries.ORIGIN)
         except ValueError as e:  # AccountError: a bad or duplicate name, said in words
@@ -196,12 +200,16 @@ class AccountsScreen(BaseScreen):
             detail=f"1. Open this URL in a browser and sign in as the seller:\n{url}\n"
                    "2. After accepting, copy the address of the page you land on and paste it below.",
             validate=lambda v: "" if v.get("pasted") else "Paste the redirected URL (or press esc)."),
-            lambda v: self._finish(a["name"], v["pasted"], state) if v else None)
+            lambda v: self._finish_if(a["name"], v, state))
+
+    def _finish_if(self, name: str, v: dict | None, state: str) -> None:
+        if v:
+            self._finish(name, v["pasted"], state)
 
     @work(group="account-actions", exit_on_error=False, name="connect account")
     async def _finish(self, name: str, pasted: str, state: str) -> None:
         try:
-            await control.connect_account(self.app.engine, self.app.settings, name, pasted, state,
+            await control.connect_account(self.app.require_engine(), self.app.settings, name, pasted, state,
                                           origin=queries.ORIGIN)
         except (ValueError, control.TokenExchangeFailed) as e:
             why = f"token exchange failed: {e}" if isinstance(e, control.TokenExchangeFailed) else str(e)
@@ -222,12 +230,16 @@ class AccountsScreen(BaseScreen):
             detail="Its credentials and sync state are deleted. Synced data is kept unless you tick purge.",
             validate=lambda v: "" if v.get("confirm") == a["name"] else "The name does not match.",
             checkbox=("purge", "Also delete this account's synced data (purge)")),
-            lambda v: self._remove(a["name"], bool(v.get("purge"))) if v else None)
+            lambda v: self._remove_if(a["name"], v))
+
+    def _remove_if(self, name: str, v: dict | None) -> None:
+        if v:
+            self._remove(name, bool(v.get("purge")))
 
     @work(group="account-actions", exit_on_error=False, name="remove account")
     async def _remove(self, name: str, purge: bool) -> None:
         try:
-            async with self.app.engine.begin() as conn:
+            async with self.app.require_engine().begin() as conn:
                 await control.remove_account(conn, name, purge, origin=queries.ORIGIN)
         except ValueError as e:
             self.notify(f"Not removed: {e}", severity="error", timeout=8)

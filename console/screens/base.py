@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 from textual.worker import Worker
 
@@ -33,8 +34,9 @@ def set_static(widget: Static, content) -> None:
         styles = widget.styles
         if styles.height is not None and not styles.height.is_auto:
             return  # a fixed, fractional or relative height does not depend on the content
-        want = widget.get_content_height(widget.parent.size if widget.parent else widget.size, widget.app.size,
-                                         widget.content_region.width) + styles.gutter.height
+        parent = widget.parent  # typed DOMNode; a mounted Static's parent is a Widget (a container or the Screen)
+        want = widget.get_content_height(parent.size if isinstance(parent, Widget) else widget.size,
+                                         widget.app.size, widget.content_region.width) + styles.gutter.height
         if styles.max_height is not None and styles.max_height.is_cells:
             want = min(want, int(styles.max_height.value))
     except Exception:

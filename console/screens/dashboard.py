@@ -385,7 +385,7 @@ class DashboardScreen(BaseScreen):
             self._rebuild(layout)
         else:
             by_key = {r.key: r for r in layout}
-            changes = []
+            changes: list[tuple[str, str, Text]] = []
             for k, prev in self.shown.items():
                 r = by_key[k]
                 if r.plain != prev:
@@ -542,7 +542,7 @@ class DashboardScreen(BaseScreen):
 
     @work(group="actions", exit_on_error=False)
     async def _open_run(self, account_id: int, stream: str, label: str) -> None:
-        run_id = await queries.last_run_id(self.app.engine, account_id, stream)
+        run_id = await queries.last_run_id(self.app.require_engine(), account_id, stream)
         if run_id is None:
             self.notify(f"{label} has not run yet.", severity="warning")
             return

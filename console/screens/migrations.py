@@ -101,7 +101,11 @@ class MigrationsScreen(BaseScreen):
         self.app.push_screen(ConfirmScreen(
             f"Apply {len(self.state['pending'])} migration(s)?",
             f"{pending}\nEach revision runs in its own transaction under the migration lock; other baysync "
-            "processes wait for it.", yes="Apply"), lambda yes: self._apply() if yes else None)
+            "processes wait for it.", yes="Apply"), self._apply_if)
+
+    def _apply_if(self, yes: bool | None) -> None:
+        if yes:
+            self._apply()
 
     @work(thread=True, exclusive=True, group="migrate", exit_on_error=False, name="migrate")
     def _apply(self) -> None:

@@ -125,7 +125,7 @@ class RunDetailScreen(BaseScreen):
     async def load(self) -> None:
         while True:
             try:
-                d = await queries.run_detail(self.app.engine, self.run_id)
+                d = await queries.run_detail(self.app.require_engine(), self.run_id)
             except asyncio.CancelledError:
                 raise
             except Exception as e:

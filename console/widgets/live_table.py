@@ -209,7 +209,7 @@ class LiveTable(ScrollView, can_focus=True):
         label = Text.from_markup(label) if isinstance(label, str) else label
         auto = width is None
         self._col_index[key] = len(self._cols)
-        self._cols.append(_Column(key, label, label.cell_len if auto else width, auto))
+        self._cols.append(_Column(key, label, label.cell_len if width is None else width, auto))
         for cells in self._cells.values():
             cells.append(default)
         if auto:
@@ -585,7 +585,8 @@ class LiveTable(ScrollView, can_focus=True):
             row_style = frame.header
             cells = [c.label for c in self._cols]
         else:
-            row_style = (frame.odd if index % 2 else frame.even) if self.zebra_stripes else frame.base
+            stripe = frame.odd if index % 2 else frame.even  # None unless zebra_stripes (see _make_frame)
+            row_style = frame.base if stripe is None else stripe
             cells = self._cells[key]
         segments: list[Segment] = []
         cell_slots = self._cell_slots
