@@ -964,22 +964,33 @@ def run_workers(workers: Optional[int] = typer.Option(None, "--workers", "-w", h
 def sim(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8765, "--port"),
         seed: int = typer.Option(7, "--seed"),
         sellers: str = typer.Option("demo-small:300,demo-medium:2000,demo-large:8000", "--sellers",
-                                    help="name:orders,... (other volumes scale with orders)")) -> None:
+                                    help="name:orders,... (other volumes scale with orders)"),
+        speed: float = typer.Option(1.0, "--speed",
+                                    help="accelerated arrivals: simulated seconds per real second (as `baysync demo "
+                                         "--speed`; 1 = new records arrive in real time)")) -> None:
     """Serve the eBay simulator on loopback (point the ebay_*_base_url settings at it)."""
+    import math
+
     from sync_core.sim import server as sim_server
 
     if not (0 < port < 65536):
         raise CliError(f"--port {port}: expected 1..65535", EXIT_USAGE)
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise CliError(f"--host {host!r}: the simulator only listens on loopback", EXIT_USAGE)
-    cfg = _sim_config(seed, sellers)
-    say(f"eBay simulator on http://{host}:{port}  (client id {cfg.client_id})")
+    if not (math.isfinite(speed) and speed > 0):
+        raise CliError(f"--speed {speed}: expected a positive number (simulated seconds per real second)", EXIT_USAGE)
+    cfg = _sim_config(seed, sellers, speed)
+    say(f"eBay simulator on http://{host}:{port} at {speed:g}x  (client id {cfg.client_id})")
     sim_server.serve(host=host, port=port, config=cfg)
 
 
-def _sim_config(seed: int, sellers: str):
+def _sim_config(seed: int, sellers: str, speed: float = 1.0):
+    """The simulator of `baysync sim`: ``sellers`` ("name:orders,..."), their future generated for an hour at
+    ``speed`` (at least the simulator's default two weeks)."""
+    from sync_core.demo import future_days_for
     from sync_core.sim import SellerSpec, SimConfig
 
+    future_days = max(SellerSpec.future_days, future_days_for(speed))  # (the dataclass default: 14)
     specs = []
     for part in sellers.split(","):
         name, _, n = part.partition(":")
@@ -989,8 +1000,8 @@ def _sim_config(seed: int, sellers: str):
             raise CliError(f"--sellers {part!r}: expected name:orders", EXIT_USAGE) from None
         specs.append(SellerSpec(name, orders=orders, transactions=orders * 2, payouts=max(3, orders // 40),
                                 disputes=max(1, orders // 100), conversations=max(2, orders // 20),
-                                inventory_items=max(5, orders // 10), days=120))
-    return SimConfig(seed=seed, sellers=specs)
+                                inventory_items=max(5, orders // 10), days=120, future_days=future_days))
+    return SimConfig(seed=seed, sellers=specs, speed=speed)
 
 
 def _run_typer(args: list[str] | None) -> int:

@@ -55,10 +55,15 @@ def demo_interval_s(speed: float) -> int:
     return int(min(hi, max(lo, round(DEMO_RUN_EVERY_SIM_S / speed))))
 
 
+def future_days_for(speed: float) -> int:
+    """Days of seeded future an accelerated simulator needs to stay alive DEMO_ALIVE_S real seconds (capped)."""
+    return min(MAX_FUTURE_DAYS, math.ceil(speed * DEMO_ALIVE_S / 86400) + 1)
+
+
 def demo_sim_config(seed: int = 7, speed: float = DEFAULT_SPEED):
     from .sim import Faults, SellerSpec, SimConfig
 
-    future_days = min(MAX_FUTURE_DAYS, math.ceil(speed * DEMO_ALIVE_S / 86400) + 1)
+    future_days = future_days_for(speed)
     # more disputes and conversations than a typical seller has, so that they too arrive every few seconds
     sellers = [SellerSpec(name, orders=n, transactions=n * 2, payouts=max(4, n // 30), disputes=max(2, n // 10),
                           conversations=max(5, n // 8), inventory_items=max(20, n // 25), days=DEMO_DAYS,

@@ -55,7 +55,22 @@ BAD_ARGS = [
     ["status", "--jsn"],
     ["db", "explode"],
     ["migrate", "extra"],
+    ["sim", "--speed", "0"],
+    ["sim", "--speed", "nan"],
 ]
+
+
+def test_sim_speed_accelerates_arrivals_for_an_hour():
+    """`baysync sim --speed N` serves what `baysync demo --speed N` does: records arriving N times sooner, with
+    enough seeded future for an hour of real time (at least the simulator's default two weeks)."""
+    from console.cli import _sim_config
+    from sync_core.sim import SellerSpec
+
+    fast = _sim_config(7, "a:100,b:50", 3600.0)
+    assert fast.speed == 3600.0
+    assert all(sp.future_days * 86400 >= 3600.0 * 3600 for sp in fast.sellers)  # 150 simulated days
+    real = _sim_config(7, "a:100")
+    assert real.speed == 1.0 and real.sellers[0].future_days == SellerSpec.future_days
 
 
 @pytest.mark.parametrize("args", BAD_ARGS)
