@@ -18,8 +18,11 @@ State machine (``PageWriter.state``)::
 
 A "plain page" has a position and nothing else (no cursor, no absent-marking, no backfill end): it may be
 held and written with the following ones while they total fewer than ``write_batch_rows`` records and the
-first is younger than WRITE_HOLD_S; the last one's position is saved with all of them.  Anything else
-writes what is held at once, with it.  The timer (:meth:`PageWriter.run_timer`, one task per run) writes
+first is younger than WRITE_HOLD_S; the last one's position is saved with all of them.  While a
+write-behind is in flight, a page that also moves the cursor (it finished a window) is held the same way:
+the write that takes it saves the latest cursor of its pages (a cursor only moves forward), so the windows
+of a pipelined run do not each cost a transaction of their own (a 25-window first sync: 42-44 writes -> 29).
+Anything else writes what is held at once, with it.  The timer (:meth:`PageWriter.run_timer`, one task per run) writes
 held pages once the first is WRITE_HOLD_S old even if no page follows (a slow API), and otherwise pending
 events once the oldest is EVENT_FLUSH_S old.  A failure of the timer's page write is handed to the run:
 its next :meth:`put` or :meth:`flush` raises it (no page is stored past a lost one).  A failed event-only
@@ -103,6 +106,7 @@ class _Held:
     pages: int = 0
     since: float = 0.0
     page: StreamPage | None = None  # the last held page (its position and progress are saved)
+    cursor: Any = None  # the latest cursor of the held pages (a cursor only moves forward)
 
     def hold(self, m: Mapped, page: StreamPage) -> None:
         if not self.pages:
@@ -111,6 +115,8 @@ class _Held:
         self.records += len(page.records)
         self.pages += 1
         self.page = page
+        if page.cursor is not None:
+            self.cursor = page.cursor if self.cursor is None else max(self.cursor, page.cursor)
 
 
 class PageWriter:
@@ -245,7 +251,8 @@ class PageWriter:
             self.seen.extend(str(r[col]) for r in m.rows)
         self._raise_error()
         held = self._held
-        if (page.position is not None and page.cursor is None and not page.mark_absent and not page.clear_backfill
+        if (page.position is not None and not page.mark_absent and not page.clear_backfill
+                and (page.cursor is None or (self.write_behind and self._lock.locked()))
                 and self.settings.write_batch_rows > 1
                 and held.records + len(page.records) < self.settings.write_batch_rows
                 and (not held.pages or time.monotonic() - held.since < WRITE_HOLD_S)):
@@ -361,6 +368,8 @@ class PageWriter:
         windows_total = page.windows_total if page is not None and page.windows_total is not None else \
             (held.page.windows_total if held.page is not None else None)
         cursor = page.cursor if page is not None else None
+        if held.cursor is not None:  # a held page completed a window: its cursor goes with this write
+            cursor = held.cursor if cursor is None else max(cursor, held.cursor)
         clear_backfill = page.clear_backfill if page is not None else False
         mark_absent = page is not None and page.mark_absent
         s = self.stream

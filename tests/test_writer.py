@@ -216,10 +216,40 @@ async def test_write_behind_commits_after_put_returns_and_hands_its_error_on(env
     async with env.engine.begin() as conn:
         await conn.execute(sa.text("alter table orders add constraint no_w3 check (order_id <> 'W-3') not valid"))
     await w.put(StreamPage([order(3)], {"p": 3}, cursor=datetime(2026, 10, 3, tzinfo=timezone.utc)))
-    with pytest.raises(Exception, match="no_w3"):
+    with pytest.raises(Exception, match="no_w3"):  # by the put, or (held while W-3's write ran) the flush
         await w.put(StreamPage([order(4)], {"p": 4}, cursor=datetime(2026, 10, 4, tzinfo=timezone.utc)))
+        await w.flush()
     assert w.state == FAILED and await checkpoint(env) == {"p": 2}
     assert await env.scalar("select count(*) from orders") == 2
+
+
+async def test_pages_finishing_windows_are_held_while_a_write_behind_runs_and_carry_the_latest_cursor(env):
+    """Write-behind in flight: a page that moves the cursor (a finished window) is held like a plain one; the
+    next write saves the last page's position and the latest cursor of the pages it takes. Without a write
+    in flight such a page is written at once (test_plain_pages_are_held_then_written_with_the_page_that...)."""
+    w = await writer(env)
+    w.write_behind = True
+    c1, c2 = datetime(2026, 10, 5, tzinfo=timezone.utc), datetime(2026, 10, 6, tzinfo=timezone.utc)
+    lock = await env.engine.connect()
+    tx = await lock.begin()
+    await lock.execute(sa.text("lock table orders in exclusive mode"))
+    try:
+        await w.put(StreamPage([order(1)], {"p": 1}, cursor=datetime(2026, 10, 1, tzinfo=timezone.utc)))
+        assert w.state == "writing"  # the write waits for the table lock
+        await w.put(StreamPage([order(2)], {"p": 2}, cursor=c2, windows_done=3, windows_total=5))
+        await w.put(StreamPage([order(3)], {"p": 3}))  # a plain page after it
+        await w.put(StreamPage([order(4)], {"p": 4}, cursor=c1, windows_done=3, windows_total=5))
+        assert w._held.pages == 3  # all held while the first write is in flight
+    finally:
+        await tx.rollback()
+        await lock.close()
+    await w.drain()
+    assert await env.scalar("select count(*) from orders") == 1
+    await w.flush()
+    assert await env.scalar("select count(*) from orders") == 4 and await checkpoint(env) == {"p": 4}
+    assert await env.scalar("select cursor from sync_state where stream = 'orders'") == c2
+    assert [r[0] for r in await env.rows("select (data->>'pages')::int from run_events where kind = 'page' "
+                                         "order by id")] == [1, 3]
 
 
 async def test_an_order_twice_on_one_page_is_stored_once_with_its_line_items(env):
