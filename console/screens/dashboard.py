@@ -85,15 +85,16 @@ class RateTracker:
 _TEXTS: dict[tuple, Text] = {}
 
 
-def _text(plain: str, style: str = "", justify=None) -> Text:
+def _text(plain: str, style: str = "", justify=None, overflow=None) -> Text:
     """Cell Text objects, shared by value: most cells repeat (names, streams, states), and building a
-    Text is most of the cost of a row. Cells are never mutated (LiveTable only reads them)."""
-    key = (plain, style, justify)
+    Text is most of the cost of a row. Cells are never mutated (LiveTable only reads them).
+    ``overflow="ellipsis"``: a value longer than its column ends in "…" instead of being cut silently."""
+    key = (plain, style, justify, overflow)
     t = _TEXTS.get(key)
     if t is None:
         if len(_TEXTS) > 10_000:
             _TEXTS.clear()
-        t = _TEXTS[key] = Text(plain, style=style, justify=justify)
+        t = _TEXTS[key] = Text(plain, style=style, justify=justify, overflow=overflow)
     return t
 
 
@@ -121,6 +122,7 @@ def build_row(r: dict[str, Any], now: datetime, rates: list[float]) -> Row:
     if progress:
         cells[6] = _text(progress, "cyan")
     cells[4] = _text(cells_plain[4], "", "right")
+    cells[1] = _text(cells_plain[1], overflow="ellipsis")  # shipping_fulfillments is wider than the column
     search = " ".join(str(x) for x in (r["account"], r["stream"], badges.STATES.get(state, ("", state))[1],
                                         r.get("last_error") or "", r.get("lease_owner") or "")).lower()
     return Row(row_key(r["account_id"], r["stream"]), r["account_id"], r["account"], r["stream"], state, r,

@@ -3,6 +3,8 @@ the filter finds them by name, and a per-stream scope error is shown on its row 
 
 from __future__ import annotations
 
+from textual.geometry import Region
+
 from console.app import make_app
 from console.widgets.live_table import LiveTable
 from tests.console.conftest import app_kwargs, sql, wait_until
@@ -27,3 +29,7 @@ async def test_after_sale_rows_filter_and_scope_error(console_settings, seeded_u
         await pilot.pause()
         assert table.row_count == 1
         assert table.coordinate_to_cell_key((0, 0)).row_key.value == "3:shipping_fulfillments"
+        # the stream's name is wider than its column: drawn cut with an ellipsis, not silently
+        w, h = table.size
+        drawn = ["".join(seg.text for seg in strip) for strip in table.render_lines(Region(0, 0, w, h))]
+        assert any("shipping_fulfi" in line and "…" in line for line in drawn), drawn
