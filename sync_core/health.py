@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import sqlalchemy as sa
 
 from .status import overview  # the state overview (status --json, the console and the demo read it too)
 
 if TYPE_CHECKING:
+    import uvicorn
     from starlette.applications import Starlette
 
     from .worker import WorkerPool
@@ -150,7 +151,7 @@ def make_app(pool: "WorkerPool") -> "Starlette":
 class HealthServer:
     """The running health server: ``task`` serves until :meth:`stop` (a graceful shutdown)."""
 
-    def __init__(self, task: "asyncio.Task[None]", server: Any):
+    def __init__(self, task: "asyncio.Task[None]", server: "uvicorn.Server"):
         self.task, self.server = task, server
 
     async def stop(self, timeout: float | None = None) -> None:

@@ -98,6 +98,11 @@ class Mapped:
         self.bad += other.bad
 
 
+def _later(a: Any, b: Any) -> Any:
+    """The later of two cursors, either of which may be None (a cursor only moves forward)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
 @dataclass
 class _Held:
     """Pages mapped but not written yet (write batching): their rows and the last one's position."""
@@ -115,8 +120,7 @@ class _Held:
         self.records += len(page.records)
         self.pages += 1
         self.page = page
-        if page.cursor is not None:
-            self.cursor = page.cursor if self.cursor is None else max(self.cursor, page.cursor)
+        self.cursor = _later(self.cursor, page.cursor)
 
 
 class PageWriter:
@@ -367,9 +371,8 @@ class PageWriter:
             (held.page.windows_done if held.page is not None else None)
         windows_total = page.windows_total if page is not None and page.windows_total is not None else \
             (held.page.windows_total if held.page is not None else None)
-        cursor = page.cursor if page is not None else None
-        if held.cursor is not None:  # a held page completed a window: its cursor goes with this write
-            cursor = held.cursor if cursor is None else max(cursor, held.cursor)
+        # a held page that completed a window: its cursor goes with this write
+        cursor = _later(page.cursor if page is not None else None, held.cursor)
         clear_backfill = page.clear_backfill if page is not None else False
         mark_absent = page is not None and page.mark_absent
         s = self.stream
