@@ -133,12 +133,16 @@ class Server:
             mig.migrate(settings(Path(tempfile.gettempdir()), url), say=lambda m: None, url=url)
         return url
 
-    def drop_all(self) -> None:
+    def drop_all(self, keep: str | None = None) -> None:
+        """Drop the databases made by :meth:`create_db`, except the one whose URL is ``keep``."""
+        kept = [n for n in self.created if keep is not None and self.url(n) == keep]
         for name in self.created:
+            if name in kept:
+                continue
             with contextlib.suppress(Exception):
                 with psycopg.connect(**self._admin(), autocommit=True) as c:
                     c.execute(f'drop database if exists "{name}" with (force)')
-        self.created.clear()
+        self.created[:] = kept
 
     def describe(self) -> str:
         if self.embedded:
