@@ -62,7 +62,8 @@ NAV_ACTIONS = {"show", "help", "toggle_workers", "command_palette"}
 # and docs/console.md; tests/console/test_console_data.py checks the screens keep to it).
 SCREEN_API = frozenset({
     "status", "status_signal", "watch_state", "refresh_state", "state_applied", "events_signal", "store",
-    "data_signal", "engine", "require_engine", "report_db_error", "poke_status", "do_action", "read_only",
+    "data_signal", "engine", "require_engine", "report_db_error", "not_done_if_unreachable", "poke_status",
+    "do_action", "read_only",
     "settings", "url", "export_dir", "now", "selection", "log_scope", "open_logs", "open_run", "handle_worker_state",
 })
 
@@ -196,6 +197,17 @@ class BaysyncApp(App):
             self.publish_status()
         self.poke_status()
 
+    def not_done_if_unreachable(self, e: BaseException, what: str = "Not done") -> bool:
+        """A user's action failed with ``e``: if the database is unreachable (or not open yet), say so where
+        the user looks (a notification: the action was not done, try again) besides the banner, and return
+        True; any other error is the caller's to raise (it becomes the error dialog)."""
+        if not db.is_retryable(e):
+            return False
+        self.report_db_error(e)
+        self.notify(f"{what}: the database is unreachable ({db.describe(e)}). Try again.", severity="error",
+                    timeout=8)
+        return True
+
     def poke_status(self) -> None:
         if self.data is not None:
             self.data.poke_status()
@@ -288,10 +300,7 @@ class BaysyncApp(App):
         try:
             n = await control.perform(self.require_engine(), action, account_id, stream, origin="console", **kw)
         except Exception as e:
-            if db.is_retryable(e):
-                self.report_db_error(e)
-                self.notify(f"Not done: the database is unreachable ({db.describe(e)}). Try again.",
-                            severity="error", timeout=8)
+            if self.not_done_if_unreachable(e):
                 return
             raise
         self.notify(done if n or n is None else f"{done} (nothing matched)", timeout=3)

@@ -177,6 +177,10 @@ class AccountsScreen(BaseScreen):
         except ValueError as e:  # AccountError: a bad or duplicate name, said in words
             self.notify(f"Not added: {e}", severity="error", timeout=8)
             return
+        except Exception as e:
+            if self.app.not_done_if_unreachable(e, "Not added"):
+                return
+            raise
         self.notify(f"Account {v['name']} added" + ("" if v.get("refresh_token") else "; press c to connect it"))
         self.app.data_signal.publish(None)
         self.load()
@@ -215,6 +219,10 @@ class AccountsScreen(BaseScreen):
             why = f"token exchange failed: {e}" if isinstance(e, control.TokenExchangeFailed) else str(e)
             self.notify(f"Not connected: {why}", severity="error", timeout=8)
             return
+        except Exception as e:
+            if self.app.not_done_if_unreachable(e, "Not connected"):
+                return
+            raise
         self.notify(f"{name} connected.")
         self.app.data_signal.publish(None)
         self.load()
@@ -244,6 +252,10 @@ class AccountsScreen(BaseScreen):
         except ValueError as e:
             self.notify(f"Not removed: {e}", severity="error", timeout=8)
             return
+        except Exception as e:
+            if self.app.not_done_if_unreachable(e, "Not removed"):
+                return
+            raise
         self.notify(f"Account {name} removed" + (" and its data purged" if purge else ""))
         self.app.data_signal.publish(None)
         self.load()

@@ -378,3 +378,24 @@ async def test_unknown_schema_banner_offers_no_migration(tmp_path, db_url):
         mig = app.screen
         await wait_until(pilot, lambda: mig.state is not None, what="migration state")
         assert mig.state["pending"] == [] and mig.check_action("apply_migrations", ()) is False
+
+
+async def test_account_actions_say_they_were_not_done_while_the_database_is_unreachable(tmp_path):
+    """Adding an account with the database away: the banner alone would leave the user wondering whether it
+    was added; the action says it was not, and why (and nothing is stored: there is no database)."""
+    dead = test_settings(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    app = make_app(dead, **app_kwargs())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.status.db_error is not None, what="db error")
+        await pilot.press("a")
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press(*"dune", "enter")
+
+        def said() -> list[str]:
+            return [str(n.message) for n in app._notifications]
+        await wait_until(pilot, lambda: any(m.startswith("Not added") for m in said()), what="not-added notice")
+        msg = next(m for m in said() if m.startswith("Not added"))
+        assert "database" in msg and "unreachable" in msg, msg
+        assert type(app.screen).__name__ != "ErrorScreen"  # an outage is not a crash: no traceback dialog
