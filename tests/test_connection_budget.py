@@ -14,7 +14,6 @@ from sync_core import coordination as co
 from sync_core.db import psycopg_conninfo
 from sync_core.sim import SellerSpec
 from sync_core.runner import Run
-from sync_core.streams import STREAMS
 from sync_core.worker import LISTEN_APP, Clients, WorkerPool, worker_engine
 from tests.support.env import test_settings
 from tests.support.simenv import make_env, make_sim

@@ -39,7 +39,7 @@ async def test_fifty_concurrent_claims_of_one_pair_give_one_run(engine):
 
 
 async def test_claim_due_skips_locked_and_leased(engine):
-    aid = await _account(engine, streams=("orders", "transactions", "payouts"))
+    await _account(engine, streams=("orders", "transactions", "payouts"))
     async with engine.begin() as conn:
         a = await co.claim_due(conn, "w1", 2, 60)
     async with engine.begin() as conn:
@@ -128,7 +128,7 @@ async def test_finish_moves_schedule_and_records_errors(engine):
 
 async def test_reauth_needed_stops_only_that_account(engine):
     a = await _account(engine, "a")
-    b = await _account(engine, "b")
+    await _account(engine, "b")
     async with engine.begin() as conn:
         await co.mark_reauth_needed(conn, a, "invalid_grant")
         got = await co.claim_due(conn, "w", 10, 60)
@@ -136,7 +136,7 @@ async def test_reauth_needed_stops_only_that_account(engine):
 
 
 async def test_config_decides_enabled_streams(engine):
-    aid = await _account(engine, streams=("orders", "transactions"))
+    await _account(engine, streams=("orders", "transactions"))
     async with engine.begin() as conn:
         await co.sync_enabled_streams(conn, ["orders", "payouts"])
         rows = dict((await conn.execute(sa.text("select stream, enabled from sync_state"))).all())

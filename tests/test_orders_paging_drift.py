@@ -5,7 +5,7 @@ order's last-modified time, so a modified order leaves a window that ended befor
 The simulator's ``touch_orders_*`` knobs modify orders of the page it has just served; without the re-read
 the orders after them move up one offset each and are skipped."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 

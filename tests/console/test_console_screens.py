@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
-import pytest
 from textual.widgets import DataTable, Log
 
 from console.app import make_app
