@@ -144,6 +144,11 @@ class Server:
                     c.execute(f'drop database if exists "{name}" with (force)')
         self.created[:] = kept
 
+    def checkpoint(self) -> None:
+        """CHECKPOINT: the dirty buffers of earlier work written now, not during the next measurement."""
+        with psycopg.connect(**self._admin(), autocommit=True) as c:
+            c.execute("checkpoint")
+
     def describe(self) -> str:
         if self.embedded:
             return f"throwaway embedded PostgreSQL (unix socket) under {self.home}"

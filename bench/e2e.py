@@ -28,7 +28,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import sqlalchemy as sa
 
 import httpx
@@ -252,7 +251,8 @@ class Load:
     def start(self) -> None:
         self._t0 = self._now()
 
-    async def quiet(self, srv, keep: str | None = None, *, idle_s: float = 0.5, cpu_share: float = 0.03, timeout_s: float = 30.0) -> float:
+    async def quiet(self, srv, keep: str | None = None, *, idle_s: float = 0.5, cpu_share: float = 0.03,
+                    timeout_s: float = 30.0) -> float:
         """Before a measurement: the databases of earlier syncs are dropped and PostgreSQL checkpointed, then
         this waits (at most ``timeout_s``) until the server used under ``cpu_share`` of a core for ``idle_s``:
         otherwise autovacuum and the checkpointer, still busy with the previous sync's 30,000 rows, take
@@ -262,8 +262,7 @@ class Load:
         if not self.pg_pid:
             return 0.0
         t0 = time.perf_counter()
-        with psycopg.connect(**srv._admin(), autocommit=True) as c:
-            c.execute("checkpoint")
+        srv.checkpoint()
         while time.perf_counter() - t0 < timeout_s:
             a = proc_cpu_s(self.pg_pid)
             await asyncio.sleep(idle_s)
@@ -273,7 +272,7 @@ class Load:
 
     def stop(self) -> dict:
         d = [b - a for a, b in zip(self._t0, self._now())]
-        ours, sim, pg, busy, total, wall = d
+        ours, sim, pg, busy, total, _wall = d
         return {"ours_cpu_s": round(ours, 2), "sim_cpu_s": round(sim, 2),
                 "pg_cpu_s": round(pg, 2) if self.pg_pid else None,
                 "machine_busy": round(busy / total, 2) if total else None,
