@@ -189,7 +189,7 @@ async def first_sync(s, engine, clients, aid: int) -> dict:
     windows = plan_windows(ctx.plan_start, ctx.now - timedelta(seconds=s.safety_lag_s), STREAMS["orders"].max_window)
     return {"seconds": round(secs, 2), "cpu_s": round(cpu, 2), "stored": stored, "api_calls": api_calls,
             "cpu_ms_per_order": round(cpu * 1000 / max(stored, 1), 4), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "windows": windows}
+            "timing": ctx.writer.timing.as_dict(), "windows": windows}
 
 
 async def raw_fetch(base_url: str, refresh_token: str, windows, concurrency: int) -> dict:
@@ -322,7 +322,8 @@ async def compare(args) -> dict:
                 await engine.dispose()
             say(f"  {lat:>4} ms  run_concurrency={conc}: {r['stored']} orders in {r['seconds']:6.2f}s, "
                 f"{r['api_calls']} calls, CPU {r['cpu_s']}s = {r['cpu_ms_per_order']} ms/order, "
-                f"peak RSS {r['peak_rss_mb']} MB {_load_text(r['load'])}")
+                f"peak RSS {r['peak_rss_mb']} MB {_load_text(r['load'])}; the run waited "
+                f"{r['timing']['pages_wait_s']:.1f}s for pages, {r['timing']['write_wait_s']:.1f}s for writes")
             return r
 
         async def raw(lat: int, windows) -> dict:

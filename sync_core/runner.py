@@ -170,9 +170,13 @@ class Run:
     async def _consume(self, pages: AsyncGenerator[StreamPage, None]) -> None:
         """Hand each page to the writer; stop after a page once a STOP is seen, unless that page completed
         the run (its plan is done and nothing follows)."""
+        timing = self.writer.timing
         async with aclosing(pages) as it:
+            t = time.perf_counter()
             async for page in it:
+                timing.pages_wait_s += time.perf_counter() - t
                 stop = await self.writer.put(page)
+                t = time.perf_counter()
                 if stop:
                     complete = (page.cursor is not None and page.windows_done == page.windows_total
                                 and self.stream.refetch is None)
@@ -318,7 +322,9 @@ async def _execute(ctx: Run) -> str:
             await w.stop_timer(timer)
         if ctx.lease_lost:
             raise co.LeaseLost("lease lost")
+        t_flush = time.perf_counter()
         await w.flush()
+        w.timing.waited(t_flush)
     except (StopRun, BudgetWaitInterrupted):  # the latter: the process stopped while a call waited for budget
         status = "cancelled"
         await w.flush_held()
@@ -355,11 +361,13 @@ async def _execute(ctx: Run) -> str:
         status = "lost"
         log.warning("run %s (%s/%s) lost its lease; stopped without writing", ctx.run_id, ctx.claim.account, stream.name)
         return status
-    t = ctx.totals
+    t, tm = ctx.totals, w.timing
     ctx.event("run_end", f"run {status}: {t.pages} pages, +{t.inserted} ~{t.updated} ={t.unchanged}"
-              + (f", quarantined {t.quarantined}" if t.quarantined else "") + (f": {error}" if error else ""),
+              + (f", quarantined {t.quarantined}" if t.quarantined else "")
+              + (f"; waited {tm.pages_wait_s:.1f}s for eBay, {tm.write_wait_s:.1f}s for database writes"
+                 if t.pages else "") + (f": {error}" if error else ""),
               "error" if status in ("failed", "reauth_needed") else "info",
-              status=status, seconds=round(time.monotonic() - t0, 3), **t.as_dict())
+              status=status, seconds=round(time.monotonic() - t0, 3), timing=tm.as_dict(), **t.as_dict())
 
     async def fin() -> None:
         async with ctx.engine.begin() as conn:

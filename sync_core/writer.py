@@ -75,6 +75,27 @@ class Counts:
 
 
 @dataclass
+class Timing:
+    """Where a run's time went, in seconds (the ``run_end`` event's ``timing``): waiting for eBay's pages
+    (``pages_wait_s``, measured by the run), mapping them (``map_s``), waiting for the writer
+    (``write_wait_s``: for the write in flight before the next can start, for its own write when it is not
+    written behind, for the last one) and inside the page transactions (``write_s``; written behind, they
+    overlap fetching and mapping). A run whose ``write_wait_s`` is large is bound by the database; one
+    whose ``pages_wait_s`` is, by eBay (latency, rate budget)."""
+    pages_wait_s: float = 0.0
+    map_s: float = 0.0
+    write_wait_s: float = 0.0
+    write_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.__dict__.items()}
+
+    def waited(self, t0: float) -> None:
+        """The run waited for the writer since ``t0`` (``time.perf_counter()``)."""
+        self.write_wait_s += time.perf_counter() - t0
+
+
+@dataclass
 class Mapped:
     """A page's records mapped: rows, (row, children) pairs, and (key, reason, record) of the bad ones.
 
@@ -130,6 +151,7 @@ class PageWriter:
     def __init__(self, settings: Settings, engine: AsyncEngine, stream: Stream, claim: co.Claim, owner: str):
         self.settings, self.engine, self.stream, self.claim, self.owner = settings, engine, stream, claim, owner
         self.totals = Counts()
+        self.timing = Timing()
         self.pending_events: list[Event] = []
         self.stopping = asyncio.Event()  # set with stop_requested: a run waiting for pages wakes up
         self.lease_lost = False
@@ -249,7 +271,16 @@ class PageWriter:
     # -- the one write path
     async def put(self, page: StreamPage) -> bool:
         """Store ``page`` (held or written, see the module docstring). Returns whether the run should stop."""
+        t0 = time.perf_counter()
         m = self.map_records(page.records)
+        t1 = time.perf_counter()
+        self.timing.map_s += t1 - t0
+        try:
+            return await self._store(m, page)
+        finally:  # the write in flight waited for, or this write when not behind
+            self.timing.waited(t1)
+
+    async def _store(self, m: Mapped, page: StreamPage) -> bool:
         if page.snapshot:
             col = self.stream.absent_key
             self.seen.extend(str(r[col]) for r in m.rows)
@@ -430,6 +461,7 @@ class PageWriter:
                 return stop, res, absent
 
         async def commit() -> bool:
+            t0 = time.perf_counter()
             try:
                 stop, res, _ = await db.run_retrying(self.settings, "store page", unit)
             except co.LeaseLost as e:
@@ -439,6 +471,8 @@ class PageWriter:
             except Exception as e:  # FAILED: nothing after these pages may be stored by this run
                 self.error = e
                 raise
+            finally:
+                self.timing.write_s += time.perf_counter() - t0
             self._written(n_events, taken_at)
             if mark_absent:
                 self.seen = []

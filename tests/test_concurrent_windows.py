@@ -203,3 +203,34 @@ async def test_concurrent_backfill_stores_the_truth_with_the_minimum_of_calls(tm
         assert await e.scalar("select windows_total from sync_runs where id = :r", r=run.run_id) == 6
     finally:
         await e.engine.dispose()
+
+
+async def test_run_end_says_where_the_time_went(tmp_path, db_url):
+    """The run_end event carries the run's timing (sync_core.writer.Timing) and says in words how long the run
+    waited for eBay and for database writes: with run_concurrency 1 every page is requested after the
+    previous one is stored, so the run waits at least the API's latency for each of its pages."""
+    sim = make_sim(SellerSpec("ezra", orders=300, transactions=0, payouts=0, disputes=0, conversations=0,
+                              inventory_items=0, days=60), now=NOW)
+    e = make_env(tmp_path, db_url, sim, BAYSYNC_INITIAL_BACKFILL_DAYS="60", BAYSYNC_STREAMS_ORDERS_PAGE_SIZE="50",
+                 BAYSYNC_RUN_CONCURRENCY="1")
+    try:
+        aid = await e.add_account("ezra")
+        e.sim.set_faults(latency_ms=40.0, only_paths=("/sell/fulfillment",))
+        owner = co.new_owner("test")
+        async with e.engine.begin() as conn:
+            claim = await co.claim_pair(conn, owner, aid, "orders", 60)
+        clients = Clients(e.settings, e.engine, transport=e.transport)
+        run = Run(e.settings, e.engine, claim, owner)
+        assert await run.execute(clients) == "succeeded"
+        await clients.aclose()
+        calls = await e.scalar("select api_calls from sync_runs where id = :r", r=run.run_id)
+        assert calls >= 6
+        msg, timing = (await e.rows("select message, data->'timing' from run_events "
+                                    "where kind = 'run_end' and run_id = :r", r=run.run_id))[0]
+        assert set(timing) == {"pages_wait_s", "map_s", "write_wait_s", "write_s"}
+        assert timing["pages_wait_s"] >= 0.9 * calls * 0.040, (timing, calls)
+        assert timing["write_s"] > 0 and timing["map_s"] > 0 and timing["write_wait_s"] >= 0
+        assert f"waited {timing['pages_wait_s']:.1f}s for eBay" in msg, msg
+        assert "for database writes" in msg
+    finally:
+        await e.engine.dispose()
