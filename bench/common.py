@@ -162,9 +162,8 @@ class Server:
         """The server's postmaster pid when it runs on this machine (embedded), else None."""
         if not self.embedded:
             return None
-        with psycopg.connect(**self._admin()) as c:
-            backend = c.execute("select pg_backend_pid()").fetchone()[0]
-        return int(_proc_stat(backend)[1])
+        with psycopg.connect(**self._admin()) as c:  # the backend's parent, read while it is alive
+            return int(_proc_stat(c.execute("select pg_backend_pid()").fetchone()[0])[1])
 
     def setting(self, name: str) -> str:
         with psycopg.connect(**self._admin()) as c:

@@ -155,3 +155,37 @@ def test_raw_payloads_are_stored_inline(db_url):
     assert set(opts) == raw_tables
     missing = sorted(t for t, o in opts.items() if "toast_tuple_target=8160" not in (o or []))
     assert not missing, f"set (toast_tuple_target = 8160) on {missing} in their revision (see 0015_raw_inline)"
+
+
+def test_line_items_raw_moves_to_a_view_and_back(tmp_path, empty_db_url):
+    """0016_line_items_raw: order_line_items.raw is dropped and served by the view order_line_items_raw from
+    orders.raw; downgrading refills the column from the orders (nothing stored is lost either way)."""
+    import json
+
+    s = test_settings(tmp_path, empty_db_url)
+    migrate.migrate(s, lambda _l: None)
+    li = [{"lineItemId": "L1", "sku": "A", "total": {"value": "1.50", "currency": "EUR"}},
+          {"lineItemId": "L2", "title": "Zoë"}]
+    eng = sa.create_engine(empty_db_url)
+    with eng.begin() as c:
+        aid = c.execute(sa.text("insert into accounts (name) values ('a') returning id")).scalar()
+        c.execute(sa.text("insert into orders (account_id, order_id, last_modified_date, raw, payload_hash) "
+                          "values (:a, 'O1', now(), cast(:raw as jsonb), '\\x00')"),
+                  dict(a=aid, raw=json.dumps({"orderId": "O1", "lineItems": li})))
+        c.execute(sa.text("insert into order_line_items (account_id, order_id, line_item_id) "
+                          "values (:a, 'O1', 'L1'), (:a, 'O1', 'L2')"), dict(a=aid))
+    with eng.connect() as c:
+        got = c.execute(sa.text("select line_item_id, raw from order_line_items_raw order by 1")).all()
+    assert [tuple(r) for r in got] == [("L1", li[0]), ("L2", li[1])]
+    migrate.downgrade(s, "0015_raw_inline", say=lambda _l: None)
+    with eng.connect() as c:
+        got = c.execute(sa.text("select line_item_id, raw from order_line_items order by 1")).all()
+        assert c.execute(sa.text("select to_regclass('order_line_items_raw')")).scalar() is None
+    assert [tuple(r) for r in got] == [("L1", li[0]), ("L2", li[1])]
+    migrate.migrate(s, lambda _l: None)
+    with eng.connect() as c:
+        assert c.execute(sa.text("select count(*) from order_line_items_raw")).scalar() == 2
+        cols = c.execute(sa.text("select column_name from information_schema.columns "
+                                 "where table_name = 'order_line_items'")).scalars().all()
+    assert "raw" not in cols
+    eng.dispose()

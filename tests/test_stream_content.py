@@ -343,6 +343,11 @@ async def test_orders_and_line_items_match_truth(env):
     assert got_li == {(o["orderId"], li["lineItemId"]): (li.get("sku"), li["legacyItemId"], li["title"],
                                                          li["quantity"], *_amount(li["total"]))
                       for o in orders for li in o["lineItems"]}
+    # each line item's JSON as eBay sent it: the view over orders.raw (0016_line_items_raw)
+    got_raw = {(r[0], r[1]): r[2] for r in await env.rows(
+        "select order_id, line_item_id, raw from order_line_items_raw")}
+    assert got_raw == {(o["orderId"], li["lineItemId"]): li for o in orders for li in o["lineItems"]}
+    assert len(got_raw) == len(got_li)
 
 
 async def _assert_transactions(env):

@@ -4,7 +4,6 @@ from contextlib import aclosing
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 from .base import TS, Child, Invalid, Stream, common_columns, integer, metadata, money, text, ts
 
@@ -35,7 +34,6 @@ line_items = sa.Table(
     sa.Column("quantity", sa.Integer),
     sa.Column("total_value", sa.Numeric),
     sa.Column("total_currency", sa.Text),
-    sa.Column("raw", JSONB, nullable=False),
     sa.Index("ix_order_line_items_sku", "account_id", "sku"),
 )
 
@@ -70,7 +68,6 @@ def map_line_items(rec, parent):
             "quantity": integer(li, "quantity"),
             "total_value": value,
             "total_currency": cur,
-            "raw": li,
         })
     return rows
 
