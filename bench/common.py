@@ -91,6 +91,18 @@ def machine_busy_s() -> tuple[float, float]:
     return (sum(v) - v[3] - v[4]) / tick, sum(v) / tick
 
 
+def host_loop_s(n: int = 20_000_000) -> float:
+    """Seconds this machine takes, right now, to add up ``n`` integers in a bare Python loop. The figures of a
+    shared host move with its state (docs/performance.md, "Sixth pass": the same code gave 0.093 and 0.113 ms
+    of CPU per order an hour apart), so benches print this beside absolute figures such as CPU per record,
+    to tell a slower host from slower code."""
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i
+    return round(time.perf_counter() - t0, 3)
+
+
 def reset_peak_rss() -> None:
     """Reset VmHWM to the current RSS (Linux: write 5 to clear_refs)."""
     with contextlib.suppress(OSError):

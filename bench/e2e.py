@@ -32,8 +32,8 @@ import sqlalchemy as sa
 
 import httpx
 
-from bench.common import (SimProcess, emit_json, machine_busy_s, parser, peak_rss_mb, proc_cpu_s, reset_peak_rss, rss_mb,
-                          say, server, settings, sim_env)
+from bench.common import (SimProcess, emit_json, host_loop_s, machine_busy_s, parser, peak_rss_mb, proc_cpu_s,
+                          reset_peak_rss, rss_mb, say, server, settings, sim_env)
 from sync_core import accounts, coordination as co, db
 from sync_core.ebay.paging import build_url, range_filter
 from sync_core.runner import Run, plan_windows
@@ -297,7 +297,7 @@ async def compare(args) -> dict:
     spec = {"seed": 11, "sellers": [dict(name="bench", orders=args.orders, transactions=0, payouts=0, disputes=0,
                                          conversations=0, inventory_items=0, days=730, future_days=0)]}
     say(f"simulator child: {args.orders} orders over 730 days (building data) ...")
-    out: dict = {"orders": args.orders, "repeat": args.repeat, "latencies": {}}
+    out: dict = {"orders": args.orders, "repeat": args.repeat, "latencies": {}, "host_loop_s": [host_loop_s()]}
     with SimProcess(spec) as sim, server() as srv:
         say(f"simulator on {sim.base_url}; database: {srv.describe()}")
         load = Load(sim, srv.postmaster_pid())
@@ -363,6 +363,9 @@ async def compare(args) -> dict:
             say(f"  {lat:>4} ms  speedup x{res['speedup_4_vs_1']} (goal >= 3), runner/raw {med}"
                 f"{res['ratio_4_vs_raw']}{each} (goal <= 1.3)")
             out["latencies"][str(lat)] = res
+    out["host_loop_s"].append(host_loop_s())
+    say(f"host: adding up 20M integers in a Python loop took {out['host_loop_s'][0]} s before, {out['host_loop_s'][1]} s after "
+        "(absolute figures such as CPU per order move with it)")
     c = out["latencies"]
     out["goals"] = {
         "speedup>=3": all(v["speedup_4_vs_1"] >= 3 for v in c.values()),
