@@ -364,7 +364,8 @@ async def compare(args) -> dict:
                 f"{res['ratio_4_vs_raw']}{each} (goal <= 1.3)")
             out["latencies"][str(lat)] = res
     out["host_loop_s"].append(host_loop_s())
-    say(f"host: adding up 20M integers in a Python loop took {out['host_loop_s'][0]} s before, {out['host_loop_s'][1]} s after "
+    before, after = out["host_loop_s"]
+    say(f"host: adding up 20M integers in a Python loop took {before} s before, {after} s after "
         "(absolute figures such as CPU per order move with it)")
     c = out["latencies"]
     out["goals"] = {
