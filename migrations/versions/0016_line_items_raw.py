@@ -32,14 +32,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute('drop view if exists order_line_items_raw')
     op.execute("alter table order_line_items add column raw jsonb not null default '{}'")
     op.execute("""
-        update order_line_items l set raw = v.raw
-        from (select o.account_id, o.order_id, li.value ->> 'lineItemId' as line_item_id, li.value as raw
-              from orders o cross join lateral jsonb_array_elements(
-                  case when jsonb_typeof(o.raw -> 'lineItems') = 'array' then o.raw -> 'lineItems'
-                       else '[]'::jsonb end) as li) v
+        update order_line_items l set raw = v.raw from order_line_items_raw v
         where (l.account_id, l.order_id, l.line_item_id) = (v.account_id, v.order_id, v.line_item_id)""")
+    op.execute('drop view order_line_items_raw')
     op.execute('alter table order_line_items alter column raw drop default')
     op.execute('alter table order_line_items set (toast_tuple_target = 8160)')
