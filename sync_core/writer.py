@@ -242,7 +242,9 @@ class PageWriter:
                 if not isinstance(rec, dict):
                     raise Invalid(f"record is a {type(rec).__name__}, not an object")
                 row, data = self._map_one(rec)
-                if b"\\u0000" in data:  # PostgreSQL's text and jsonb cannot hold NUL: replace it, map again
+                # PostgreSQL's text and jsonb cannot hold NUL: replace it, map again. Most records have no
+                # backslash at all, and looking for one byte (memchr) is 5x cheaper than for the escape
+                if b"\\" in data and b"\\u0000" in data:
                     rec = upserts.without_nul(rec)
                     row, data = self._map_one(rec)
                 row["account_id"] = self.account_id

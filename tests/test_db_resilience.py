@@ -90,9 +90,10 @@ def test_connect_timeout_ends_a_connection_attempt_that_gets_no_answer(tmp_path)
 
 
 @pytest.mark.parametrize("attempts", [1, 3])
-async def test_db_retry_attempts_is_the_number_of_tries(tmp_path, db_url, attempts):
+async def test_db_retry_attempts_is_the_number_of_tries(tmp_path, db_url, attempts, caplog):
     """db_retry_attempts = total tries (README), against a real failure: a proxy that hangs up on every
-    connection. With the proxy answering again on the last try, the unit succeeds."""
+    connection. With the proxy answering again on the last try, the unit succeeds. Every failed try that is
+    retried says so in the log, numbered from 1 (the first try runs outside the retry loop: db.run_retrying)."""
     s = test_settings(tmp_path, db_url, BAYSYNC_DB_RETRY_ATTEMPTS=str(attempts), BAYSYNC_DB_RETRY_INITIAL_S="0.01",
                       BAYSYNC_DB_RETRY_MAX_S="0.05")
     with FaultProxy.for_url(db_url) as proxy:
@@ -111,8 +112,11 @@ async def test_db_retry_attempts_is_the_number_of_tries(tmp_path, db_url, attemp
                 await db.run_retrying(s, "probe", unit)
             assert tries == attempts
             tries = 0
+            caplog.clear()
             assert await db.run_retrying(s, "probe", lambda: unit(heal_on=attempts)) == 1
             assert tries == attempts
+            retried = [r.getMessage() for r in caplog.records if "database: probe failed" in r.getMessage()]
+            assert [m.split("(attempt ")[1].split(")")[0] for m in retried] == [str(n) for n in range(1, attempts)]
         finally:
             await eng.dispose()
 
