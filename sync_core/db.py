@@ -246,8 +246,8 @@ async def run_retrying(settings: Settings, what: str, fn: Callable[[], Awaitable
     async for attempt in AsyncRetrying(**_policy(settings, what, attempts)):
         with attempt:
             if failed is not None:  # attempt 1, made above
-                e, failed = failed, None
-                raise e
+                first, failed = failed, None
+                raise first
             return await fn()
     raise AssertionError("unreachable")
 
