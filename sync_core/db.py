@@ -23,6 +23,7 @@ from tenacity import (AsyncRetrying, RetryCallState, Retrying, retry_if_exceptio
                       wait_exponential_jitter)
 
 from . import embedded
+from .retry import first_then_retrying
 from .config import Settings, redact_url
 
 log = logging.getLogger("baysync.db")
@@ -231,25 +232,9 @@ def _policy(settings: Settings, what: str, attempts: int | None = None) -> dict[
 
 
 async def run_retrying(settings: Settings, what: str, fn: Callable[[], Awaitable[T]], attempts: int | None = None) -> T:
-    """Run an idempotent async unit of work, retrying on connection loss.
-
-    The first attempt runs bare: tenacity's retry state is a reference cycle of ~35 objects per call (17 us),
-    and a sync runs hundreds of units (a rate-budget take per eBay call, every page write), which all
-    succeed but for a dropped connection now and then. Only a retryable failure builds the retry loop,
-    which counts that failure as its first attempt (same attempts, waits and log lines as before)."""
-    try:
-        return await fn()
-    except Exception as e:
-        if not is_retryable(e):
-            raise
-        failed: BaseException | None = e
-    async for attempt in AsyncRetrying(**_policy(settings, what, attempts)):
-        with attempt:
-            if failed is not None:  # attempt 1, made above
-                first, failed = failed, None
-                raise first
-            return await fn()
-    raise AssertionError("unreachable")
+    """Run an idempotent async unit of work, retrying on connection loss (the first attempt without the
+    retry machinery: sync_core/retry.py)."""
+    return await first_then_retrying(fn, is_retryable, lambda: AsyncRetrying(**_policy(settings, what, attempts)))
 
 
 def run_retrying_sync(settings: Settings, what: str, fn: Callable[[], T], attempts: int | None = None) -> T:

@@ -21,9 +21,10 @@ later (a finished task) is left, so at most every ``RELEASE_S`` seconds a burst'
 ``gc.unfreeze()``, one full collection (the cyclic garbage of the last interval is freed), then
 ``gc.freeze()`` again of what survived. That full collection walks everything alive (modules included,
 ~50-100 ms), once per interval: cyclic garbage lives at most ``RELEASE_S`` seconds longer than without this.
-Most of it is made by objects that live across an ``await`` while a burst freezes them: tenacity's
-``AsyncRetrying`` of every database unit (a rate-budget take per eBay call, every page write) is a cycle of
-~40 objects, ~13,000 objects per 30,000-order sync; every 10 s that is a few MB at most.
+Such garbage is made by objects that live across an ``await`` while a burst freezes them. Most of it
+was tenacity's ``AsyncRetrying`` around every database unit and every eBay call (a cycle of ~35 objects
+each, ~13,000 objects per 30,000-order sync); their first attempt now runs without it (sync_core/retry.py)
+and such a sync leaves ~20 objects of cyclic garbage (gc.collect() after it, releases off).
 
 Process-wide, as the collector is. The console (with workers in its process: ``baysync demo``, the
 console's own pool) runs full collections when nobody is typing (console/tuning.py); it calls

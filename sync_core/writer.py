@@ -17,8 +17,9 @@ State machine (``PageWriter.state``)::
     IDLE ──flush_events() (timer, oldest event EVENT_FLUSH_S old)──▶ IDLE (events written alone, fenced)
 
 A "plain page" has a position and nothing else (no cursor, no absent-marking, no backfill end): it may be
-held and written with the following ones while they total fewer than ``write_batch_rows`` records and the
-first is younger than WRITE_HOLD_S; the last one's position is saved with all of them.  While a
+held and written with the following ones while they total fewer than ``write_batch_rows`` records (while
+a write-behind is in flight: HOLD_BEHIND times as many) and the first is younger than WRITE_HOLD_S; the
+last one's position is saved with all of them.  While a
 write-behind is in flight, a page that also moves the cursor (it finished a window) is held the same way:
 the write that takes it saves the latest cursor of its pages (a cursor only moves forward), so the windows
 of a pipelined run do not each cost a transaction of their own (a 25-window first sync: 42-44 writes -> 29).
@@ -56,6 +57,13 @@ WRITE_HOLD_S = 2.0
 # events that a page write takes sooner cost no transaction of their own.
 EVENT_FLUSH_S = 0.5
 EVENT_TICK_S = 0.25
+# While a write-behind is in flight, pages are held up to this many times ``write_batch_rows`` before the run
+# waits for it. A run that waits stops taking pages from its fetchers, whose queue fills and stops them
+# too: the database's slower moments (a checkpoint, a busy machine) became idle fetchers. Held pages are
+# mapped rows (a third of the memory of the decoded page they came from), still bounded. Measured, c4 first
+# sync at 50 ms, alternating: 4.26-4.45 s vs 4.51-4.67 s, the run's wait for writes 0.05-0.11 s vs 0.41-0.67 s,
+# peak RSS +5-13 MB (docs/performance.md, issue 10, seventh pass).
+HOLD_BEHIND = 2
 
 IDLE, HOLDING, WRITING, FAILED, LOST = "idle", "holding", "writing", "failed", "lost"
 
@@ -291,7 +299,8 @@ class PageWriter:
         if (page.position is not None and not page.mark_absent and not page.clear_backfill
                 and (page.cursor is None or (self.write_behind and self._lock.locked()))
                 and self.settings.write_batch_rows > 1
-                and held.records + len(page.records) < self.settings.write_batch_rows
+                and held.records + len(page.records) < self.settings.write_batch_rows * (
+                    HOLD_BEHIND if self.write_behind and self._lock.locked() else 1)
                 and (not held.pages or time.monotonic() - held.since < WRITE_HOLD_S)):
             held.hold(m, page)  # (also while a write-behind is in flight: these pages go with the next write)
             return self.stop_requested

@@ -12,7 +12,7 @@ from sync_core import coordination as co
 from sync_core.sim import SellerSpec
 from sync_core.streams import STREAMS
 from sync_core.streams.base import StreamPage
-from sync_core.writer import FAILED, HOLDING, IDLE, LOST, WRITE_HOLD_S, PageWriter
+from sync_core.writer import FAILED, HOLD_BEHIND, HOLDING, IDLE, LOST, WRITE_HOLD_S, PageWriter
 from tests.support.simenv import make_env, make_sim
 
 
@@ -250,6 +250,35 @@ async def test_pages_finishing_windows_are_held_while_a_write_behind_runs_and_ca
     assert await env.scalar("select cursor from sync_state where stream = 'orders'") == c2
     assert [r[0] for r in await env.rows("select (data->>'pages')::int from run_events where kind = 'page' "
                                          "order by id")] == [1, 3]
+
+
+async def test_while_a_write_behind_runs_pages_are_held_up_to_twice_write_batch_rows(env):
+    """Write-behind in flight: the run keeps taking pages (its fetchers are not stopped behind the database)
+    until what is held reaches HOLD_BEHIND x write_batch_rows (10 here); the page that would reach it waits
+    for the write in flight and goes with the held pages in the next write."""
+    assert HOLD_BEHIND == 2
+    w = await writer(env)
+    w.write_behind = True
+    lock = await env.engine.connect()
+    tx = await lock.begin()
+    await lock.execute(sa.text("lock table orders in exclusive mode"))
+    try:
+        await w.put(StreamPage([order(0)], {"p": 0}, cursor=datetime(2026, 10, 1, tzinfo=timezone.utc)))
+        assert w.state == "writing"  # the write waits for the table lock
+        for p, first in enumerate((1, 7, 13), start=1):  # 6 + 6 + 6 = 18 < 20: held, put returns at once
+            await asyncio.wait_for(w.put(StreamPage([order(i) for i in range(first, first + 6)], {"p": p})), 5)
+        assert w._held.pages == 3 and w._held.records == 18
+        fourth = asyncio.create_task(w.put(StreamPage([order(19), order(20)], {"p": 4})))  # 18 + 2 = 20
+        await asyncio.sleep(0.3)
+        assert not fourth.done()  # waits for the write in flight
+    finally:
+        await tx.rollback()
+        await lock.close()
+    await fourth
+    await w.drain()
+    assert await env.scalar("select count(*) from orders") == 21 and await checkpoint(env) == {"p": 4}
+    assert [r[0] for r in await env.rows("select (data->>'records')::int from run_events where kind = 'page' "
+                                         "order by id")] == [1, 20]
 
 
 async def test_an_order_twice_on_one_page_is_stored_once_with_its_line_items(env):

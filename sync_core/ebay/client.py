@@ -49,6 +49,7 @@ import orjson
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from ..gcpause import paused
+from ..retry import first_then_retrying
 from .errors import (
     EbayAuthError,
     EbayRateLimited,
@@ -315,17 +316,14 @@ class EbayClient:
         refreshes = 0
         while True:
             try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(max(1, int(self.settings.api_retry_attempts))),
-                    wait=self._wait,
-                    retry=retry_if_exception(self._retryable(method)),
-                    before_sleep=self._before_sleep(method, url, api),
-                    reraise=True,
-                ):
-                    with attempt:
-                        return await self._attempt(method, url, api=api, op=op, records_key=records_key,
-                                                   json_body=json_body, ok=ok, empty=empty, binary=binary,
-                                                   counter=counter)
+                retryable = self._retryable(method)
+                return await first_then_retrying(
+                    lambda: self._attempt(method, url, api=api, op=op, records_key=records_key, json_body=json_body,
+                                          ok=ok, empty=empty, binary=binary, counter=counter),
+                    retryable,
+                    lambda: AsyncRetrying(stop=stop_after_attempt(max(1, int(self.settings.api_retry_attempts))),
+                                          wait=self._wait, retry=retry_if_exception(retryable),
+                                          before_sleep=self._before_sleep(method, url, api), reraise=True))
             except ReauthNeeded as e:
                 e.account = self.account
                 raise
