@@ -337,14 +337,17 @@ async def test_worker_failure_shows_error_modal_and_db_outage_banner(console_set
         async def boom(*a):
             raise RuntimeError("constraint violated: something specific")
         app.do_action("never", "no-such-action", 1, "orders")  # sync_core.control refuses it (KeyError)
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorScreen", what="error modal")
+        # the modal is the screen before its children are mounted: wait for what is read
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorScreen"
+                         and bool(app.screen.query(".dialog-body")), what="error modal")
         assert "KeyError" in text_of(app.screen.query_one(".dialog-body"))
         assert "no-such-action" in text_of(app.screen.query_one(".dialog-body"))
         await pilot.press("escape")
         await pilot.pause()
         # a screen's worker failing is handled the same way (worker messages do not bubble)
         app.screen.run_worker(boom(None), name="screen job", exit_on_error=False)
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorScreen", what="screen error modal")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorScreen"
+                         and bool(app.screen.query(".dialog-title")), what="screen error modal")
         assert "screen job failed" in text_of(app.screen.query_one(".dialog-title"))
         await pilot.press("escape")
     # a database that is not there: banner, retries, no traceback
