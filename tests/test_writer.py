@@ -2,6 +2,7 @@
 embedded PostgreSQL: what is held, what is written with what position, in one fenced transaction."""
 
 import asyncio
+import contextlib
 import dataclasses
 from datetime import datetime, timezone
 
@@ -38,13 +39,28 @@ async def env(tmp_path, db_url):
     await e.engine.dispose()
 
 
-async def writer(env, stream="orders", map_=None):
+@contextlib.asynccontextmanager
+async def orders_locked(env):
+    """Another transaction holds the orders table: a write in flight waits until the block ends."""
+    lock = await env.engine.connect()
+    tx = await lock.begin()
+    await lock.execute(sa.text("lock table orders in exclusive mode"))
+    try:
+        yield
+    finally:
+        await tx.rollback()
+        await lock.close()
+
+
+async def writer(env, stream="orders", map_=None, behind=False):
     aid = await env.scalar("select id from accounts where name = 'wendy'")
     owner = co.new_owner("test")
     async with env.engine.begin() as conn:
         claim = await co.claim_pair(conn, owner, aid, stream, 60)
     s = STREAMS[stream] if map_ is None else dataclasses.replace(STREAMS[stream], map=map_)
-    return PageWriter(env.settings, env.engine, s, claim, owner)
+    w = PageWriter(env.settings, env.engine, s, claim, owner)
+    w.write_behind = behind
+    return w
 
 
 async def checkpoint(env, stream="orders"):
@@ -196,19 +212,12 @@ async def test_records_are_mapped_once(env):
 async def test_write_behind_commits_after_put_returns_and_hands_its_error_on(env):
     """Write-behind (pipelined runs): put() returns once the write has started; pages put meanwhile are held
     for the next write, which waits for it; a failed write-behind is raised by the next call."""
-    w = await writer(env)
-    w.write_behind = True
-    lock = await env.engine.connect()
-    tx = await lock.begin()
-    await lock.execute(sa.text("lock table orders in exclusive mode"))
-    try:
+    w = await writer(env, behind=True)
+    async with orders_locked(env):  # the write-behind waits for the table lock until the block ends
         await w.put(StreamPage([order(1)], {"p": 1}, cursor=datetime(2026, 10, 1, tzinfo=timezone.utc)))
         assert w.state == "writing"  # put returned; the write waits for the table lock
         await w.put(StreamPage([order(2)], {"p": 2}))  # held meanwhile
         assert w._held.pages == 1
-    finally:
-        await tx.rollback()
-        await lock.close()
     await w.drain()
     assert await env.scalar("select count(*) from orders") == 1 and await checkpoint(env) == {"p": 1}
     await w.flush()
@@ -227,22 +236,15 @@ async def test_pages_finishing_windows_are_held_while_a_write_behind_runs_and_ca
     """Write-behind in flight: a page that moves the cursor (a finished window) is held like a plain one; the
     next write saves the last page's position and the latest cursor of the pages it takes. Without a write
     in flight such a page is written at once (test_plain_pages_are_held_then_written_with_the_page_that...)."""
-    w = await writer(env)
-    w.write_behind = True
+    w = await writer(env, behind=True)
     c1, c2 = datetime(2026, 10, 5, tzinfo=timezone.utc), datetime(2026, 10, 6, tzinfo=timezone.utc)
-    lock = await env.engine.connect()
-    tx = await lock.begin()
-    await lock.execute(sa.text("lock table orders in exclusive mode"))
-    try:
+    async with orders_locked(env):  # the write-behind waits for the table lock until the block ends
         await w.put(StreamPage([order(1)], {"p": 1}, cursor=datetime(2026, 10, 1, tzinfo=timezone.utc)))
         assert w.state == "writing"  # the write waits for the table lock
         await w.put(StreamPage([order(2)], {"p": 2}, cursor=c2, windows_done=3, windows_total=5))
         await w.put(StreamPage([order(3)], {"p": 3}))  # a plain page after it
         await w.put(StreamPage([order(4)], {"p": 4}, cursor=c1, windows_done=3, windows_total=5))
         assert w._held.pages == 3  # all held while the first write is in flight
-    finally:
-        await tx.rollback()
-        await lock.close()
     await w.drain()
     assert await env.scalar("select count(*) from orders") == 1
     await w.flush()
@@ -257,12 +259,8 @@ async def test_while_a_write_behind_runs_pages_are_held_up_to_twice_write_batch_
     until what is held reaches HOLD_BEHIND x write_batch_rows (10 here); the page that would reach it waits
     for the write in flight and goes with the held pages in the next write."""
     assert HOLD_BEHIND == 2
-    w = await writer(env)
-    w.write_behind = True
-    lock = await env.engine.connect()
-    tx = await lock.begin()
-    await lock.execute(sa.text("lock table orders in exclusive mode"))
-    try:
+    w = await writer(env, behind=True)
+    async with orders_locked(env):  # the write-behind waits for the table lock until the block ends
         await w.put(StreamPage([order(0)], {"p": 0}, cursor=datetime(2026, 10, 1, tzinfo=timezone.utc)))
         assert w.state == "writing"  # the write waits for the table lock
         for p, first in enumerate((1, 7, 13), start=1):  # 6 + 6 + 6 = 18 < 20: held, put returns at once
@@ -271,9 +269,6 @@ async def test_while_a_write_behind_runs_pages_are_held_up_to_twice_write_batch_
         fourth = asyncio.create_task(w.put(StreamPage([order(19), order(20)], {"p": 4})))  # 18 + 2 = 20
         await asyncio.sleep(0.3)
         assert not fourth.done()  # waits for the write in flight
-    finally:
-        await tx.rollback()
-        await lock.close()
     await fourth
     await w.drain()
     assert await env.scalar("select count(*) from orders") == 21 and await checkpoint(env) == {"p": 4}
