@@ -1,5 +1,5 @@
-"""Shared helpers and fixtures for the simulator tests (imported explicitly by each test module; there is
-deliberately no conftest.py in this non-package directory)."""
+"""Shared helpers and fixtures for the simulator tests: test modules import the helpers; the fixtures
+(``sim``, ``client``) reach them through tests/sim/conftest.py."""
 
 from __future__ import annotations
 

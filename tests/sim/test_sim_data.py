@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 
-from simfixtures import NOW, authed, client, follow_all, make_sim, sim  # noqa: F401
+from simfixtures import NOW, authed, follow_all, make_sim
 
 from sync_core.sim import SellerSpec, SimConfig, Simulator
 from sync_core.sim.data import STREAMS

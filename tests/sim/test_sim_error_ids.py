@@ -11,7 +11,6 @@ from pathlib import Path
 
 import yaml
 
-from simfixtures import client, sim  # noqa: F401
 
 SPECS = Path(__file__).resolve().parents[1] / "ebay_specs"
 ORDERS = "/sell/fulfillment/v1/order"

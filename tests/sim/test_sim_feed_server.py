@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
-from simfixtures import BASIC, authed, client, sim, small_config  # noqa: F401
+from simfixtures import BASIC, authed, small_config
 
 from sync_core.sim import Faults
 from sync_core.sim.server import is_loopback, serve, start_background

@@ -6,7 +6,7 @@ import math
 from datetime import timedelta
 
 import pytest
-from simfixtures import NOW, authed, client, follow_all, sim  # noqa: F401
+from simfixtures import NOW, authed, follow_all
 from simschema import validate_error
 
 from sync_core.sim.util import fmt_ms, parse_ts

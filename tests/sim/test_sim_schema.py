@@ -3,7 +3,7 @@ no properties the schema does not declare), and every error uses eBay's error en
 
 from __future__ import annotations
 
-from simfixtures import app_authed, client, sim  # noqa: F401
+from simfixtures import app_authed
 from simschema import to_jsonschema, validate_error, validate_response
 
 FUL, FIN, MSG, INV, FEED, ANA = "fulfillment", "finances", "message", "inventory", "feed", "analytics"
