@@ -19,8 +19,8 @@ State machine (``PageWriter.state``)::
 A "plain page" has a position and nothing else (no cursor, no absent-marking, no backfill end): it may be
 held and written with the following ones while they total fewer than ``write_batch_rows`` records (while
 a write-behind is in flight: HOLD_BEHIND times as many) and the first is younger than WRITE_HOLD_S; the
-last one's position is saved with all of them.  While a
-write-behind is in flight, a page that also moves the cursor (it finished a window) is held the same way:
+last one's position is saved with all of them.  While a write-behind is in flight, a page that also moves
+the cursor (it finished a window) is held the same way:
 the write that takes it saves the latest cursor of its pages (a cursor only moves forward), so the windows
 of a pipelined run do not each cost a transaction of their own (a 25-window first sync: 42-44 writes -> 29).
 Anything else writes what is held at once, with it.  The timer (:meth:`PageWriter.run_timer`, one task per run) writes
