@@ -23,8 +23,8 @@ from tenacity import (AsyncRetrying, RetryCallState, Retrying, retry_if_exceptio
                       wait_exponential_jitter)
 
 from . import embedded
-from .retry import first_then_retrying
 from .config import Settings, redact_url
+from .retry import first_then_retrying
 
 log = logging.getLogger("baysync.db")
 T = TypeVar("T")
