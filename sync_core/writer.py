@@ -296,11 +296,11 @@ class PageWriter:
             self.seen.extend(str(r[col]) for r in m.rows)
         self._raise_error()
         held = self._held
+        behind = self.write_behind and self._lock.locked()  # a write-behind is in flight
         if (page.position is not None and not page.mark_absent and not page.clear_backfill
-                and (page.cursor is None or (self.write_behind and self._lock.locked()))
+                and (page.cursor is None or behind)
                 and self.settings.write_batch_rows > 1
-                and held.records + len(page.records) < self.settings.write_batch_rows * (
-                    HOLD_BEHIND if self.write_behind and self._lock.locked() else 1)
+                and held.records + len(page.records) < self.settings.write_batch_rows * (HOLD_BEHIND if behind else 1)
                 and (not held.pages or time.monotonic() - held.since < WRITE_HOLD_S)):
             held.hold(m, page)  # (also while a write-behind is in flight: these pages go with the next write)
             return self.stop_requested

@@ -314,9 +314,9 @@ class EbayClient:
         instead of taking the budget itself."""
         counter: list[Any] = [0, None, prepaid]  # attempts so far, last token sent, budget taken ahead
         refreshes = 0
+        retryable = self._retryable(method)
         while True:
             try:
-                retryable = self._retryable(method)
                 return await first_then_retrying(
                     lambda: self._attempt(method, url, api=api, op=op, records_key=records_key, json_body=json_body,
                                           ok=ok, empty=empty, binary=binary, counter=counter),
